@@ -1,0 +1,2 @@
+//! Parse + check + render benchmarks (being written).
+fn main() {}

@@ -1,0 +1,76 @@
+//! [`Firewall`]: the constant a `firewall!` block expands to.
+
+use crate::apply::{self, Applied, ApplyError};
+use crate::{Diagnostics, Policy};
+
+/// A checked, rendered policy, built at compile time by `firewall!`.
+///
+/// Every text is rendered while the crate compiles; the methods only hand them out.
+///
+/// ```
+/// use firewall_core::Firewall;
+/// // What the macro emits, in effect (tests use Policy::parse to build one at run time):
+/// # let _ = Firewall::__placeholder();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Firewall {
+    source: &'static str,
+    bash: &'static str,
+    ipv4: &'static str,
+    ipv6: &'static str,
+}
+
+impl Firewall {
+    #[doc(hidden)]
+    pub const fn __new(
+        source: &'static str,
+        bash: &'static str,
+        ipv4: &'static str,
+        ipv6: &'static str,
+    ) -> Firewall {
+        Firewall {
+            source,
+            bash,
+            ipv4,
+            ipv6,
+        }
+    }
+
+    /// Stands in for a policy that did not compile, so that surrounding code
+    /// raises no follow-on errors. Never reaches a running program.
+    #[doc(hidden)]
+    pub const fn __placeholder() -> Firewall {
+        Firewall::__new("", "", "", "")
+    }
+
+    /// The policy as written (tokens re-printed, comments dropped).
+    pub const fn source(&self) -> &'static str {
+        self.source
+    }
+
+    /// A bash script that applies the policy atomically, with backup and rollback.
+    pub const fn bash(&self) -> &'static str {
+        self.bash
+    }
+
+    /// The IPv4 rules in `iptables-save` format (for `iptables-restore`).
+    pub const fn iptables_restore(&self) -> &'static str {
+        self.ipv4
+    }
+
+    /// The IPv6 rules in `ip6tables-save` format (for `ip6tables-restore`).
+    pub const fn ip6tables_restore(&self) -> &'static str {
+        self.ipv6
+    }
+
+    /// The policy as a runtime value (parsed again from [`Firewall::source`]).
+    pub fn policy(&self) -> Result<Policy, Diagnostics> {
+        Policy::parse(self.source)
+    }
+
+    /// Applies the policy to this host; see [`Policy::apply`].
+    pub fn apply(&self) -> Result<Applied, ApplyError> {
+        let policy = self.policy().map_err(ApplyError::Policy)?;
+        apply::apply(&policy, apply::Options::default())
+    }
+}

@@ -1,0 +1,68 @@
+//! [`Policy`]: a policy read at run time, with the same checks and renderers as the macro.
+
+use crate::apply::{self, Applied, ApplyError};
+use crate::model::Model;
+use crate::{compile, render, Diagnostics};
+
+/// A checked policy read from text, with its rendered rulesets.
+///
+/// ```
+/// use firewall_core::Policy;
+/// let p = Policy::parse("extif eth0; open tcp 22, 80;").unwrap();
+/// assert!(p.iptables_restore().contains("--dports 22,80"));
+/// assert!(p.bash().starts_with("#!/bin/bash"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    model: Model,
+    bash: String,
+    ipv4: String,
+    ipv6: String,
+}
+
+impl Policy {
+    /// Parses and checks `text` (the grammar of the `firewall!` macro; `//` and
+    /// `/* */` comments work). On mistakes, every diagnostic with line and column.
+    pub fn parse(text: &str) -> Result<Policy, Diagnostics> {
+        let model = compile::compile_str(text)
+            .map_err(|ds| Diagnostics::new(ds.iter().map(|d| d.located()).collect()))?;
+        Ok(Policy::from_model(model))
+    }
+
+    /// Renders a model that has already been checked.
+    pub fn from_model(model: Model) -> Policy {
+        let r = render::render(&model);
+        Policy {
+            model,
+            bash: r.bash,
+            ipv4: r.ipv4,
+            ipv6: r.ipv6,
+        }
+    }
+
+    /// The checked model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// A bash script that applies the policy atomically, with backup and rollback.
+    pub fn bash(&self) -> &str {
+        &self.bash
+    }
+
+    /// The IPv4 rules in `iptables-save` format.
+    pub fn iptables_restore(&self) -> &str {
+        &self.ipv4
+    }
+
+    /// The IPv6 rules in `ip6tables-save` format.
+    pub fn ip6tables_restore(&self) -> &str {
+        &self.ipv6
+    }
+
+    /// Applies the policy to this host (root): atomically, backed up, rolled back
+    /// on failure, honouring `failsafe`.
+    pub fn apply(&self) -> Result<Applied, ApplyError> {
+        apply::apply(self, apply::Options::default())
+    }
+}

@@ -1,0 +1,25 @@
+//! Renderers: one [`Model`] in, the texts out. Nothing else builds rules.
+
+use crate::model::Model;
+
+pub mod bash;
+pub mod iptables;
+
+/// Every text rendered from one model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The bash script.
+    pub bash: String,
+    /// IPv4 rules, `iptables-save` format.
+    pub ipv4: String,
+    /// IPv6 rules, `ip6tables-save` format.
+    pub ipv6: String,
+}
+
+/// Renders every text of `model`.
+pub fn render(model: &Model) -> Rendered {
+    let ipv4 = iptables::ipv4(model);
+    let ipv6 = iptables::ipv6(model);
+    let bash = bash::script(model, &ipv4, &ipv6);
+    Rendered { bash, ipv4, ipv6 }
+}

@@ -1,0 +1,76 @@
+//! The `firewall!` macro. Use it through the `firewall` crate, which documents it.
+//!
+//! Thin by design: parse and check with `firewall-core`, turn diagnostics into
+//! spanned `compile_error!`s, emit the rendered constant.
+#![forbid(unsafe_code)]
+
+use firewall_core::compile;
+use firewall_core::diagnostic::SpannedDiagnostic;
+use proc_macro::TokenStream;
+use proc_macro2::{
+    Delimiter, Group, Ident, Literal, Punct, Spacing, TokenStream as TokenStream2, TokenTree,
+};
+use quote::quote;
+
+/// A firewall policy, checked and rendered at compile time; expands to a
+/// constant expression of type `firewall::Firewall`. See the `firewall` crate.
+#[proc_macro]
+pub fn firewall(input: TokenStream) -> TokenStream {
+    let input = TokenStream2::from(input);
+    let source = input.to_string();
+    match compile::compile(input) {
+        Ok(model) => {
+            let r = firewall_core::render::render(&model);
+            let (bash, ipv4, ipv6) = (r.bash, r.ipv4, r.ipv6);
+            quote! {
+                ::firewall::__private::Firewall::__new(#source, #bash, #ipv4, #ipv6)
+            }
+            .into()
+        }
+        Err(diagnostics) => {
+            let errors = diagnostics.iter().map(compile_error);
+            quote! {
+                {
+                    #(#errors)*
+                    ::firewall::__private::Firewall::__placeholder()
+                }
+            }
+            .into()
+        }
+    }
+}
+
+/// `::core::compile_error! { "msg" };` underlining `d.span.start ..= d.span.end`
+/// (the first tokens carry the start span, the group the end span, as rustc
+/// joins them for the error).
+fn compile_error(d: &SpannedDiagnostic) -> TokenStream2 {
+    let start = d.span.start;
+    let end = d.span.end;
+    let mut colon1 = Punct::new(':', Spacing::Joint);
+    colon1.set_span(start);
+    let mut colon2 = Punct::new(':', Spacing::Alone);
+    colon2.set_span(start);
+    let mut colon3 = Punct::new(':', Spacing::Joint);
+    colon3.set_span(start);
+    let mut colon4 = Punct::new(':', Spacing::Alone);
+    colon4.set_span(start);
+    let mut bang = Punct::new('!', Spacing::Alone);
+    bang.set_span(start);
+    let mut msg = Literal::string(&d.rendered_message());
+    msg.set_span(end);
+    let mut group = Group::new(Delimiter::Brace, TokenTree::from(msg).into());
+    group.set_span(end);
+    let mut semi = Punct::new(';', Spacing::Alone);
+    semi.set_span(end);
+    TokenStream2::from_iter([
+        TokenTree::from(colon1),
+        colon2.into(),
+        Ident::new("core", start).into(),
+        colon3.into(),
+        colon4.into(),
+        Ident::new("compile_error", start).into(),
+        bang.into(),
+        group.into(),
+        semi.into(),
+    ])
+}
