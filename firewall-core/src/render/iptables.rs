@@ -143,14 +143,21 @@ pub fn ipv6(model: &Model) -> String {
 /// assert_eq!(statement_at_line(text, 2).as_deref(), Some("open tcp 22"));
 /// assert_eq!(statement_at_line(text, 3), None);
 /// assert_eq!(statement_at_line(text, 0), None);
+/// // iptables-save leaves one-word comments unquoted
+/// let saved = "-A POSTROUTING -o eth0 -m comment --comment masquerade -j MASQUERADE";
+/// assert_eq!(statement_at_line(saved, 1).as_deref(), Some("masquerade"));
 /// ```
 pub fn statement_at_line(ruleset: &str, line: usize) -> Option<String> {
     let text = ruleset.lines().nth(line.checked_sub(1)?)?;
     if !text.starts_with("-A ") {
         return None;
     }
-    let (_, rest) = text.split_once("--comment \"")?;
-    let (comment, _) = rest.split_once('"')?;
+    let (_, rest) = text.split_once("--comment ")?;
+    // Rendered text always quotes; `iptables-save` leaves a one-word comment bare.
+    let comment = match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split_once('"')?.0,
+        None => rest.split(' ').next()?,
+    };
     Some(comment.to_string())
 }
 
@@ -736,14 +743,16 @@ mod tests {
 
     #[test]
     fn ext_in_rules() {
-        let v4 = ipv4(&gateway());
+        let m = gateway();
+        let rd = m.redirects[0].to_string();
+        let v4 = ipv4(&m);
         let ext = chain_rules(&v4, "filter", "ext-in");
         assert_eq!(
             ext,
             vec![
-                "-A ext-in -p icmp -m comment --comment \"icmp accept\" -j ACCEPT",
-                "-A ext-in -p tcp -m multiport --dports 22,80 -m comment --comment \"open tcp 22, 80\" -j ACCEPT",
-                "-A ext-in -p tcp --dport 25 -m conntrack --ctstate DNAT --ctorigdstport 26 -m comment --comment \"redirect tcp 26 -> 25\" -j ACCEPT",
+                "-A ext-in -p icmp -m comment --comment \"icmp accept\" -j ACCEPT".to_string(),
+                "-A ext-in -p tcp -m multiport --dports 22,80 -m comment --comment \"open tcp 22, 80\" -j ACCEPT".to_string(),
+                format!("-A ext-in -p tcp --dport 25 -m conntrack --ctstate DNAT --ctorigdstport 26 -m comment --comment \"{rd}\" -j ACCEPT"),
             ]
         );
         // The redirect target is not opened by itself.
@@ -943,7 +952,9 @@ mod tests {
         );
         assert!(fwd[4].starts_with("-A FORWARD -o eth0 -p tcp --dport 25 -m comment --comment \"block out tcp 25\" -j DROP"));
         assert!(fwd[5].starts_with("-A FORWARD -o ppp+ -p tcp --dport 25"));
-        assert!(v4.contains("-A ext-fwd -d 203.0.113.2/32 -p tcp --dport 22 -m conntrack --ctstate DNAT --ctorigdstport 221 -m comment --comment \"dnat tcp 221 -> 203.0.113.2:22\" -j ACCEPT"));
+        let dn = m.dnats[0].to_string();
+        let rd = m.redirects[0].to_string();
+        assert!(v4.contains(&format!("-A ext-fwd -d 203.0.113.2/32 -p tcp --dport 22 -m conntrack --ctstate DNAT --ctorigdstport 221 -m comment --comment \"{dn}\" -j ACCEPT")));
         assert!(v4.contains(
             "-A ext-out -p tcp --dport 25 -m comment --comment \"block out tcp 25\" -j DROP"
         ));
@@ -951,10 +962,10 @@ mod tests {
         assert_eq!(
             pre,
             vec![
-                "-A PREROUTING -i eth0 -p tcp --dport 221 -m comment --comment \"dnat tcp 221 -> 203.0.113.2:22\" -j DNAT --to-destination 203.0.113.2:22",
-                "-A PREROUTING -i eth0 -p tcp --dport 26 -m comment --comment \"redirect tcp 26 -> 25\" -j REDIRECT --to-ports 25",
-                "-A PREROUTING -i ppp+ -p tcp --dport 221 -m comment --comment \"dnat tcp 221 -> 203.0.113.2:22\" -j DNAT --to-destination 203.0.113.2:22",
-                "-A PREROUTING -i ppp+ -p tcp --dport 26 -m comment --comment \"redirect tcp 26 -> 25\" -j REDIRECT --to-ports 25",
+                format!("-A PREROUTING -i eth0 -p tcp --dport 221 -m comment --comment \"{dn}\" -j DNAT --to-destination 203.0.113.2:22"),
+                format!("-A PREROUTING -i eth0 -p tcp --dport 26 -m comment --comment \"{rd}\" -j REDIRECT --to-ports 25"),
+                format!("-A PREROUTING -i ppp+ -p tcp --dport 221 -m comment --comment \"{dn}\" -j DNAT --to-destination 203.0.113.2:22"),
+                format!("-A PREROUTING -i ppp+ -p tcp --dport 26 -m comment --comment \"{rd}\" -j REDIRECT --to-ports 25"),
             ]
         );
         assert_eq!(
@@ -1024,11 +1035,11 @@ mod tests {
         );
         assert_eq!(
             statement_at_line(&v4, find("-j DNAT")).as_deref(),
-            Some("dnat tcp 221 -> 203.0.113.2:22")
+            Some(m.dnats[0].to_string().as_str())
         );
         assert_eq!(
             statement_at_line(&v4, find("REDIRECT")).as_deref(),
-            Some("redirect tcp 26 -> 25")
+            Some(m.redirects[0].to_string().as_str())
         );
         assert_eq!(
             statement_at_line(&v4, find("-i lo")).as_deref(),
