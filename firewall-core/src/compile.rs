@@ -1,17 +1,570 @@
-//! Tokens in, checked [`Model`] out: the one path shared by the macro and [`crate::Policy::parse`].
+//! Tokens in, checked [`Model`] out: the one path shared by the `firewall!`
+//! macro and [`crate::Policy::parse`].
+//!
+//! 1. [`crate::syntax`] parses the tokens (raw values, spans, syntax errors);
+//! 2. lowering validates every value into the model's types (`port-range`,
+//!    `address`, `interface`, `failsafe`, `redirect-self`, statements given twice);
+//! 3. [`crate::check`] runs the policy-level checks on the model.
+//!
+//! Every diagnostic of every step is returned, in source order.
 
-use crate::diagnostic::SpannedDiagnostic;
-use crate::model::Model;
-use proc_macro2::TokenStream;
+use crate::check;
+use crate::diagnostic::{Code, SpanRange, SpannedDiagnostic};
+use crate::model::{
+    BlockOut, Chain, Dnat, Failsafe, Host, Iface, Model, Net, Open, Port, PortRange, Proto,
+    Redirect, StmtId, Verdict,
+};
+use crate::syntax::{self, AddrText, IfaceName, Num, PolicySyntax, PortItem, Stmt, StmtKind};
+use proc_macro2::{Span, TokenStream};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::str::FromStr;
 
 /// Parses and checks a policy given as tokens (the macro's input).
 pub fn compile(tokens: TokenStream) -> Result<Model, Vec<SpannedDiagnostic>> {
-    let _ = tokens;
-    Err(Vec::new())
+    let whole = whole_span(&tokens);
+    let parsed: PolicySyntax =
+        syn::parse::Parser::parse2(<PolicySyntax as syn::parse::Parse>::parse, tokens)
+            .map_err(syntax::to_diagnostics)?;
+    let mut diags: Vec<SpannedDiagnostic> = parsed
+        .errors
+        .into_iter()
+        .flat_map(syntax::to_diagnostics)
+        .collect();
+    let mut lower = Lower {
+        extif_failed: parsed.failed.iter().any(|k| k == "extif"),
+        ..Lower::default()
+    };
+    for stmt in &parsed.stmts {
+        lower.stmt(stmt);
+    }
+    let complete = diags.is_empty() && lower.diags.is_empty();
+    diags.append(&mut lower.diags);
+    let result = lower.finish(whole, complete, &mut diags);
+    diags.sort_by_key(|d| {
+        let s = d.span.start.start();
+        (s.line, s.column)
+    });
+    match result {
+        Some(model) if diags.is_empty() => Ok(model),
+        _ => Err(diags),
+    }
 }
 
 /// Parses and checks a policy given as text.
+///
+/// ```
+/// let model = firewall_core::compile::compile_str("extif eth0; open tcp 22;").unwrap();
+/// assert_eq!(model.extif[0].as_str(), "eth0");
+/// ```
 pub fn compile_str(text: &str) -> Result<Model, Vec<SpannedDiagnostic>> {
-    let _ = text;
-    Err(Vec::new())
+    let tokens = TokenStream::from_str(text).map_err(|e| {
+        vec![SpannedDiagnostic::new(
+            Code::Syntax,
+            SpanRange::single(e.span()),
+            format!("this is not policy text: {e}"),
+            "check for an unclosed string, comment or bracket",
+        )]
+    })?;
+    compile(tokens)
+}
+
+fn whole_span(tokens: &TokenStream) -> SpanRange {
+    let mut it = tokens.clone().into_iter();
+    match it.next() {
+        Some(first) => {
+            let start = first.span();
+            let end = it.last().map_or(start, |t| t.span());
+            SpanRange { start, end }
+        }
+        None => SpanRange::single(Span::call_site()),
+    }
+}
+
+/// Statements that may appear once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Once {
+    Extif,
+    Trust,
+    Policy(Chain),
+    Icmp,
+    Masquerade,
+    ForwardDrop,
+    Ssh,
+    Failsafe,
+    LogDrops,
+}
+
+/// Where each part of the model was written: the model itself holds no spans.
+#[derive(Debug, Default)]
+pub(crate) struct Spans {
+    /// Whole statement, by [`StmtId`].
+    pub stmt: Vec<SpanRange>,
+    /// Once-only statements that were given.
+    pub once: HashMap<Once, StmtId>,
+    /// Port items of `open`/`block out` by (statement, index in the model's list);
+    /// for `dnat`/`redirect`, index 0 is the incoming port.
+    pub ports: HashMap<(StmtId, usize), SpanRange>,
+    /// `from` networks by (statement, index).
+    pub nets: HashMap<(StmtId, usize), SpanRange>,
+    /// Interfaces of `extif`/`trust` by (statement, index).
+    pub ifaces: HashMap<(StmtId, usize), SpanRange>,
+}
+
+impl Spans {
+    pub fn of(&self, id: StmtId) -> SpanRange {
+        self.stmt
+            .get(id.0 as usize)
+            .copied()
+            .unwrap_or_else(|| SpanRange::single(Span::call_site()))
+    }
+
+    pub fn port(&self, id: StmtId, index: usize) -> SpanRange {
+        self.ports
+            .get(&(id, index))
+            .copied()
+            .unwrap_or_else(|| self.of(id))
+    }
+
+    pub fn once(&self, which: Once) -> Option<SpanRange> {
+        self.once.get(&which).map(|id| self.of(*id))
+    }
+}
+
+#[derive(Default)]
+struct Lower {
+    spans: Spans,
+    diags: Vec<SpannedDiagnostic>,
+    extif: Vec<Iface>,
+    trust: Option<Vec<Iface>>,
+    policies: HashMap<Chain, Verdict>,
+    opens: Vec<Open>,
+    icmp_accept: bool,
+    masquerade: bool,
+    dnats: Vec<Dnat>,
+    redirects: Vec<Redirect>,
+    forward_drop: bool,
+    block_out: Vec<BlockOut>,
+    ssh: Option<Option<Port>>,
+    failsafe: Option<Failsafe>,
+    log_drops: bool,
+    /// The `extif` statement was there but did not parse.
+    extif_failed: bool,
+}
+
+impl Lower {
+    fn error(
+        &mut self,
+        code: Code,
+        span: SpanRange,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.diags
+            .push(SpannedDiagnostic::new(code, span, message, help));
+    }
+
+    /// Records a once-only statement; false (and an error) if it was given before.
+    fn once(&mut self, which: Once, id: StmtId, stmt: &Stmt) -> bool {
+        if self.spans.once.contains_key(&which) {
+            let name = stmt.kind.name();
+            self.error(
+                Code::Syntax,
+                stmt.span,
+                format!("`{name}` is given twice"),
+                format!("keep one `{name}` statement (merge lists into one)"),
+            );
+            return false;
+        }
+        self.spans.once.insert(which, id);
+        true
+    }
+
+    fn stmt(&mut self, stmt: &Stmt) {
+        let id = StmtId(self.spans.stmt.len() as u32);
+        self.spans.stmt.push(stmt.span);
+        match &stmt.kind {
+            StmtKind::Extif(names) => {
+                if self.once(Once::Extif, id, stmt) {
+                    self.extif = self.ifaces(id, names, "extif");
+                }
+            }
+            StmtKind::Trust(names) => {
+                if self.once(Once::Trust, id, stmt) {
+                    self.trust = Some(self.ifaces(id, names, "trust"));
+                }
+            }
+            StmtKind::Policy { chain, verdict } => {
+                if self.once(Once::Policy(chain.value), id, stmt) {
+                    self.policies.insert(chain.value, verdict.value);
+                }
+            }
+            StmtKind::Open { proto, ports, from } => {
+                let ports = self.ports(id, ports);
+                let from = self.nets(id, from);
+                self.opens.push(Open {
+                    stmt: id,
+                    proto: proto.value,
+                    ports,
+                    from,
+                });
+            }
+            StmtKind::Icmp(accept) => {
+                if self.once(Once::Icmp, id, stmt) {
+                    self.icmp_accept = accept.value;
+                }
+            }
+            StmtKind::Masquerade => {
+                self.masquerade |= self.once(Once::Masquerade, id, stmt);
+            }
+            StmtKind::ForwardDrop => {
+                self.forward_drop |= self.once(Once::ForwardDrop, id, stmt);
+            }
+            StmtKind::LogDrops => {
+                self.log_drops |= self.once(Once::LogDrops, id, stmt);
+            }
+            StmtKind::Ssh(port) => {
+                if self.once(Once::Ssh, id, stmt) {
+                    match port {
+                        None => self.ssh = Some(None),
+                        Some(n) => {
+                            if let Some(p) = self.port(n) {
+                                self.spans.ports.insert((id, 0), SpanRange::single(n.span));
+                                self.ssh = Some(Some(p));
+                            }
+                        }
+                    }
+                }
+            }
+            StmtKind::Failsafe(d) => {
+                if self.once(Once::Failsafe, id, stmt) {
+                    match d.secs.and_then(Failsafe::from_secs) {
+                        Some(f) => self.failsafe = Some(f),
+                        None => self.error(
+                            Code::Failsafe,
+                            SpanRange::single(d.span),
+                            if d.secs == Some(0) {
+                                "a failsafe of zero reverts the rules at once: nothing would ever be kept".to_string()
+                            } else {
+                                "a failsafe over one hour leaves a broken firewall in place far too long".to_string()
+                            },
+                            "use a window from `1s` to `60min`; `30s` is typical",
+                        ),
+                    }
+                }
+            }
+            StmtKind::Dnat {
+                proto,
+                port,
+                to,
+                to_port,
+            } => {
+                let proto = proto.map_or(Proto::Tcp, |p| p.value);
+                let incoming = self.port(port);
+                let host = self.dnat_host(to);
+                let target_port = match to_port {
+                    Some(n) => self.port(n),
+                    None => incoming,
+                };
+                if let (Some(port_v), Some(to), Some(to_port)) = (incoming, host, target_port) {
+                    self.spans
+                        .ports
+                        .insert((id, 0), SpanRange::single(port.span));
+                    self.dnats.push(Dnat {
+                        stmt: id,
+                        proto,
+                        port: port_v,
+                        to,
+                        to_port,
+                    });
+                }
+            }
+            StmtKind::Redirect {
+                proto,
+                port,
+                to_port,
+            } => {
+                let proto = proto.map_or(Proto::Tcp, |p| p.value);
+                if let (Some(p), Some(t)) = (self.port(port), self.port(to_port)) {
+                    if p == t {
+                        self.error(
+                            Code::RedirectSelf,
+                            SpanRange::single(port.span).to(SpanRange::single(to_port.span)),
+                            format!("`redirect {p} -> {t}` redirects port {p} to itself"),
+                            format!("to accept port {p}, write `open {proto} {p};`; otherwise name the port to redirect to"),
+                        );
+                    } else {
+                        self.spans
+                            .ports
+                            .insert((id, 0), SpanRange::single(port.span));
+                        self.redirects.push(Redirect {
+                            stmt: id,
+                            proto,
+                            port: p,
+                            to_port: t,
+                        });
+                    }
+                }
+            }
+            StmtKind::BlockOut { proto, ports } => {
+                let ports = self.ports(id, ports);
+                self.block_out.push(BlockOut {
+                    stmt: id,
+                    proto: proto.value,
+                    ports,
+                });
+            }
+        }
+    }
+
+    fn ifaces(&mut self, id: StmtId, names: &[IfaceName], what: &str) -> Vec<Iface> {
+        let mut out: Vec<Iface> = Vec::new();
+        for n in names {
+            match Iface::new(&n.name) {
+                Ok(i) if i.is_loopback() => self.error(
+                    Code::Interface,
+                    n.span,
+                    format!("`lo` cannot be in `{what}`: the loopback interface is always trusted"),
+                    "remove `lo` from the list",
+                ),
+                Ok(i) if out.contains(&i) => self.error(
+                    Code::Duplicate,
+                    n.span,
+                    format!("interface `{i}` is listed twice in `{what}`"),
+                    format!("remove the second `{i}`"),
+                ),
+                Ok(i) => {
+                    self.spans.ifaces.insert((id, out.len()), n.span);
+                    out.push(i);
+                }
+                Err(e) => self.error(
+                    Code::Interface,
+                    n.span,
+                    format!(
+                        "`{}` is not a valid interface name: {e}",
+                        n.name.escape_debug()
+                    ),
+                    "use the name `ip link` shows (at most 15 bytes, no `/`, `:` or whitespace)",
+                ),
+            }
+        }
+        out
+    }
+
+    fn port(&mut self, n: &Num) -> Option<Port> {
+        let value = n
+            .value
+            .and_then(|v| u16::try_from(v).ok())
+            .and_then(Port::new);
+        if value.is_none() {
+            let shown = n
+                .value
+                .map_or_else(|| "this number".to_string(), |v| v.to_string());
+            let why = if n.value == Some(0) {
+                "port 0 is not a port".to_string()
+            } else {
+                format!("{shown} is above the highest port, 65535")
+            };
+            self.error(
+                Code::PortRange,
+                SpanRange::single(n.span),
+                why,
+                "ports are 1..=65535",
+            );
+        }
+        value
+    }
+
+    fn ports(&mut self, id: StmtId, items: &[PortItem]) -> Vec<PortRange> {
+        let mut out = Vec::new();
+        for item in items {
+            let span = item.span();
+            let start = self.port(&item.start);
+            let range = match &item.end {
+                None => start.map(PortRange::single),
+                Some((end_num, inclusive)) => {
+                    let end = self.port(end_num);
+                    match (start, end) {
+                        (Some(s), Some(e)) => {
+                            if !inclusive {
+                                self.error(
+                                    Code::PortRange,
+                                    span,
+                                    format!("`{s}..{e}` is ambiguous: port ranges include their last port"),
+                                    format!("write `{s}..={e}`"),
+                                );
+                                None
+                            } else if let Some(r) = PortRange::new(s, e) {
+                                Some(r)
+                            } else {
+                                self.error(
+                                    Code::PortRange,
+                                    span,
+                                    format!("the range `{s}..={e}` runs backwards"),
+                                    format!("write `{e}..={s}`"),
+                                );
+                                None
+                            }
+                        }
+                        _ => None,
+                    }
+                }
+            };
+            if let Some(r) = range {
+                self.spans.ports.insert((id, out.len()), span);
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    fn address(&mut self, a: &AddrText) -> Option<()> {
+        if a.gap {
+            self.error(
+                Code::Address,
+                a.span,
+                format!("whitespace inside the address `{}`", a.text),
+                "write the address without spaces, e.g. `198.51.100.0/24`",
+            );
+            return None;
+        }
+        Some(())
+    }
+
+    fn nets(&mut self, id: StmtId, addrs: &[AddrText]) -> Vec<Net> {
+        let mut out = Vec::new();
+        for a in addrs {
+            if self.address(a).is_none() {
+                continue;
+            }
+            let parsed = if a.text.contains('/') {
+                Net::from_str(&a.text)
+            } else {
+                // A lone address means that one host.
+                match IpAddr::from_str(&a.text) {
+                    Ok(ip) => Net::new(ip, if ip.is_ipv4() { 32 } else { 128 }),
+                    Err(_) => Err(crate::model::AddrError::Malformed(a.text.clone())),
+                }
+            };
+            match parsed {
+                Ok(n) => {
+                    self.spans.nets.insert((id, out.len()), a.span);
+                    out.push(n);
+                }
+                Err(crate::model::AddrError::HostBits { network }) => self.error(
+                    Code::Address,
+                    a.span,
+                    format!("`{}` has host bits set", a.text),
+                    format!("write `{}`", quote_if_v6(&network.to_string())),
+                ),
+                Err(e) => self.error(
+                    Code::Address,
+                    a.span,
+                    e.to_string(),
+                    "write an IPv4 network bare (`198.51.100.0/24`) or an IPv6 one in quotes (`\"2001:db8::/32\"`)",
+                ),
+            }
+        }
+        out
+    }
+
+    fn dnat_host(&mut self, a: &AddrText) -> Option<Host> {
+        self.address(a)?;
+        let ip = match IpAddr::from_str(&a.text) {
+            Ok(IpAddr::V4(ip)) => ip,
+            Ok(IpAddr::V6(_)) => {
+                self.error(
+                    Code::Address,
+                    a.span,
+                    "NAT statements are IPv4: a `dnat` target must be an IPv4 host",
+                    "give the inner host's IPv4 address",
+                );
+                return None;
+            }
+            Err(_) => {
+                let help = if a.text.contains('/') {
+                    "a DNAT target is one host: drop the `/PREFIX`"
+                } else {
+                    "write the inner host's IPv4 address, e.g. `192.0.2.22` (then `:PORT` if it differs)"
+                };
+                self.error(
+                    Code::Address,
+                    a.span,
+                    format!("`{}` is not an IPv4 address", a.text),
+                    help,
+                );
+                return None;
+            }
+        };
+        match Host::new(ip) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                self.error(
+                    Code::Address,
+                    a.span,
+                    format!("`{ip}` cannot be a DNAT target: {e}"),
+                    "give the unicast address of the inner host",
+                );
+                None
+            }
+        }
+    }
+
+    fn finish(
+        self,
+        whole: SpanRange,
+        complete: bool,
+        diags: &mut Vec<SpannedDiagnostic>,
+    ) -> Option<Model> {
+        if self.extif.is_empty()
+            && !self.extif_failed
+            && !self.spans.once.contains_key(&Once::Extif)
+        {
+            diags.push(SpannedDiagnostic::new(
+                Code::Interface,
+                whole,
+                "no `extif`: the policy must name its untrusted external interface(s)",
+                "add `extif eth0;` with the interface that faces the untrusted network",
+            ));
+        }
+        let model = Model {
+            extif: self.extif,
+            trust: self.trust,
+            input: self
+                .policies
+                .get(&Chain::Input)
+                .copied()
+                .unwrap_or(Verdict::Drop),
+            forward: self.policies.get(&Chain::Forward).copied(),
+            output: self
+                .policies
+                .get(&Chain::Output)
+                .copied()
+                .unwrap_or(Verdict::Accept),
+            opens: self.opens,
+            icmp_accept: self.icmp_accept,
+            masquerade: self.masquerade,
+            dnats: self.dnats,
+            redirects: self.redirects,
+            forward_drop: self.forward_drop,
+            block_out: self.block_out,
+            ssh: self.ssh.unwrap_or(Port::new(22)),
+            failsafe: self.failsafe,
+            log_drops: self.log_drops,
+        };
+        diags.extend(check::run(&model, &self.spans, complete, whole));
+        if model.extif.is_empty() {
+            None
+        } else {
+            Some(model)
+        }
+    }
+}
+
+fn quote_if_v6(s: &str) -> String {
+    if s.contains(':') {
+        format!("\"{s}\"")
+    } else {
+        s.to_string()
+    }
 }

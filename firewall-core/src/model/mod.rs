@@ -143,8 +143,11 @@ impl fmt::Display for Dnat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "dnat {} {} -> {}:{}",
-            self.proto, self.port, self.to, self.to_port
+            "dnat {}{} -> {}:{}",
+            proto_prefix(self.proto),
+            self.port,
+            self.to,
+            self.to_port
         )
     }
 }
@@ -169,6 +172,14 @@ impl fmt::Display for Redirect {
             "redirect {} {} -> {}",
             self.proto, self.port, self.to_port
         )
+    }
+}
+
+/// `dnat`/`redirect` default to tcp, and are written without it then.
+fn proto_prefix(proto: Proto) -> &'static str {
+    match proto {
+        Proto::Tcp => "",
+        Proto::Udp => "udp ",
     }
 }
 

@@ -1,1 +1,408 @@
-//! Parser (STUB).
+//! The parser: policy tokens in, a syntax tree with spans out.
+//!
+//! One `Parse` impl per grammar node (DSL.md section 2). Values are kept raw
+//! here and validated in [`crate::compile`], so each bad value gets the code of
+//! its check. After a bad statement the parser skips to the next `;` and goes
+//! on, so one compile reports every mistake.
+
+mod error;
+mod lit;
+
+pub(crate) use error::to_diagnostics;
+pub use lit::{AddrText, DurationLit, IfaceName, Num, PortItem, Word};
+
+use crate::diagnostic::{Code, SpanRange};
+use crate::model::{Chain, Proto, Verdict};
+use error::{did_you_mean, error_at};
+use lit::{one_of, parse_ports, unexpected};
+use proc_macro2::{Span, TokenTree};
+use syn::parse::{Parse, ParseStream};
+use syn::{Ident, Token};
+
+/// The statement keywords, in the order of the contract's table.
+pub const KEYWORDS: [&str; 13] = [
+    "extif",
+    "trust",
+    "policy",
+    "open",
+    "icmp",
+    "masquerade",
+    "dnat",
+    "redirect",
+    "forward",
+    "block",
+    "ssh",
+    "failsafe",
+    "log",
+];
+
+/// One statement with its span (keyword to last token, `;` excluded).
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    /// What it says.
+    pub kind: StmtKind,
+    /// The keyword.
+    pub keyword: Span,
+    /// Keyword to last token.
+    pub span: SpanRange,
+}
+
+/// A word with its span.
+#[derive(Debug, Clone, Copy)]
+pub struct At<T> {
+    /// The value.
+    pub value: T,
+    /// Where.
+    pub span: Span,
+}
+
+/// The statements of DSL.md section 2, values still raw.
+#[derive(Debug, Clone)]
+pub enum StmtKind {
+    /// `extif IFACE, ...;`
+    Extif(Vec<IfaceName>),
+    /// `trust IFACE, ...;`
+    Trust(Vec<IfaceName>),
+    /// `policy CHAIN VERDICT;`
+    Policy {
+        /// input, forward, output.
+        chain: At<Chain>,
+        /// drop, reject, accept.
+        verdict: At<Verdict>,
+    },
+    /// `open PROTO PORTS [from NET, ...];`
+    Open {
+        /// tcp or udp.
+        proto: At<Proto>,
+        /// Ports.
+        ports: Vec<PortItem>,
+        /// Sources.
+        from: Vec<AddrText>,
+    },
+    /// `icmp accept;` (true) / `icmp drop;` (false)
+    Icmp(At<bool>),
+    /// `masquerade;`
+    Masquerade,
+    /// `dnat [PROTO] PORT -> ADDR[:PORT];`
+    Dnat {
+        /// Protocol if written.
+        proto: Option<At<Proto>>,
+        /// Incoming port.
+        port: Num,
+        /// Target host.
+        to: AddrText,
+        /// Target port if written.
+        to_port: Option<Num>,
+    },
+    /// `redirect [PROTO] PORT -> PORT;`
+    Redirect {
+        /// Protocol if written.
+        proto: Option<At<Proto>>,
+        /// Incoming port.
+        port: Num,
+        /// Local target port.
+        to_port: Num,
+    },
+    /// `forward drop;`
+    ForwardDrop,
+    /// `block out PROTO PORTS;`
+    BlockOut {
+        /// tcp or udp.
+        proto: At<Proto>,
+        /// Ports.
+        ports: Vec<PortItem>,
+    },
+    /// `ssh PORT;` / `ssh none;`
+    Ssh(Option<Num>),
+    /// `failsafe DURATION;`
+    Failsafe(DurationLit),
+    /// `log drops;`
+    LogDrops,
+}
+
+impl StmtKind {
+    /// The statement's name as the user knows it, for "given twice" messages.
+    pub fn name(&self) -> String {
+        match self {
+            StmtKind::Extif(_) => "extif".into(),
+            StmtKind::Trust(_) => "trust".into(),
+            StmtKind::Policy { chain, .. } => format!("policy {}", chain.value.as_str()),
+            StmtKind::Open { .. } => "open".into(),
+            StmtKind::Icmp(_) => "icmp".into(),
+            StmtKind::Masquerade => "masquerade".into(),
+            StmtKind::Dnat { .. } => "dnat".into(),
+            StmtKind::Redirect { .. } => "redirect".into(),
+            StmtKind::ForwardDrop => "forward drop".into(),
+            StmtKind::BlockOut { .. } => "block out".into(),
+            StmtKind::Ssh(_) => "ssh".into(),
+            StmtKind::Failsafe(_) => "failsafe".into(),
+            StmtKind::LogDrops => "log drops".into(),
+        }
+    }
+}
+
+/// A whole policy: the statements that parsed, and the errors of those that did not.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySyntax {
+    /// Statements in source order.
+    pub stmts: Vec<Stmt>,
+    /// Syntax errors (already recovered from).
+    pub errors: Vec<syn::Error>,
+    /// Keywords of the statements that failed to parse (so that later checks
+    /// do not report what those statements would have provided).
+    pub failed: Vec<String>,
+}
+
+impl Parse for PolicySyntax {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut out = PolicySyntax::default();
+        while !input.is_empty() {
+            if input.peek(Token![;]) {
+                input.parse::<Token![;]>()?; // a stray `;` is harmless
+                continue;
+            }
+            let keyword = input.cursor().ident().map(|(id, _)| id.to_string());
+            match input.parse::<Stmt>() {
+                Ok(stmt) => {
+                    out.stmts.push(stmt);
+                    end_of_statement(input, &mut out.errors)?;
+                }
+                Err(e) => {
+                    out.errors.push(e);
+                    out.failed.extend(keyword);
+                    skip_past_semicolon(input)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// After a statement: `;`, or a "missing `;`" error and recovery.
+fn end_of_statement(input: ParseStream, errors: &mut Vec<syn::Error>) -> syn::Result<()> {
+    if input.peek(Token![;]) {
+        input.parse::<Token![;]>()?;
+        return Ok(());
+    }
+    let next = input.cursor().token_tree();
+    match next {
+        None => {
+            errors.push(error_at(
+                input.span(),
+                Code::Syntax,
+                "missing `;` at the end of the last statement",
+                "end every statement with `;`",
+            ));
+            Ok(())
+        }
+        Some((TokenTree::Ident(ref id), _)) if KEYWORDS.contains(&id.to_string().as_str()) => {
+            // The next statement starts here: report and parse it normally.
+            errors.push(error_at(
+                id.span(),
+                Code::Syntax,
+                format!("missing `;` before `{id}`"),
+                "end every statement with `;`",
+            ));
+            Ok(())
+        }
+        Some((tt, _)) => {
+            errors.push(lit::unexpected(
+                input,
+                &format!("unexpected `{tt}` in this statement"),
+                "end the statement with `;` (see the statement table in the docs)",
+            ));
+            skip_past_semicolon(input)
+        }
+    }
+}
+
+fn skip_past_semicolon(input: ParseStream) -> syn::Result<()> {
+    while !input.is_empty() {
+        let tt: TokenTree = input.parse()?;
+        if matches!(&tt, TokenTree::Punct(p) if p.as_char() == ';') {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn proto(input: ParseStream) -> syn::Result<At<Proto>> {
+    let (word, span) = one_of(input, "protocol", &["tcp", "udp"])?;
+    let value = if word == "tcp" {
+        Proto::Tcp
+    } else {
+        Proto::Udp
+    };
+    Ok(At { value, span })
+}
+
+/// `[tcp|udp]`: absent when the next token is a port.
+fn optional_proto(input: ParseStream) -> syn::Result<Option<At<Proto>>> {
+    if input.peek(Ident) {
+        proto(input).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn arrow(input: ParseStream) -> syn::Result<()> {
+    if input.peek(Token![->]) {
+        input.parse::<Token![->]>()?;
+        Ok(())
+    } else {
+        Err(unexpected(
+            input,
+            "expected `->`",
+            "write `PORT -> TARGET`, e.g. `dnat 221 -> 192.0.2.22:22`",
+        ))
+    }
+}
+
+impl Parse for Stmt {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if !input.peek(Ident) {
+            return Err(unexpected(
+                input,
+                "expected a statement",
+                "statements start with a word: extif, trust, policy, open, icmp, masquerade, dnat, redirect, forward, block, ssh, failsafe, log",
+            ));
+        }
+        let kw: Word = input.parse()?;
+        let kind = match kw.text.as_str() {
+            "extif" => StmtKind::Extif(iface_list(input)?),
+            "trust" => StmtKind::Trust(iface_list(input)?),
+            "policy" => {
+                let (c, cs) = one_of(input, "chain", &["input", "forward", "output"])?;
+                let (v, vs) = one_of(input, "policy", &["drop", "reject", "accept"])?;
+                StmtKind::Policy {
+                    chain: At {
+                        value: match c {
+                            "input" => Chain::Input,
+                            "forward" => Chain::Forward,
+                            _ => Chain::Output,
+                        },
+                        span: cs,
+                    },
+                    verdict: At {
+                        value: match v {
+                            "drop" => Verdict::Drop,
+                            "reject" => Verdict::Reject,
+                            _ => Verdict::Accept,
+                        },
+                        span: vs,
+                    },
+                }
+            }
+            "open" => {
+                let proto = proto(input)?;
+                let ports = parse_ports(input)?;
+                let mut from = Vec::new();
+                if input.peek(Ident) {
+                    one_of(input, "word", &["from"])?;
+                    from.push(input.parse::<AddrText>()?);
+                    while input.peek(Token![,]) {
+                        input.parse::<Token![,]>()?;
+                        from.push(input.parse()?);
+                    }
+                }
+                StmtKind::Open { proto, ports, from }
+            }
+            "icmp" => {
+                let (v, span) = one_of(input, "icmp policy", &["accept", "drop"])?;
+                StmtKind::Icmp(At {
+                    value: v == "accept",
+                    span,
+                })
+            }
+            "masquerade" => StmtKind::Masquerade,
+            "dnat" => {
+                let proto = optional_proto(input)?;
+                let port: Num = input.parse()?;
+                arrow(input)?;
+                let to: AddrText = input.parse()?;
+                let to_port = if input.peek(Token![:]) {
+                    input.parse::<Token![:]>()?;
+                    Some(input.parse()?)
+                } else {
+                    None
+                };
+                StmtKind::Dnat {
+                    proto,
+                    port,
+                    to,
+                    to_port,
+                }
+            }
+            "redirect" => {
+                let proto = optional_proto(input)?;
+                let port: Num = input.parse()?;
+                arrow(input)?;
+                let to_port: Num = input.parse()?;
+                StmtKind::Redirect {
+                    proto,
+                    port,
+                    to_port,
+                }
+            }
+            "forward" => {
+                one_of(input, "forward rule", &["drop"])?;
+                StmtKind::ForwardDrop
+            }
+            "block" => {
+                one_of(input, "direction", &["out"])?;
+                let proto = proto(input)?;
+                let ports = parse_ports(input)?;
+                StmtKind::BlockOut { proto, ports }
+            }
+            "ssh" => {
+                if input.peek(Ident) {
+                    one_of(input, "ssh setting", &["none"])?;
+                    StmtKind::Ssh(None)
+                } else {
+                    StmtKind::Ssh(Some(input.parse()?))
+                }
+            }
+            "failsafe" => StmtKind::Failsafe(input.parse()?),
+            "log" => {
+                one_of(input, "log setting", &["drops"])?;
+                StmtKind::LogDrops
+            }
+            other => {
+                let help = match did_you_mean(&other.to_lowercase(), &KEYWORDS) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("statements are: {}", KEYWORDS.join(", ")),
+                };
+                return Err(error_at(
+                    kw.span,
+                    Code::Syntax,
+                    format!("unknown statement `{other}`"),
+                    help,
+                ));
+            }
+        };
+        let end = last_span(input).unwrap_or(kw.span);
+        Ok(Stmt {
+            kind,
+            keyword: kw.span,
+            span: SpanRange {
+                start: kw.span,
+                end,
+            },
+        })
+    }
+}
+
+/// The span of the token just consumed (syn has no direct accessor: `prev_span`
+/// is the end of the cursor's previous token).
+fn last_span(input: ParseStream) -> Option<Span> {
+    Some(input.cursor().prev_span())
+}
+
+fn iface_list(input: ParseStream) -> syn::Result<Vec<IfaceName>> {
+    let mut v = vec![input.parse::<IfaceName>()?];
+    while input.peek(Token![,]) {
+        input.parse::<Token![,]>()?;
+        v.push(input.parse()?);
+    }
+    Ok(v)
+}

@@ -1,0 +1,351 @@
+//! Grammar leaves: words, ports, interfaces, addresses, durations. Each keeps its
+//! raw value and span; values are validated when the statement is lowered into
+//! the model, so that a bad value gets its own code (`port-range`, `address`, ...).
+
+use super::error::{did_you_mean, error_at, error_range, error_spanned};
+use crate::diagnostic::{Code, SpanRange};
+use proc_macro2::{Span, TokenTree};
+use syn::parse::{Parse, ParseStream};
+use syn::{Ident, LitInt, LitStr, Token};
+
+/// A lowercase word of the language (`tcp`, `drop`, ...).
+#[derive(Debug, Clone)]
+pub struct Word {
+    /// The word.
+    pub text: String,
+    /// Where.
+    pub span: Span,
+}
+
+impl Parse for Word {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let ident: Ident = input.call(<Ident as syn::ext::IdentExt>::parse_any)?;
+        Ok(Word {
+            text: ident.to_string(),
+            span: ident.span(),
+        })
+    }
+}
+
+/// Parses one of `choices`, with "did you mean" on a near miss.
+pub(crate) fn one_of(
+    input: ParseStream,
+    what: &str,
+    choices: &[&'static str],
+) -> syn::Result<(&'static str, Span)> {
+    let list = choices
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !input.peek(Ident) && !input.peek(Token![in]) {
+        return Err(unexpected(
+            input,
+            &format!("expected {what} ({list})"),
+            &format!("write one of {list}"),
+        ));
+    }
+    let w: Word = input.parse()?;
+    if let Some(c) = choices.iter().find(|c| **c == w.text) {
+        return Ok((c, w.span));
+    }
+    let lower = w.text.to_lowercase();
+    let help = match did_you_mean(&lower, choices) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("write one of {list}"),
+    };
+    Err(error_at(
+        w.span,
+        Code::Syntax,
+        format!("unknown {what} `{}`", w.text),
+        help,
+    ))
+}
+
+/// An error at the next token (or at the end of the statement).
+pub(crate) fn unexpected(input: ParseStream, message: &str, help: &str) -> syn::Error {
+    match input.cursor().token_tree() {
+        Some((tt, _)) => error_spanned(&tt, Code::Syntax, format!("{message}, found `{tt}`"), help),
+        None => input.error(format!(
+            "{}{}{message}{}{help}",
+            Code::Syntax,
+            '\u{1f}',
+            '\u{1f}'
+        )),
+    }
+}
+
+/// An integer as written: `value` is `None` when it does not fit in a `u64`.
+#[derive(Debug, Clone)]
+pub struct Num {
+    /// The value.
+    pub value: Option<u64>,
+    /// Where.
+    pub span: Span,
+}
+
+impl Parse for Num {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(Token![-]) {
+            let minus: Token![-] = input.parse()?;
+            let rest: TokenTree = input.parse()?;
+            return Err(error_spanned(
+                quote::quote!(#minus #rest),
+                Code::PortRange,
+                format!("-{rest} is not a port: ports are 1..=65535"),
+                "use a port number from 1 to 65535",
+            ));
+        }
+        if !input.peek(LitInt) {
+            return Err(unexpected(
+                input,
+                "expected a port number",
+                "ports are written as numbers, e.g. `22` or `8000..=8080`",
+            ));
+        }
+        let lit: LitInt = input.parse()?;
+        if !lit.suffix().is_empty() {
+            return Err(error_spanned(
+                &lit,
+                Code::Syntax,
+                format!("`{lit}` has a suffix; a port is a plain number"),
+                format!("write `{}`", lit.base10_digits()),
+            ));
+        }
+        Ok(Num {
+            value: lit.base10_parse::<u64>().ok(),
+            span: lit.span(),
+        })
+    }
+}
+
+/// `PORT` or `PORT..=PORT` (or the mistaken `PORT..PORT`).
+#[derive(Debug, Clone)]
+pub struct PortItem {
+    /// First port.
+    pub start: Num,
+    /// Last port and whether `..=` (true) or `..` (false) was written.
+    pub end: Option<(Num, bool)>,
+}
+
+impl PortItem {
+    /// The tokens of the item.
+    pub fn span(&self) -> SpanRange {
+        let s = SpanRange::single(self.start.span);
+        match &self.end {
+            Some((e, _)) => s.to(SpanRange::single(e.span)),
+            None => s,
+        }
+    }
+}
+
+impl Parse for PortItem {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let start: Num = input.parse()?;
+        let end = if input.peek(Token![..=]) {
+            input.parse::<Token![..=]>()?;
+            Some((input.parse()?, true))
+        } else if input.peek(Token![..]) && !input.peek(Token![...]) {
+            input.parse::<Token![..]>()?;
+            Some((input.parse()?, false))
+        } else {
+            None
+        };
+        Ok(PortItem { start, end })
+    }
+}
+
+/// `PORTS`: a comma list of [`PortItem`].
+pub(crate) fn parse_ports(input: ParseStream) -> syn::Result<Vec<PortItem>> {
+    let mut items = vec![input.parse::<PortItem>()?];
+    while input.peek(Token![,]) {
+        input.parse::<Token![,]>()?;
+        items.push(input.parse()?);
+    }
+    Ok(items)
+}
+
+/// `IFACE`: an identifier or a string.
+#[derive(Debug, Clone)]
+pub struct IfaceName {
+    /// The name.
+    pub name: String,
+    /// Where.
+    pub span: SpanRange,
+}
+
+impl Parse for IfaceName {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(LitStr) {
+            let s: LitStr = input.parse()?;
+            return Ok(IfaceName {
+                name: s.value(),
+                span: SpanRange::single(s.span()),
+            });
+        }
+        if !input.peek(Ident) {
+            return Err(unexpected(
+                input,
+                "expected an interface name",
+                "write the name (`eth0`), or quote it (`\"br-lan\"`)",
+            ));
+        }
+        let w: Word = input.parse()?;
+        // `br-lan` and `eth0.100` arrive as several tokens: ask for quotes.
+        let mut text = w.text.clone();
+        let mut end = w.span;
+        while (input.peek(Token![-]) || input.peek(Token![.])) && !input.peek(Token![..]) {
+            let tt: TokenTree = input.parse()?;
+            text.push_str(&tt.to_string());
+            end = tt.span();
+            if input.peek(Ident) || input.peek(LitInt) || input.peek(syn::LitFloat) {
+                let tt: TokenTree = input.parse()?;
+                text.push_str(&tt.to_string());
+                end = tt.span();
+            }
+        }
+        if text != w.text {
+            return Err(error_range(
+                SpanRange { start: w.span, end },
+                Code::Interface,
+                format!("the interface name `{text}` must be quoted"),
+                format!("write it as a string: `\"{text}\"`"),
+            ));
+        }
+        Ok(IfaceName {
+            name: text,
+            span: SpanRange::single(w.span),
+        })
+    }
+}
+
+/// An address or network as written: a string, or bare IPv4 tokens joined
+/// back together (`192.168` `.` `125.22` -> `192.168.125.22`).
+#[derive(Debug, Clone)]
+pub struct AddrText {
+    /// The text (`198.51.100.0/24`, `2001:db8::5`).
+    pub text: String,
+    /// Where: the whole address.
+    pub span: SpanRange,
+    /// Set when the bare tokens were not adjacent (whitespace inside).
+    pub gap: bool,
+    /// Written as a string.
+    pub quoted: bool,
+}
+
+impl Parse for AddrText {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(LitStr) {
+            let s: LitStr = input.parse()?;
+            return Ok(AddrText {
+                text: s.value(),
+                span: SpanRange::single(s.span()),
+                gap: false,
+                quoted: true,
+            });
+        }
+        if !(input.peek(LitInt) || input.peek(syn::LitFloat)) {
+            return Err(unexpected(
+                input,
+                "expected an address",
+                "write an IPv4 address bare (`198.51.100.0/24`) or any address in quotes (`\"2001:db8::/32\"`)",
+            ));
+        }
+        let mut text = String::new();
+        let mut first: Option<Span> = None;
+        let mut last: Option<Span> = None;
+        let mut gap = false;
+        // Numbers and dots, then an optional `/PREFIX`.
+        loop {
+            let is_num = input.peek(LitInt) || input.peek(syn::LitFloat);
+            let is_dot = input.peek(Token![.]) && !input.peek(Token![..]);
+            let is_slash = input.peek(Token![/]) && !text.contains('/');
+            let want = match text.chars().last() {
+                None => is_num,
+                Some('.') | Some('/') => is_num,
+                Some(_) => is_dot || is_slash,
+            };
+            if !want {
+                break;
+            }
+            let tt: TokenTree = input.parse()?;
+            let span = tt.span();
+            if let Some(prev) = last {
+                if !adjacent(prev, span) {
+                    gap = true;
+                }
+            }
+            first.get_or_insert(span);
+            last = Some(span);
+            text.push_str(&tt.to_string());
+        }
+        let start = first.unwrap_or_else(|| input.span());
+        Ok(AddrText {
+            text,
+            span: SpanRange {
+                start,
+                end: last.unwrap_or(start),
+            },
+            gap,
+            quoted: false,
+        })
+    }
+}
+
+/// Whether `b` starts where `a` ends (no whitespace between). Without location
+/// information (old compilers) every pair counts as adjacent.
+fn adjacent(a: Span, b: Span) -> bool {
+    let (ae, bs) = (a.end(), b.start());
+    (ae.line == 0 && ae.column == 0) || (ae.line == bs.line && ae.column == bs.column)
+}
+
+/// `DURATION`: `10s` or `5min` (Rust lexes these as integers with a suffix).
+#[derive(Debug, Clone)]
+pub struct DurationLit {
+    /// Seconds, `None` when it overflows.
+    pub secs: Option<u64>,
+    /// Where.
+    pub span: Span,
+}
+
+impl Parse for DurationLit {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if !input.peek(LitInt) {
+            return Err(unexpected(
+                input,
+                "expected a duration",
+                "write seconds or minutes, e.g. `30s` or `2min`",
+            ));
+        }
+        let lit: LitInt = input.parse()?;
+        let n = lit.base10_parse::<u64>().ok();
+        let secs = match lit.suffix() {
+            "s" => n,
+            "min" => n.and_then(|n| n.checked_mul(60)),
+            "" => {
+                return Err(error_spanned(
+                    &lit,
+                    Code::Failsafe,
+                    format!("`{lit}` has no unit"),
+                    format!("write `{lit}s` for seconds or `{lit}min` for minutes"),
+                ))
+            }
+            other => {
+                return Err(error_spanned(
+                    &lit,
+                    Code::Failsafe,
+                    format!("unknown time unit `{other}`"),
+                    format!(
+                        "write `{}s` for seconds or `{}min` for minutes",
+                        lit.base10_digits(),
+                        lit.base10_digits()
+                    ),
+                ))
+            }
+        };
+        Ok(DurationLit {
+            secs,
+            span: lit.span(),
+        })
+    }
+}
