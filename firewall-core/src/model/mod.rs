@@ -169,8 +169,10 @@ impl fmt::Display for Redirect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "redirect {} {} -> {}",
-            self.proto, self.port, self.to_port
+            "redirect {}{} -> {}",
+            proto_prefix(self.proto),
+            self.port,
+            self.to_port
         )
     }
 }
