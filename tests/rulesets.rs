@@ -11,10 +11,6 @@
 //! Test policies use only documentation addresses (198.51.100.0/24,
 //! 203.0.113.0/24, 2001:db8::/32).
 
-use firewall::model::{
-    BlockOut, Dnat, Failsafe, Host, Iface, Model, Net, Open, Port, PortRange, Proto, Redirect,
-    StmtId, Verdict,
-};
 use firewall::Policy;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -215,144 +211,66 @@ fn assert_same_rule_count(rendered: &str, saved: &str) {
 
 // ---------------------------------------------------------------- policies
 
-fn port(n: u16) -> Port {
-    Port::new(n).unwrap()
-}
-
-fn ports(list: &[u16]) -> Vec<PortRange> {
-    list.iter().map(|&n| PortRange::single(port(n))).collect()
-}
-
-fn iface(s: &str) -> Iface {
-    Iface::new(s).unwrap()
-}
-
-fn net(s: &str) -> Net {
-    s.parse().unwrap()
-}
-
-fn host(s: &str) -> Host {
-    Host::new(s.parse().unwrap()).unwrap()
-}
-
-/// `extif eth0; open tcp 22, 80;` with every other setting at its default.
-fn basic() -> Model {
-    Model {
-        extif: vec![iface("eth0")],
-        trust: None,
-        input: Verdict::Drop,
-        forward: None,
-        output: Verdict::Accept,
-        opens: vec![Open {
-            stmt: StmtId(1),
-            proto: Proto::Tcp,
-            ports: ports(&[22, 80]),
-            from: vec![],
-        }],
-        icmp_accept: false,
-        masquerade: false,
-        dnats: vec![],
-        redirects: vec![],
-        forward_drop: false,
-        block_out: vec![],
-        ssh: Some(port(22)),
-        failsafe: None,
-        log_drops: false,
+/// Parses a test policy; a policy that does not parse is a broken test.
+fn parse(text: &str) -> Policy {
+    match Policy::parse(text) {
+        Ok(p) => p,
+        Err(d) => panic!("the test policy does not parse:\n{text}\n{d}"),
     }
 }
 
-/// DSL.md section 1 (DNAT target moved to 203.0.113.2) plus `redirect 26 -> 25;`:
-///
-/// ```text
-/// extif eth0; open tcp 22, 80; icmp accept; masquerade;
-/// dnat 221 -> 203.0.113.2:22; redirect 26 -> 25;
-/// ```
-fn gateway() -> Policy {
-    let mut m = basic();
-    m.icmp_accept = true;
-    m.masquerade = true;
-    m.dnats.push(Dnat {
-        stmt: StmtId(4),
-        proto: Proto::Tcp,
-        port: port(221),
-        to: host("203.0.113.2"),
-        to_port: port(22),
-    });
-    m.redirects.push(Redirect {
-        stmt: StmtId(5),
-        proto: Proto::Tcp,
-        port: port(26),
-        to_port: port(25),
-    });
-    Policy::from_model(m)
-}
+/// DSL.md section 1 (DNAT target moved to a documentation address) plus `redirect 26 -> 25;`.
+const GATEWAY: &str = "extif eth0;
+open tcp 22, 80;
+icmp accept;
+masquerade;
+dnat 221 -> 203.0.113.2:22;
+redirect 26 -> 25;
+";
 
-/// Every statement a router can have at once:
-///
-/// ```text
-/// extif eth0, "ppp+"; trust eth1, "br-lan";
-/// policy input reject; policy forward reject; policy output drop;
-/// open tcp 22, 443, 8000..=8080; open udp 51820 from 198.51.100.0/24, "2001:db8::/32";
-/// icmp drop; masquerade; dnat udp 5353 -> 203.0.113.2; redirect 2222 -> 22;
-/// block out tcp 25, 6660..=6669; ssh 22; failsafe 10s; log drops;
-/// ```
-fn everything() -> Policy {
-    let mut m = basic();
-    m.extif = vec![iface("eth0"), iface("ppp+")];
-    m.trust = Some(vec![iface("eth1"), iface("br-lan")]);
-    m.input = Verdict::Reject;
-    m.forward = Some(Verdict::Reject);
-    m.output = Verdict::Drop;
-    m.opens = vec![
-        Open {
-            stmt: StmtId(5),
-            proto: Proto::Tcp,
-            ports: vec![
-                PortRange::single(port(22)),
-                PortRange::single(port(443)),
-                PortRange::new(port(8000), port(8080)).unwrap(),
-            ],
-            from: vec![],
-        },
-        Open {
-            stmt: StmtId(6),
-            proto: Proto::Udp,
-            ports: ports(&[51820]),
-            from: vec![net("198.51.100.0/24"), net("2001:db8::/32")],
-        },
-    ];
-    m.masquerade = true;
-    m.dnats.push(Dnat {
-        stmt: StmtId(9),
-        proto: Proto::Udp,
-        port: port(5353),
-        to: host("203.0.113.2"),
-        to_port: port(5353),
-    });
-    m.redirects.push(Redirect {
-        stmt: StmtId(10),
-        proto: Proto::Tcp,
-        port: port(2222),
-        to_port: port(22),
-    });
-    m.block_out.push(BlockOut {
-        stmt: StmtId(11),
-        proto: Proto::Tcp,
-        ports: vec![
-            PortRange::single(port(25)),
-            PortRange::new(port(6660), port(6669)).unwrap(),
-        ],
-    });
-    m.failsafe = Failsafe::from_secs(10);
-    m.log_drops = true;
-    Policy::from_model(m)
+/// Every statement a router can have at once (`forward drop;` cannot: see [`TRUST`]).
+const EVERYTHING: &str = r#"
+extif eth0, "ppp+";
+trust eth1, "br-lan";
+policy input reject;
+policy forward reject;
+policy output drop;
+open tcp 22, 443, 8000..=8080;
+open udp 51820 from 198.51.100.0/24, "2001:db8::/32";
+icmp drop;
+masquerade;
+dnat udp 5353 -> 203.0.113.2;
+redirect 2222 -> 22;
+block out tcp 25, 6660..=6669;
+ssh 22;
+failsafe 10s;
+log drops;
+"#;
+
+/// A host with `trust` and `forward drop`.
+const TRUST: &str = "extif eth0; trust eth1; open tcp 22, 80; forward drop; icmp accept;";
+
+/// Every chain policy `reject`.
+const REJECT: &str = "extif eth0; open tcp 22, 80;
+policy input reject; policy output reject; policy forward reject;";
+
+/// A plain host.
+const HOST: &str = "extif eth0; open tcp 22, 80;";
+
+/// 1,000 single ports (20000..=20999, written one by one) from one net per family.
+fn thousand_ports() -> String {
+    let ports: Vec<String> = (20000..21000).map(|n: u16| n.to_string()).collect();
+    format!(
+        "extif eth0; ssh none;\nopen tcp {} from 198.51.100.0/24, \"2001:db8::/32\";\n",
+        ports.join(", ")
+    )
 }
 
 // ---------------------------------------------------------------- tests
 
 #[test]
 fn gateway_loads_with_nat() {
-    let p = gateway();
+    let p = parse(GATEWAY);
     let Some((v4, v6)) = load("gateway", &p) else {
         return;
     };
@@ -401,7 +319,7 @@ fn gateway_loads_with_nat() {
 
 #[test]
 fn every_statement_loads() {
-    let p = everything();
+    let p = parse(EVERYTHING);
     let Some((v4, v6)) = load("every", &p) else {
         return;
     };
@@ -447,12 +365,7 @@ fn every_statement_loads() {
 
 #[test]
 fn host_with_trust_and_forward_drop_loads() {
-    // extif eth0; trust eth1; open tcp 22, 80; forward drop; icmp accept;
-    let mut m = basic();
-    m.trust = Some(vec![iface("eth1")]);
-    m.forward_drop = true;
-    m.icmp_accept = true;
-    let p = Policy::from_model(m);
+    let p = parse(TRUST);
     let Some((v4, v6)) = load("trust", &p) else {
         return;
     };
@@ -471,12 +384,7 @@ fn host_with_trust_and_forward_drop_loads() {
 
 #[test]
 fn reject_policies_load() {
-    // extif eth0; open tcp 22, 80; policy input reject; policy output reject; policy forward reject;
-    let mut m = basic();
-    m.input = Verdict::Reject;
-    m.output = Verdict::Reject;
-    m.forward = Some(Verdict::Reject);
-    let p = Policy::from_model(m);
+    let p = parse(REJECT);
     let Some((v4, v6)) = load("reject", &p) else {
         return;
     };
@@ -501,16 +409,7 @@ fn reject_policies_load() {
 
 #[test]
 fn thousand_ports_from_nets_load() {
-    // extif eth0; open tcp 20000..=20999 (as 1,000 single ports) from 198.51.100.0/24, "2001:db8::/32";
-    let mut m = basic();
-    m.opens = vec![Open {
-        stmt: StmtId(1),
-        proto: Proto::Tcp,
-        ports: (20000..21000).map(|n| PortRange::single(port(n))).collect(),
-        from: vec![net("198.51.100.0/24"), net("2001:db8::/32")],
-    }];
-    m.input = Verdict::Accept; // no ssh lockout concern for this shape test
-    let p = Policy::from_model(m);
+    let p = parse(&thousand_ports());
     let Some((v4, v6)) = load("ports", &p) else {
         return;
     };
@@ -545,13 +444,13 @@ fn reapplying_replaces_rules_and_clears_stale_nat() {
         return;
     }
     let ns = Netns::new("reapply");
-    let g = gateway();
+    let g = parse(GATEWAY);
     ns.restore(false, g.iptables_restore());
     ns.restore(false, g.iptables_restore());
     let twice = ns.save(false);
     assert_same_rule_count(g.iptables_restore(), &twice);
     // Now a plain host: the gateway's NAT must be gone.
-    let h = Policy::from_model(basic());
+    let h = parse(HOST);
     ns.restore(false, h.iptables_restore());
     ns.restore(true, h.ip6tables_restore());
     let v4 = ns.save(false);
@@ -565,7 +464,7 @@ fn failing_line_maps_back_to_its_statement() {
         return;
     }
     let ns = Netns::new("lineno");
-    let p = gateway();
+    let p = parse(GATEWAY);
     // Break the rule of `open tcp 22, 80` the way a kernel without a module would
     // refuse it: an unknown match.
     let broken = p.iptables_restore().replace(
