@@ -1,18 +1,53 @@
 //! `duplicate`, `redundant`, `shadowed`: ports said twice, restrictions that do
 //! nothing, and opens that NAT takes first.
+//!
+//! Overlaps are found by sorting the port items and sweeping, so a policy with
+//! 10,000 ports costs O(n log n), not a comparison of every pair.
 
 use crate::compile::Spans;
 use crate::diagnostic::{Code, SpannedDiagnostic};
-use crate::model::{Model, Net, PortRange, Proto, StmtId};
+use crate::model::{Model, Net, Port, PortRange, Proto, StmtId};
+use std::fmt::Display;
 
-/// One port item of an `open` (or `block out`) with where it came from.
-struct Item<'a> {
+/// One port item of an `open` or `block out`, with where it came from.
+struct Item<'a, S> {
     stmt: StmtId,
     index: usize,
     proto: Proto,
     range: PortRange,
     from: &'a [Net],
-    text: String,
+    statement: &'a S,
+}
+
+impl<S> Item<'_, S> {
+    /// Source order: statement, then position in its list.
+    fn order(&self) -> (StmtId, usize) {
+        (self.stmt, self.index)
+    }
+}
+
+/// Every pair of items of the same protocol whose ports overlap, as
+/// (earlier, later) in source order.
+fn overlapping_pairs<'i, 'a, S>(
+    items: &'i [Item<'a, S>],
+) -> Vec<(&'i Item<'a, S>, &'i Item<'a, S>)> {
+    let mut sorted: Vec<&Item<S>> = items.iter().collect();
+    sorted.sort_by_key(|i| (i.proto, i.range.start(), i.order()));
+    let mut pairs = Vec::new();
+    let mut active: Vec<&Item<S>> = Vec::new();
+    for item in sorted {
+        active.retain(|a| a.proto == item.proto && a.range.end() >= item.range.start());
+        for a in &active {
+            if a.order() < item.order() {
+                pairs.push((*a, item));
+            } else {
+                pairs.push((item, *a));
+            }
+        }
+        active.push(item);
+    }
+    pairs.sort_by_key(|(e, l)| (l.order(), e.order()));
+    pairs
 }
 
 fn overlap_text(a: PortRange, b: PortRange) -> String {
@@ -25,173 +60,202 @@ fn overlap_text(a: PortRange, b: PortRange) -> String {
     }
 }
 
-pub(super) fn check(model: &Model, spans: &Spans, out: &mut Vec<SpannedDiagnostic>) {
-    let opens: Vec<Item> = model
-        .opens
-        .iter()
-        .flat_map(|o| {
-            o.ports.iter().enumerate().map(move |(index, &range)| Item {
-                stmt: o.stmt,
-                index,
-                proto: o.proto,
-                range,
-                from: &o.from,
-                text: o.to_string(),
-            })
+fn items<'a, S>(
+    list: impl Iterator<Item = (StmtId, Proto, &'a [PortRange], &'a [Net], &'a S)>,
+) -> Vec<Item<'a, S>> {
+    list.flat_map(|(stmt, proto, ports, from, statement)| {
+        ports.iter().enumerate().map(move |(index, &range)| Item {
+            stmt,
+            index,
+            proto,
+            range,
+            from,
+            statement,
         })
-        .collect();
+    })
+    .collect()
+}
 
-    for (j, later) in opens.iter().enumerate() {
-        for earlier in &opens[..j] {
-            if earlier.proto != later.proto || !earlier.range.overlaps(later.range) {
-                continue;
-            }
-            let what = format!(
-                "{} {}",
-                later.proto,
-                overlap_text(earlier.range, later.range)
-            );
-            let span = spans.port(later.stmt, later.index);
-            let same_stmt = earlier.stmt == later.stmt;
-            match (earlier.from.is_empty(), later.from.is_empty()) {
-                (true, true) => out.push(SpannedDiagnostic::new(
-                    Code::Duplicate,
-                    span,
-                    if same_stmt {
-                        format!("{what} is listed twice")
-                    } else {
-                        format!("{what} is already opened by `{}`", earlier.text)
-                    },
-                    format!("remove `{}` here", later.range),
-                )),
-                (true, false) | (false, true) => {
-                    let (restricted, open) = if later.from.is_empty() {
-                        (earlier, later)
-                    } else {
-                        (later, earlier)
-                    };
-                    out.push(SpannedDiagnostic::new(
-                        Code::Redundant,
-                        spans.port(restricted.stmt, restricted.index),
-                        format!(
-                            "the `from` restriction on {what} does nothing: `{}` opens it to everyone",
-                            open.text
-                        ),
-                        format!(
-                            "to restrict it, remove `{}` from `{}`; otherwise remove it here",
-                            open.range, open.text
-                        ),
-                    ));
-                }
-                (false, false) => {
-                    if let Some(net) = later
-                        .from
-                        .iter()
-                        .find(|n| earlier.from.iter().any(|e| e.contains_net(n)))
-                    {
-                        out.push(SpannedDiagnostic::new(
-                            if earlier.from.contains(net) {
-                                Code::Duplicate
-                            } else {
-                                Code::Redundant
-                            },
-                            span,
-                            format!("{what} is already opened to {net} by `{}`", earlier.text),
-                            format!("remove `{}` here", later.range),
-                        ));
-                    }
-                }
-            }
-        }
+pub(super) fn check(model: &Model, spans: &Spans, out: &mut Vec<SpannedDiagnostic>) {
+    let opens = items(
+        model
+            .opens
+            .iter()
+            .map(|o| (o.stmt, o.proto, o.ports.as_slice(), o.from.as_slice(), o)),
+    );
+    for (earlier, later) in overlapping_pairs(&opens) {
+        open_pair(earlier, later, spans, out);
     }
 
-    // `block out` lists.
-    let blocks: Vec<Item> = model
-        .block_out
-        .iter()
-        .flat_map(|b| {
-            b.ports.iter().enumerate().map(move |(index, &range)| Item {
-                stmt: b.stmt,
-                index,
-                proto: b.proto,
-                range,
-                from: &[],
-                text: b.to_string(),
-            })
-        })
-        .collect();
-    for (j, later) in blocks.iter().enumerate() {
-        if let Some(earlier) = blocks[..j]
+    let blocks = items(
+        model
+            .block_out
             .iter()
-            .find(|e| e.proto == later.proto && e.range.overlaps(later.range))
-        {
+            .map(|b| (b.stmt, b.proto, b.ports.as_slice(), &[][..], b)),
+    );
+    for (earlier, later) in overlapping_pairs(&blocks) {
+        let what = format!(
+            "outgoing {} {}",
+            later.proto,
+            overlap_text(earlier.range, later.range)
+        );
+        let message = if earlier.stmt == later.stmt {
+            format!("{what} is listed twice")
+        } else {
+            format!("{what} is already blocked by `{}`", earlier.statement)
+        };
+        out.push(SpannedDiagnostic::new(
+            Code::Duplicate,
+            spans.port(later.stmt, later.index),
+            message,
+            format!("remove `{}` here", later.range),
+        ));
+    }
+
+    nat(model, spans, &opens, out);
+}
+
+fn open_pair<S: Display>(
+    earlier: &Item<S>,
+    later: &Item<S>,
+    spans: &Spans,
+    out: &mut Vec<SpannedDiagnostic>,
+) {
+    let what = format!(
+        "{} {}",
+        later.proto,
+        overlap_text(earlier.range, later.range)
+    );
+    let span = spans.port(later.stmt, later.index);
+    match (earlier.from.is_empty(), later.from.is_empty()) {
+        (true, true) => out.push(SpannedDiagnostic::new(
+            Code::Duplicate,
+            span,
+            if earlier.stmt == later.stmt {
+                format!("{what} is listed twice")
+            } else {
+                format!("{what} is already opened by `{}`", earlier.statement)
+            },
+            format!("remove `{}` here", later.range),
+        )),
+        (true, false) | (false, true) => {
+            let (restricted, open) = if later.from.is_empty() {
+                (earlier, later)
+            } else {
+                (later, earlier)
+            };
             out.push(SpannedDiagnostic::new(
-                Code::Duplicate,
-                spans.port(later.stmt, later.index),
-                if earlier.stmt == later.stmt {
-                    format!(
-                        "outgoing {} {} is listed twice",
-                        later.proto,
-                        overlap_text(earlier.range, later.range)
-                    )
-                } else {
-                    format!(
-                        "outgoing {} {} is already blocked by `{}`",
-                        later.proto,
-                        overlap_text(earlier.range, later.range),
-                        earlier.text
-                    )
-                },
-                format!("remove `{}` here", later.range),
+                Code::Redundant,
+                spans.port(restricted.stmt, restricted.index),
+                format!(
+                    "the `from` restriction on {what} does nothing: `{}` opens it to everyone",
+                    open.statement
+                ),
+                format!(
+                    "to restrict it, remove `{}` from `{}`; otherwise remove it here",
+                    open.range, open.statement
+                ),
             ));
         }
+        (false, false) => {
+            let covered = later.from.iter().find_map(|n| {
+                earlier
+                    .from
+                    .iter()
+                    .find(|e| e.contains_net(n))
+                    .map(|e| (n, e))
+            });
+            if let Some((net, by)) = covered {
+                let (code, message) = if net == by {
+                    (
+                        Code::Duplicate,
+                        format!(
+                            "{what} is already opened to {net} by `{}`",
+                            earlier.statement
+                        ),
+                    )
+                } else {
+                    (
+                        Code::Redundant,
+                        format!(
+                            "{what} is already opened to {by}, which contains {net}, by `{}`",
+                            earlier.statement
+                        ),
+                    )
+                };
+                out.push(SpannedDiagnostic::new(
+                    code,
+                    span,
+                    message,
+                    format!("remove `{}` here", later.range),
+                ));
+            }
+        }
     }
+}
 
-    // Incoming ports taken by NAT: (stmt, proto, port, text).
-    let nat: Vec<(StmtId, Proto, crate::model::Port, String, bool)> = model
+/// An incoming port that NAT takes: (statement, protocol, port, text, is dnat).
+struct Nat {
+    stmt: StmtId,
+    proto: Proto,
+    port: Port,
+    text: String,
+    dnat: bool,
+}
+
+fn nat<S>(model: &Model, spans: &Spans, opens: &[Item<S>], out: &mut Vec<SpannedDiagnostic>) {
+    let mut nat: Vec<Nat> = model
         .dnats
         .iter()
-        .map(|d| (d.stmt, d.proto, d.port, d.to_string(), true))
-        .chain(
-            model
-                .redirects
-                .iter()
-                .map(|r| (r.stmt, r.proto, r.port, r.to_string(), false)),
-        )
+        .map(|d| Nat {
+            stmt: d.stmt,
+            proto: d.proto,
+            port: d.port,
+            text: d.to_string(),
+            dnat: true,
+        })
+        .chain(model.redirects.iter().map(|r| Nat {
+            stmt: r.stmt,
+            proto: r.proto,
+            port: r.port,
+            text: r.to_string(),
+            dnat: false,
+        }))
         .collect();
-    let mut nat_sorted = nat.clone();
-    nat_sorted.sort_by_key(|n| n.0);
-    for (j, later) in nat_sorted.iter().enumerate() {
-        if let Some(earlier) = nat_sorted[..j]
+    nat.sort_by_key(|n| n.stmt);
+    for (j, later) in nat.iter().enumerate() {
+        if let Some(earlier) = nat[..j]
             .iter()
-            .find(|e| e.1 == later.1 && e.2 == later.2)
+            .find(|e| e.proto == later.proto && e.port == later.port)
         {
             out.push(SpannedDiagnostic::new(
                 Code::Duplicate,
-                spans.port(later.0, 0),
+                spans.port(later.stmt, 0),
                 format!(
                     "{} port {} is already taken by `{}`",
-                    later.1, later.2, earlier.3
+                    later.proto, later.port, earlier.text
                 ),
                 "an incoming port can go to one place only: remove one of the two",
             ));
         }
     }
 
-    // `shadowed`: NAT rewrites the port before the filter sees it.
-    for item in &opens {
-        for (_, proto, port, text, is_dnat) in &nat {
-            if item.proto == *proto && item.range.contains(*port) {
-                let help = if *is_dnat {
-                    format!("remove {port} from this `open`: `{text}` already accepts exactly the forwarded connections")
-                } else {
-                    format!("remove {port} from this `open`: `{text}` already accepts exactly the redirected connections")
-                };
+    // `shadowed`: NAT rewrites the port in PREROUTING, before the filter sees it.
+    for item in opens {
+        for n in &nat {
+            if item.proto == n.proto && item.range.contains(n.port) {
+                let what = if n.dnat { "forwarded" } else { "redirected" };
                 out.push(SpannedDiagnostic::new(
                     Code::Shadowed,
                     spans.port(item.stmt, item.index),
-                    format!("this `open` of {proto} port {port} never matches: `{text}` takes those connections first"),
-                    help,
+                    format!(
+                        "this `open` of {} port {} never matches: `{}` takes those connections first",
+                        n.proto, n.port, n.text
+                    ),
+                    format!(
+                        "remove {} from this `open`: `{}` already accepts exactly the {what} connections",
+                        n.port, n.text
+                    ),
                 ));
             }
         }
