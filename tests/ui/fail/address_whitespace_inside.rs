@@ -1,0 +1,9 @@
+// whitespace inside a bare address
+use firewall::{firewall, Firewall};
+
+const F: Firewall = firewall! {
+    extif eth0;
+    open tcp 22 from 198.51.100.0 /24;
+};
+
+fn main() {}

@@ -1,0 +1,11 @@
+// the same port opened twice to the same network
+use firewall::{firewall, Firewall};
+
+const F: Firewall = firewall! {
+    extif eth0;
+    open tcp 22;
+    open tcp 5432 from 10.0.0.0/8;
+    open tcp 5432 from 10.0.0.0/8;
+};
+
+fn main() {}

@@ -1,0 +1,10 @@
+// block out a port above 65535
+use firewall::{firewall, Firewall};
+
+const F: Firewall = firewall! {
+    extif eth0;
+    open tcp 22;
+    block out tcp 70000;
+};
+
+fn main() {}

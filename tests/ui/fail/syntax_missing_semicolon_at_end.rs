@@ -1,0 +1,9 @@
+// the last statement has no `;`
+use firewall::{firewall, Firewall};
+
+const F: Firewall = firewall! {
+    extif eth0;
+    open tcp 22
+};
+
+fn main() {}
