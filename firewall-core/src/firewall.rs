@@ -73,4 +73,16 @@ impl Firewall {
         let policy = self.policy().map_err(ApplyError::Policy)?;
         apply::apply(&policy, apply::Options::default())
     }
+
+    /// Applies with options; see [`Policy::apply_with`].
+    pub fn apply_with(&self, options: apply::Options) -> Result<Applied, ApplyError> {
+        let policy = self.policy().map_err(ApplyError::Policy)?;
+        apply::apply(&policy, options)
+    }
+
+    /// Applies with a failsafe window; see [`Policy::apply_with_failsafe`].
+    pub fn apply_with_failsafe(&self, window: std::time::Duration) -> Result<Applied, ApplyError> {
+        let policy = self.policy().map_err(ApplyError::Policy)?;
+        policy.apply_with_failsafe(window)
+    }
 }

@@ -62,7 +62,27 @@ impl Policy {
 
     /// Applies the policy to this host (root): atomically, backed up, rolled back
     /// on failure, honouring `failsafe`.
+    ///
+    /// See [`crate::apply`] for the steps, and [`Policy::apply_with`] for options.
     pub fn apply(&self) -> Result<Applied, ApplyError> {
         apply::apply(self, apply::Options::default())
+    }
+
+    /// Applies with options (a failsafe window, the SSH-session override, ...).
+    pub fn apply_with(&self, options: apply::Options) -> Result<Applied, ApplyError> {
+        apply::apply(self, options)
+    }
+
+    /// Applies with a failsafe of `window` (overriding the policy's `failsafe`):
+    /// unless [`Applied::confirm`] is called within it, the previous rules come
+    /// back, also if this process dies (see [`apply::FailsafeGuard`]).
+    pub fn apply_with_failsafe(&self, window: std::time::Duration) -> Result<Applied, ApplyError> {
+        apply::apply(
+            self,
+            apply::Options {
+                failsafe: Some(window),
+                ..apply::Options::default()
+            },
+        )
     }
 }

@@ -1,33 +1,654 @@
-//! Applying a policy to this host (STUB: being written).
-use crate::{Diagnostics, Policy};
+//! Applying a policy to this host: atomically, backed up, rolled back on any
+//! failure, honouring `failsafe`.
+//!
+//! # What [`apply`] does
+//!
+//! 1. **Lockout check.** Inside an SSH session (`SSH_CONNECTION`/`SSH_CLIENT`),
+//!    refuses a policy under which a new connection from that client to that port
+//!    would not be accepted ([`ApplyError::SessionLockout`]; override:
+//!    [`Options::allow_session_lockout`]).
+//! 2. **Preconditions.** Root ([`ApplyError::NotRoot`]); the backend from
+//!    `iptables -V` (`nf_tables` or `legacy`), and the save/restore tools of that
+//!    backend (`iptables-nft-restore`, ...; [`ApplyError::ToolMissing`]). Save,
+//!    load and rollback all use that one backend.
+//! 3. **Backup.** `iptables-save -c`, `ip6tables-save -c` and `ip_forward` into a
+//!    private directory (mode 0700) under [`Options::backup_parent`] (default: the
+//!    temp dir), with `rollback.sh`: the rollback functions shared with the bash
+//!    script ([`crate::render::bash::rollback_functions`]).
+//! 4. **Failsafe** (the policy's `failsafe`, or [`Options::failsafe`]): a detached
+//!    watchdog is armed *before* the first rule changes; see [`FailsafeGuard`].
+//! 5. **Load.** IPv4 then IPv6, each with one `iptables-restore -w` run fed on stdin.
+//! 6. **Routing.** `net.ipv4.ip_forward=1` when the policy routes.
+//! 7. **Verify.** Reads the rules back and compares, per table and chain, the
+//!    chains, their policies, and the rules (by count and by comment, which names
+//!    the statement each rule came from).
+//!
+//! If step 5, 6 or 7 fails, `rollback.sh rollback` restores both families, removes
+//! tables that did not exist before, and puts `ip_forward` back; the error says
+//! which step failed and whether the restore worked ([`Rollback`]). A rule
+//! `iptables-restore` rejects at "line N" is reported with the policy statement
+//! in that rule's comment ([`ApplyError::statement`]).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use firewall_core::Policy;
+//! let policy = Policy::parse("extif eth0; open tcp 22, 80;")?;
+//! let applied = policy.apply()?;
+//! println!("applied with the {} backend", applied.backend);
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod failsafe;
+mod session;
+mod system;
+
+pub use error::{ApplyError, Cause, Rollback, Step};
+pub use failsafe::FailsafeGuard;
+pub use session::SshSession;
+pub use system::RunOutput;
+
+use crate::model::{Failsafe, Model};
+use crate::render::bash::rollback_program;
+use crate::render::iptables::statement_at_line;
+use crate::Policy;
+use std::collections::BTreeMap;
 use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use system::{Host, System};
 
 /// Options for [`apply`].
+///
+/// ```
+/// use firewall_core::apply::Options;
+/// use std::time::Duration;
+/// let o = Options { failsafe: Some(Duration::from_secs(30)), ..Options::default() };
+/// assert!(!o.allow_session_lockout);
+/// ```
 #[derive(Debug, Clone, Default)]
-pub struct Options {}
-
-/// What an apply did.
-#[derive(Debug)]
-pub struct Applied {}
-
-/// Why an apply failed.
-#[derive(Debug)]
-pub enum ApplyError {
-    /// The policy did not parse.
-    Policy(Diagnostics),
+pub struct Options {
+    /// A failsafe window; overrides the policy's `failsafe` statement.
+    pub failsafe: Option<Duration>,
+    /// Apply even when the policy would lock out the SSH session this process runs in.
+    pub allow_session_lockout: bool,
+    /// The SSH session to protect; `None` reads `SSH_CONNECTION`/`SSH_CLIENT`.
+    pub ssh_session: Option<SshSession>,
+    /// Where the backup directory is created; `None`: [`std::env::temp_dir`].
+    pub backup_parent: Option<PathBuf>,
 }
 
-impl fmt::Display for ApplyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// The iptables backend; save, load and rollback always use the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `iptables-nft` (nf_tables kernel API).
+    Nft,
+    /// `iptables-legacy` (x_tables kernel API).
+    Legacy,
+}
+
+impl Backend {
+    /// `nft` or `legacy`, as in the tool names (`iptables-nft-restore`).
+    pub const fn as_str(self) -> &'static str {
         match self {
-            ApplyError::Policy(d) => write!(f, "the policy has mistakes:\n{d}"),
+            Backend::Nft => "nft",
+            Backend::Legacy => "legacy",
         }
     }
 }
 
-impl std::error::Error for ApplyError {}
-
-/// Applies `policy`.
-pub fn apply(_policy: &Policy, _options: Options) -> Result<Applied, ApplyError> {
-    Ok(Applied {})
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
+
+/// What an apply did.
+#[derive(Debug)]
+pub struct Applied {
+    /// The backend used for save, load and rollback.
+    pub backend: Backend,
+    /// `net.ipv4.ip_forward` before.
+    pub ip_forward_before: String,
+    /// `net.ipv4.ip_forward` after.
+    pub ip_forward_after: String,
+    /// Rules loaded (IPv4, IPv6).
+    pub rules: (usize, usize),
+    /// How long the whole apply took (backup and verification included).
+    pub elapsed: Duration,
+    /// The pending failsafe, when one was asked for: confirm it or the previous
+    /// rules come back at the deadline.
+    pub failsafe: Option<FailsafeGuard>,
+}
+
+impl Applied {
+    /// Confirms the failsafe, if any (see [`FailsafeGuard::confirm`]).
+    pub fn confirm(&mut self) -> Result<(), ApplyError> {
+        match self.failsafe.take() {
+            Some(g) => g.confirm(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Applies `policy` to this host; see the [module docs](self).
+pub fn apply(policy: &Policy, options: Options) -> Result<Applied, ApplyError> {
+    apply_rulesets(
+        policy.model(),
+        policy.iptables_restore(),
+        policy.ip6tables_restore(),
+        options,
+    )
+}
+
+/// Applies rulesets rendered from `model` (or edited versions of them): the
+/// model supplies the facts apply needs (router or not, `failsafe`, the SSH
+/// check), `ipv4`/`ipv6` are what is loaded.
+pub fn apply_rulesets(
+    model: &Model,
+    ipv4: &str,
+    ipv6: &str,
+    options: Options,
+) -> Result<Applied, ApplyError> {
+    run(&Host, model, ipv4, ipv6, &options)
+}
+
+/// The resolved save/restore tools of one backend.
+struct Tools {
+    backend: Backend,
+    save: [String; 2],
+    restore: [String; 2],
+}
+
+fn which_backend(sys: &dyn System) -> Result<Backend, ApplyError> {
+    if sys.find("iptables").is_none() {
+        return Err(missing("iptables"));
+    }
+    let out = sys
+        .run("iptables", &["-V"], None)
+        .map_err(|_| missing("iptables"))?;
+    let version = format!("{}{}", out.stdout, out.stderr);
+    if version.contains("nf_tables") {
+        Ok(Backend::Nft)
+    } else if version.contains("legacy") {
+        Ok(Backend::Legacy)
+    } else {
+        Err(ApplyError::UnknownBackend { version })
+    }
+}
+
+fn missing(tool: &str) -> ApplyError {
+    let help = match tool {
+        "setsid" => "install util-linux (it provides setsid)",
+        "bash" => "install bash",
+        _ => "install iptables (Debian/Ubuntu: apt-get install iptables; Fedora/RHEL: dnf install iptables-nft)",
+    };
+    ApplyError::ToolMissing {
+        tool: tool.to_string(),
+        help: help.to_string(),
+    }
+}
+
+/// The same choice as the shell's `fw_tool`: the backend-specific name first.
+fn resolve(sys: &dyn System, backend: Backend) -> Result<Tools, ApplyError> {
+    let pick = |base: &str, verb: &str| -> Result<String, ApplyError> {
+        let specific = format!("{base}-{}-{verb}", backend.as_str());
+        if sys.find(&specific).is_some() {
+            return Ok(specific);
+        }
+        let plain = format!("{base}-{verb}");
+        if sys.find(&plain).is_some() {
+            return Ok(plain);
+        }
+        Err(missing(&specific))
+    };
+    Ok(Tools {
+        backend,
+        save: [pick("iptables", "save")?, pick("ip6tables", "save")?],
+        restore: [pick("iptables", "restore")?, pick("ip6tables", "restore")?],
+    })
+}
+
+/// Runs both families' save tools concurrently (backup and verify are on the
+/// critical path of every apply).
+fn save_both(sys: &dyn System, tools: &Tools, counters: bool) -> io::Result<[RunOutput; 2]> {
+    let args: &[&str] = if counters { &["-c"] } else { &[] };
+    std::thread::scope(|s| {
+        let v6 = s.spawn(|| sys.run(&tools.save[1], args, None));
+        let v4 = sys.run(&tools.save[0], args, None);
+        let v6 = v6
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("ip6tables-save thread panicked")));
+        Ok([v4?, v6?])
+    })
+}
+
+fn check_saved(out: &RunOutput, tool: &str) -> Result<(), Cause> {
+    if out.success() {
+        Ok(())
+    } else {
+        Err(classify(tool, out, None))
+    }
+}
+
+/// A private backup directory: `firewall.<pid>.<nanos>` with mode 0700.
+fn make_backup_dir(parent: &Path) -> io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut last = None;
+    for attempt in 0..16u32 {
+        let dir = parent.join(format!(
+            "firewall.{}.{}",
+            std::process::id(),
+            nanos.wrapping_add(u128::from(attempt))
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("could not create a backup directory")))
+}
+
+fn io_fail(step: Step, e: io::Error, rollback: Rollback) -> ApplyError {
+    ApplyError::Failed {
+        step,
+        cause: Box::new(Cause::Io(e)),
+        rollback,
+    }
+}
+
+fn run(
+    sys: &dyn System,
+    model: &Model,
+    ipv4: &str,
+    ipv6: &str,
+    options: &Options,
+) -> Result<Applied, ApplyError> {
+    let started = Instant::now();
+    let window = match options.failsafe {
+        Some(d) => {
+            Some(Failsafe::from_duration(d).ok_or(ApplyError::InvalidFailsafe { requested: d })?)
+        }
+        None => model.failsafe,
+    };
+
+    // 1. Lockout check, before anything else: it needs no privileges.
+    if !options.allow_session_lockout {
+        if let Some(session) = options.ssh_session.or_else(SshSession::from_env) {
+            if let Some(reason) = session::refusal(model, &session, sys) {
+                return Err(ApplyError::SessionLockout { session, reason });
+            }
+        }
+    }
+
+    // 2. Preconditions.
+    let euid = sys
+        .euid()
+        .map_err(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))?;
+    if euid != 0 {
+        return Err(ApplyError::NotRoot { euid });
+    }
+    let tools = resolve(sys, which_backend(sys)?)?;
+    if sys.find("bash").is_none() {
+        return Err(missing("bash"));
+    }
+    if window.is_some() && sys.find("setsid").is_none() {
+        return Err(missing("setsid"));
+    }
+
+    // 3. Backup.
+    let parent = options
+        .backup_parent
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    let dir =
+        make_backup_dir(&parent).map_err(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))?;
+    let backup = || -> Result<String, Cause> {
+        std::fs::write(dir.join("backend"), format!("{}\n", tools.backend)).map_err(Cause::Io)?;
+        std::fs::write(dir.join("rollback.sh"), rollback_program()).map_err(Cause::Io)?;
+        let [v4, v6] = save_both(sys, &tools, true).map_err(Cause::Io)?;
+        check_saved(&v4, &tools.save[0])?;
+        check_saved(&v6, &tools.save[1])?;
+        std::fs::write(dir.join("v4.rules"), &v4.stdout).map_err(Cause::Io)?;
+        std::fs::write(dir.join("v6.rules"), &v6.stdout).map_err(Cause::Io)?;
+        let fwd = sys.read_ip_forward().map_err(Cause::Io)?;
+        std::fs::write(dir.join("ip_forward"), format!("{fwd}\n")).map_err(Cause::Io)?;
+        Ok(fwd)
+    };
+    let ip_forward_before = match backup() {
+        Ok(f) => f,
+        Err(cause) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(ApplyError::Failed {
+                step: Step::Backup,
+                cause: Box::new(cause),
+                rollback: Rollback::NothingChanged,
+            });
+        }
+    };
+
+    // 4. Failsafe: armed before the first rule changes, so that a SIGKILL at any
+    //    later point still brings the previous rules back.
+    let mut guard = None;
+    if let Some(window) = window {
+        let armed_at = Instant::now();
+        let arm = || -> Result<(), Cause> {
+            std::fs::write(dir.join("armed"), b"").map_err(Cause::Io)?;
+            let prog = dir.join("rollback.sh");
+            let secs = window.as_secs().to_string();
+            let (p, d) = (prog.to_string_lossy(), dir.to_string_lossy());
+            let out = sys
+                .run("setsid", &["-f", "bash", &p, "watchdog", &d, &secs], None)
+                .map_err(Cause::Io)?;
+            if out.success() {
+                Ok(())
+            } else {
+                Err(classify("setsid", &out, None))
+            }
+        };
+        if let Err(cause) = arm() {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(ApplyError::Failed {
+                step: Step::ArmFailsafe,
+                cause: Box::new(cause),
+                rollback: Rollback::NothingChanged,
+            });
+        }
+        guard = Some(FailsafeGuard::new(dir.clone(), window, armed_at));
+    }
+
+    // 5.-7. Load, route, verify; any failure rolls everything back.
+    let change = || -> Result<(String, (usize, usize)), (Step, Cause)> {
+        for (i, (text, step)) in [(ipv4, Step::LoadIpv4), (ipv6, Step::LoadIpv6)]
+            .into_iter()
+            .enumerate()
+        {
+            let tool = &tools.restore[i];
+            let out = sys
+                .run(tool, &["-w"], Some(text))
+                .map_err(|e| (step, Cause::Io(e)))?;
+            if !out.success() {
+                return Err((step, classify(tool, &out, Some(text))));
+            }
+        }
+        let mut after = ip_forward_before.clone();
+        if model.is_router() && after != "1" {
+            sys.write_ip_forward("1")
+                .map_err(|e| (Step::IpForward, Cause::Io(e)))?;
+            after = "1".to_string();
+        }
+        let [v4, v6] = save_both(sys, &tools, false).map_err(|e| (Step::Verify, Cause::Io(e)))?;
+        check_saved(&v4, &tools.save[0]).map_err(|c| (Step::Verify, c))?;
+        check_saved(&v6, &tools.save[1]).map_err(|c| (Step::Verify, c))?;
+        let n4 = verify(ipv4, &v4.stdout).map_err(|detail| {
+            (
+                Step::Verify,
+                Cause::Mismatch {
+                    family: "IPv4",
+                    detail,
+                },
+            )
+        })?;
+        let n6 = verify(ipv6, &v6.stdout).map_err(|detail| {
+            (
+                Step::Verify,
+                Cause::Mismatch {
+                    family: "IPv6",
+                    detail,
+                },
+            )
+        })?;
+        Ok((after, (n4, n6)))
+    };
+    match change() {
+        Ok((ip_forward_after, rules)) => {
+            if guard.is_none() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            Ok(Applied {
+                backend: tools.backend,
+                ip_forward_before,
+                ip_forward_after,
+                rules,
+                elapsed: started.elapsed(),
+                failsafe: guard,
+            })
+        }
+        Err((step, cause)) => {
+            let rollback = roll_back(sys, &dir);
+            Err(ApplyError::Failed {
+                step,
+                cause: Box::new(cause),
+                rollback,
+            })
+        }
+    }
+}
+
+/// Runs the shared `rollback.sh rollback DIR` (disarms the watchdog, restores).
+fn roll_back(sys: &dyn System, dir: &Path) -> Rollback {
+    let prog = dir.join("rollback.sh");
+    let (p, d) = (prog.to_string_lossy(), dir.to_string_lossy());
+    match sys.run("bash", &[&p, "rollback", &d], None) {
+        Ok(out) if out.success() => {
+            // A watchdog, if any, sees `armed` gone and exits by itself.
+            let _ = std::fs::remove_dir_all(dir);
+            Rollback::Restored
+        }
+        Ok(out) => Rollback::Failed {
+            detail: format!(
+                "rollback.sh exited with {:?}: {}",
+                out.code,
+                out.stderr.trim()
+            ),
+            backup: dir.to_path_buf(),
+        },
+        Err(e) => Rollback::Failed {
+            detail: format!("could not run bash: {e}"),
+            backup: dir.to_path_buf(),
+        },
+    }
+}
+
+/// Turns a failed tool run into a [`Cause`]: a rejected rule (mapped to its
+/// statement), missing kernel support, or the plain failure.
+fn classify(tool: &str, out: &RunOutput, text: Option<&str>) -> Cause {
+    let stderr = out.stderr.clone();
+    let line = error_line(&stderr);
+    let rule = match (text, line) {
+        (Some(t), Some(n)) => t.lines().nth(n.saturating_sub(1)).map(str::to_string),
+        _ => None,
+    };
+    if let Some(feature) = kernel_feature(&stderr, rule.as_deref()) {
+        return Cause::KernelSupport {
+            tool: tool.to_string(),
+            feature,
+            stderr,
+        };
+    }
+    match (text, line) {
+        (Some(t), Some(line)) => Cause::Rule {
+            tool: tool.to_string(),
+            line,
+            statement: statement_at_line(t, line),
+            rule,
+            stderr,
+        },
+        _ => Cause::Tool {
+            tool: tool.to_string(),
+            code: out.code,
+            stderr,
+        },
+    }
+}
+
+/// The line number in "Error occurred at line: 8" or "line 10 failed".
+fn error_line(stderr: &str) -> Option<usize> {
+    let mut rest = stderr;
+    while let Some(i) = rest.find("line") {
+        rest = &rest[i + 4..];
+        let digits: String = rest
+            .trim_start_matches([':', ' '])
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let Ok(n) = digits.parse() {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// Whether the failure means missing kernel support, and for what.
+fn kernel_feature(stderr: &str, rule: Option<&str>) -> Option<String> {
+    let s = stderr.to_ascii_lowercase();
+    let kernelish = [
+        "insmod",
+        "table does not exist",
+        "couldn't load",
+        "not supported",
+        "protocol not supported",
+        "could not fetch rule set generation id",
+        "no such file or directory",
+    ];
+    if !kernelish.iter().any(|k| s.contains(k)) {
+        return None;
+    }
+    let rule = rule.unwrap_or("");
+    let feature = [
+        (
+            "MASQUERADE",
+            "MASQUERADE target support (CONFIG_NETFILTER_XT_TARGET_MASQUERADE / nft_masq)",
+        ),
+        (
+            "REDIRECT",
+            "REDIRECT target support (CONFIG_NETFILTER_XT_TARGET_REDIRECT / nft_redir)",
+        ),
+        (
+            "DNAT",
+            "full NAT (CONFIG_NF_NAT, CONFIG_NETFILTER_XT_NAT / nft_nat)",
+        ),
+        (
+            "REJECT",
+            "REJECT target support (CONFIG_IP_NF_TARGET_REJECT / nft_reject)",
+        ),
+        (
+            "conntrack",
+            "connection tracking (CONFIG_NF_CONNTRACK, CONFIG_NETFILTER_XT_MATCH_CONNTRACK)",
+        ),
+        ("LOG", "LOG target support (CONFIG_NETFILTER_XT_TARGET_LOG)"),
+        (
+            "multiport",
+            "multiport match (CONFIG_NETFILTER_XT_MATCH_MULTIPORT)",
+        ),
+        (
+            "comment",
+            "comment match (CONFIG_NETFILTER_XT_MATCH_COMMENT)",
+        ),
+    ]
+    .iter()
+    .find(|(k, _)| rule.contains(k))
+    .map(|(_, f)| (*f).to_string());
+    match feature {
+        Some(f) => Some(f),
+        None if s.contains("nat") => {
+            Some("NAT table support (CONFIG_NF_NAT / CONFIG_IP_NF_NAT)".into())
+        }
+        None if s.contains("insmod") || s.contains("generation id") => {
+            Some("iptables support (CONFIG_IP_NF_IPTABLES / CONFIG_NF_TABLES)".into())
+        }
+        // "No such file or directory" alone is also a missing chain; not kernel.
+        None => None,
+    }
+}
+
+/// One table as read from `iptables-save` format: chain -> (policy, rule comments).
+type Tables = BTreeMap<String, BTreeMap<String, (String, Vec<String>)>>;
+
+fn parse_tables(text: &str) -> Tables {
+    let mut tables = Tables::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if let Some(t) = line.strip_prefix('*') {
+            current = Some(t.trim().to_string());
+            tables.entry(t.trim().to_string()).or_default();
+            continue;
+        }
+        let Some(table) = current.as_ref().and_then(|t| tables.get_mut(t)) else {
+            continue;
+        };
+        if let Some(chain) = line.strip_prefix(':') {
+            let mut w = chain.split_whitespace();
+            if let (Some(name), Some(policy)) = (w.next(), w.next()) {
+                table.entry(name.to_string()).or_default().0 = policy.to_string();
+            }
+        } else if let Some(pos) = line.find("-A ") {
+            // Saved with counters, a rule starts with "[p:b] -A".
+            let mut w = line[pos + 3..].split_whitespace();
+            if let Some(chain) = w.next() {
+                table
+                    .entry(chain.to_string())
+                    .or_default()
+                    .1
+                    .push(comment_of(line).unwrap_or_default());
+            }
+        } else if line.trim() == "COMMIT" {
+            current = None;
+        }
+    }
+    tables
+}
+
+fn comment_of(rule: &str) -> Option<String> {
+    let (_, rest) = rule.split_once("--comment ")?;
+    if let Some(q) = rest.strip_prefix('"') {
+        q.split_once('"').map(|(c, _)| c.to_string())
+    } else {
+        rest.split_whitespace().next().map(str::to_string)
+    }
+}
+
+/// Compares what was loaded with what the kernel reports; the rule count on success.
+fn verify(expected: &str, actual: &str) -> Result<usize, String> {
+    let want = parse_tables(expected);
+    let have = parse_tables(actual);
+    let mut rules = 0;
+    for (table, chains) in &want {
+        let Some(got) = have.get(table) else {
+            return Err(format!("table {table} is missing"));
+        };
+        for (chain, (policy, comments)) in chains {
+            let Some((gpolicy, gcomments)) = got.get(chain) else {
+                return Err(format!("chain {chain} of table {table} is missing"));
+            };
+            if policy != gpolicy {
+                return Err(format!(
+                    "chain {chain} of table {table} has policy {gpolicy}, expected {policy}"
+                ));
+            }
+            if comments != gcomments {
+                return Err(format!(
+                    "chain {chain} of table {table} has {} rules, expected {} ({:?} vs {:?})",
+                    gcomments.len(),
+                    comments.len(),
+                    gcomments.iter().take(3).collect::<Vec<_>>(),
+                    comments.iter().take(3).collect::<Vec<_>>()
+                ));
+            }
+            rules += comments.len();
+        }
+        if let Some(extra) = got.keys().find(|c| !chains.contains_key(*c)) {
+            return Err(format!("table {table} has an unexpected chain {extra}"));
+        }
+    }
+    Ok(rules)
+}
+
+#[cfg(test)]
+mod tests;

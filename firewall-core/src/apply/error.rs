@@ -1,0 +1,306 @@
+//! [`ApplyError`]: why an apply failed, which step, and whether the previous rules came back.
+
+use super::session::SshSession;
+use crate::Diagnostics;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A step of [`super::apply`], in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Saving the current rules and `ip_forward` into the backup directory.
+    Backup,
+    /// Starting the failsafe watchdog.
+    ArmFailsafe,
+    /// `iptables-restore` of the IPv4 rules.
+    LoadIpv4,
+    /// `ip6tables-restore` of the IPv6 rules.
+    LoadIpv6,
+    /// Setting `net.ipv4.ip_forward=1` (routers).
+    IpForward,
+    /// Reading the rules back and comparing them with what was loaded.
+    Verify,
+}
+
+impl Step {
+    /// A short description: "loading the IPv4 rules".
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Step::Backup => "saving the current rules",
+            Step::ArmFailsafe => "starting the failsafe watchdog",
+            Step::LoadIpv4 => "loading the IPv4 rules (iptables-restore)",
+            Step::LoadIpv6 => "loading the IPv6 rules (ip6tables-restore)",
+            Step::IpForward => "enabling net.ipv4.ip_forward",
+            Step::Verify => "verifying the loaded rules",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// What went wrong in a step.
+#[derive(Debug)]
+pub enum Cause {
+    /// A file or process operation failed.
+    Io(io::Error),
+    /// A tool exited non-zero and nothing more specific is known.
+    Tool {
+        /// The tool.
+        tool: String,
+        /// Its exit code (`None`: killed by a signal).
+        code: Option<i32>,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// `iptables-restore` rejected a rule: the line, the rule and the policy
+    /// statement that produced it (read from the rule's comment).
+    Rule {
+        /// The tool.
+        tool: String,
+        /// 1-based line of the ruleset fed to it.
+        line: usize,
+        /// The rule text on that line.
+        rule: Option<String>,
+        /// The policy statement (or derived rule) that produced it.
+        statement: Option<String>,
+        /// What the tool printed on stderr.
+        stderr: String,
+    },
+    /// The kernel lacks a feature the rules need (a module not built or not loadable).
+    KernelSupport {
+        /// The tool.
+        tool: String,
+        /// The feature, in kernel-config terms.
+        feature: String,
+        /// What the tool printed on stderr.
+        stderr: String,
+    },
+    /// The rules read back differ from the ones loaded.
+    Mismatch {
+        /// `IPv4` or `IPv6`.
+        family: &'static str,
+        /// The first difference.
+        detail: String,
+    },
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Io(e) => write!(f, "{e}"),
+            Cause::Tool { tool, code, stderr } => {
+                match code {
+                    Some(c) => write!(f, "{tool} exited with status {c}")?,
+                    None => write!(f, "{tool} was killed by a signal")?,
+                }
+                if !stderr.trim().is_empty() {
+                    write!(f, ": {}", stderr.trim())?;
+                }
+                Ok(())
+            }
+            Cause::Rule {
+                tool,
+                line,
+                rule,
+                statement,
+                stderr,
+            } => {
+                write!(f, "{tool} rejected line {line}")?;
+                if let Some(s) = statement {
+                    write!(f, ", produced by the policy statement `{s}`")?;
+                }
+                if let Some(r) = rule {
+                    write!(f, "\n  rule: {r}")?;
+                }
+                write!(f, "\n  {tool} said: {}", stderr.trim())
+            }
+            Cause::KernelSupport {
+                tool,
+                feature,
+                stderr,
+            } => write!(
+                f,
+                "the kernel lacks {feature}: {tool} said: {}\n  help: load the module (modprobe) or use a kernel built with it (see the howto's kernel configuration: conntrack, NAT, MASQUERADE, REDIRECT, REJECT)",
+                stderr.trim()
+            ),
+            Cause::Mismatch { family, detail } => write!(
+                f,
+                "the {family} rules read back are not the ones loaded: {detail}\n  help: another program may be changing the firewall at the same time (firewalld, docker, a second apply)"
+            ),
+        }
+    }
+}
+
+/// Whether the previous rules were put back after a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rollback {
+    /// The failure came before anything was changed.
+    NothingChanged,
+    /// The saved IPv4/IPv6 rules and `ip_forward` were restored.
+    Restored,
+    /// Restoring failed too; the backup is kept in `backup` for manual recovery.
+    Failed {
+        /// What went wrong.
+        detail: String,
+        /// The backup directory (`v4.rules`, `v6.rules`, `ip_forward`).
+        backup: PathBuf,
+    },
+}
+
+impl fmt::Display for Rollback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rollback::NothingChanged => f.write_str("nothing was changed"),
+            Rollback::Restored => {
+                f.write_str("the previous rules and ip_forward were restored: nothing changed")
+            }
+            Rollback::Failed { detail, backup } => write!(
+                f,
+                "RESTORING THE PREVIOUS RULES FAILED ({detail}); the backup is in {}: restore it with `bash {0}/rollback.sh restore {0}`",
+                backup.display()
+            ),
+        }
+    }
+}
+
+/// Why an apply failed. Every variant says what to do.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// The policy did not parse.
+    Policy(Diagnostics),
+    /// Changing the firewall needs root (`CAP_NET_ADMIN`).
+    NotRoot {
+        /// The effective uid this process has.
+        euid: u32,
+    },
+    /// A program `apply` needs is not installed.
+    ToolMissing {
+        /// The program.
+        tool: String,
+        /// What to install.
+        help: String,
+    },
+    /// `iptables -V` did not say `nf_tables` or `legacy`.
+    UnknownBackend {
+        /// What it printed.
+        version: String,
+    },
+    /// The failsafe window asked for is zero or over an hour.
+    InvalidFailsafe {
+        /// The window asked for.
+        requested: Duration,
+    },
+    /// This process runs in an SSH session that the policy would cut.
+    SessionLockout {
+        /// The session (from `SSH_CONNECTION`/`SSH_CLIENT`).
+        session: SshSession,
+        /// Why it would not be accepted.
+        reason: String,
+    },
+    /// A step failed; `rollback` says whether the previous rules came back.
+    Failed {
+        /// The step.
+        step: Step,
+        /// What went wrong (boxed: keeps `Result<_, ApplyError>` small).
+        cause: Box<Cause>,
+        /// Whether the previous rules were restored.
+        rollback: Rollback,
+    },
+    /// `confirm()` came after the failsafe deadline: the previous rules are back.
+    FailsafeExpired {
+        /// The backup directory (its `log` says when the rules were restored).
+        backup: PathBuf,
+    },
+}
+
+impl ApplyError {
+    /// The step that failed, for [`ApplyError::Failed`].
+    pub fn step(&self) -> Option<Step> {
+        match self {
+            ApplyError::Failed { step, .. } => Some(*step),
+            _ => None,
+        }
+    }
+
+    /// The policy statement behind a rule `iptables-restore` rejected, if known.
+    pub fn statement(&self) -> Option<&str> {
+        match self {
+            ApplyError::Failed { cause, .. } => match &**cause {
+                Cause::Rule { statement, .. } => statement.as_deref(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Whether the previous rules were restored after this failure (or never touched).
+    pub fn host_unchanged(&self) -> bool {
+        !matches!(
+            self,
+            ApplyError::Failed {
+                rollback: Rollback::Failed { .. },
+                ..
+            }
+        )
+    }
+}
+
+impl fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApplyError::Policy(d) => write!(f, "the policy has mistakes:\n{d}"),
+            ApplyError::NotRoot { euid } => write!(
+                f,
+                "applying a firewall needs root (this process runs as uid {euid})\n  help: run it with sudo, or as root inside the network namespace (ip netns exec NS ...)"
+            ),
+            ApplyError::ToolMissing { tool, help } => {
+                write!(f, "`{tool}` is not installed or not on PATH\n  help: {help}")
+            }
+            ApplyError::UnknownBackend { version } => write!(
+                f,
+                "cannot tell the iptables backend: `iptables -V` printed `{}`\n  help: install iptables 1.8 or later (it prints `(nf_tables)` or `(legacy)`)",
+                version.trim()
+            ),
+            ApplyError::InvalidFailsafe { requested } => write!(
+                f,
+                "a failsafe window of {requested:?} is not allowed\n  help: use 1 second to 1 hour"
+            ),
+            ApplyError::SessionLockout { session, reason } => write!(
+                f,
+                "refusing to apply: this process runs in the SSH session {session}, and {reason}; the next login would be locked out\n  help: add `open tcp {} from {};` (or `open tcp {};`) to the policy, or, if you have another way in (console), override with Options {{ allow_session_lockout: true, .. }}",
+                session.server_port,
+                session.client,
+                session.server_port
+            ),
+            ApplyError::Failed {
+                step,
+                cause,
+                rollback,
+            } => write!(f, "{step} failed: {cause}\n  {rollback}"),
+            ApplyError::FailsafeExpired { backup } => write!(
+                f,
+                "too late to confirm: the failsafe deadline passed and the previous rules were restored (see {}/log)\n  help: apply again and confirm within the window, or use a longer failsafe",
+                backup.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ApplyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ApplyError::Policy(d) => Some(d),
+            ApplyError::Failed { cause, .. } => match &**cause {
+                Cause::Io(e) => Some(e),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}

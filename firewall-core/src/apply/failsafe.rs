@@ -1,0 +1,154 @@
+//! The failsafe: the howto's `iptables -P INPUT DROP; sleep 10; iptables -P INPUT ACCEPT`,
+//! done so that it also works when the applying process dies.
+//!
+//! # Design
+//!
+//! Before the first rule changes, `apply` writes the backup (previous IPv4/IPv6
+//! rules, `ip_forward`) into a private directory together with `rollback.sh`
+//! (the shell functions of [`crate::render::bash::rollback_functions`], the same
+//! ones the generated bash script embeds), creates the file `armed`, and starts
+//! `setsid -f bash rollback.sh watchdog DIR SECONDS`. That watchdog runs in its own
+//! session, is not a child of the applying process, and ignores SIGHUP: killing
+//! the applying process (SIGKILL included), its process group or its terminal
+//! does not stop it. At the deadline it renames `armed` to `reverting` and
+//! restores the backup. [`FailsafeGuard::confirm`] renames `armed` to
+//! `confirmed` instead; `rename(2)` is atomic, so exactly one of them wins. The
+//! watchdog polls ten times a second and exits as soon as it is confirmed.
+//!
+//! Dropping the guard without confirming leaves the watchdog running: the
+//! previous rules come back at the deadline, which is the point.
+
+use super::error::ApplyError;
+use crate::model::Failsafe;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A pending failsafe: the new rules stay only if [`confirm`](FailsafeGuard::confirm)
+/// is called before the deadline.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use firewall_core::Policy;
+/// use std::time::Duration;
+/// let policy = Policy::parse("extif eth0; open tcp 22;")?;
+/// let mut applied = policy.apply_with_failsafe(Duration::from_secs(30))?;
+/// // ... check that a new SSH login still works ...
+/// applied.confirm()?; // without this, the previous rules are back in 30 s
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct FailsafeGuard {
+    dir: PathBuf,
+    window: Failsafe,
+    deadline: Instant,
+}
+
+impl FailsafeGuard {
+    pub(crate) fn new(dir: PathBuf, window: Failsafe, armed_at: Instant) -> FailsafeGuard {
+        FailsafeGuard {
+            dir,
+            window,
+            deadline: armed_at + window.as_duration(),
+        }
+    }
+
+    /// The window.
+    pub fn window(&self) -> Failsafe {
+        self.window
+    }
+
+    /// When the previous rules come back unless confirmed.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The backup directory the watchdog holds.
+    pub fn backup_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A shell command that confirms from elsewhere (another terminal, a script).
+    pub fn confirm_command(&self) -> String {
+        let prog = self.dir.join("rollback.sh");
+        let dir = self.dir.to_string_lossy();
+        format!(
+            "bash {} confirm {}",
+            shell_escape::unix::escape(prog.to_string_lossy()),
+            shell_escape::unix::escape(Cow::Borrowed(&*dir))
+        )
+    }
+
+    /// The watchdog's pid, once it has started (waits up to 2 s for it to write it).
+    pub fn watchdog_pid(&self) -> Option<u32> {
+        let file = self.dir.join("watchdog.pid");
+        let until = Instant::now() + Duration::from_secs(2);
+        loop {
+            if let Some(pid) = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                return Some(pid);
+            }
+            if Instant::now() >= until || !self.dir.exists() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Keeps the new rules: disarms the watchdog and waits (at most 3 s) for it to exit.
+    ///
+    /// Fails with [`ApplyError::FailsafeExpired`] when the deadline has passed and
+    /// the previous rules are back.
+    pub fn confirm(self) -> Result<(), ApplyError> {
+        let pid = self.watchdog_pid();
+        match std::fs::rename(self.dir.join("armed"), self.dir.join("confirmed")) {
+            Ok(()) => {
+                if let Some(pid) = pid {
+                    wait_gone(pid, Duration::from_secs(3));
+                }
+                Ok(())
+            }
+            Err(_) => Err(ApplyError::FailsafeExpired {
+                backup: self.dir.clone(),
+            }),
+        }
+    }
+
+    /// Waits (at most until the deadline plus `grace`) for the watchdog to
+    /// restore the previous rules; `true` once they are back.
+    pub fn wait_for_revert(&self, grace: Duration) -> bool {
+        let until = self.deadline + grace;
+        loop {
+            if self.dir.join("reverted").exists() {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Whether process `pid` is still running (a zombie counts as gone).
+pub(crate) fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // "pid (comm) S ...": the state follows the last ')'.
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X"))
+        }
+        Err(_) => false,
+    }
+}
+
+fn wait_gone(pid: u32, timeout: Duration) {
+    let until = Instant::now() + timeout;
+    while alive(pid) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

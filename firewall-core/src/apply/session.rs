@@ -1,0 +1,168 @@
+//! The apply-time lockout check: when this process runs inside an SSH session,
+//! refuse a policy under which a new connection like this session's (same
+//! source, same port) would not be accepted.
+//!
+//! The existing connection itself would survive (established connections are
+//! accepted), which is exactly the trap: the admin logs out and cannot log in again.
+
+use super::system::System;
+use crate::model::{Model, Net, Proto};
+use std::fmt;
+use std::net::IpAddr;
+
+/// An SSH session as `sshd` describes it in `SSH_CONNECTION`
+/// (`client-ip client-port server-ip server-port`) or `SSH_CLIENT`
+/// (`client-ip client-port server-port`).
+///
+/// ```
+/// use firewall_core::apply::SshSession;
+/// let s = SshSession::parse_connection("203.0.113.9 50000 198.51.100.1 22").unwrap();
+/// assert_eq!(s.server_port, 22);
+/// assert_eq!(s.to_string(), "from 203.0.113.9 port 50000 to port 22");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SshSession {
+    /// The administrator's address.
+    pub client: IpAddr,
+    /// The administrator's port.
+    pub client_port: u16,
+    /// The local port sshd accepted the session on.
+    pub server_port: u16,
+}
+
+impl SshSession {
+    /// Parses `SSH_CONNECTION`.
+    pub fn parse_connection(value: &str) -> Option<SshSession> {
+        let f: Vec<&str> = value.split_whitespace().collect();
+        if f.len() != 4 {
+            return None;
+        }
+        Some(SshSession {
+            client: unmap(f[0].parse().ok()?),
+            client_port: f[1].parse().ok()?,
+            server_port: f[3].parse().ok()?,
+        })
+    }
+
+    /// Parses `SSH_CLIENT`.
+    pub fn parse_client(value: &str) -> Option<SshSession> {
+        let f: Vec<&str> = value.split_whitespace().collect();
+        if f.len() != 3 {
+            return None;
+        }
+        Some(SshSession {
+            client: unmap(f[0].parse().ok()?),
+            client_port: f[1].parse().ok()?,
+            server_port: f[2].parse().ok()?,
+        })
+    }
+
+    /// The session this process runs in, from the environment (`None` outside SSH).
+    pub fn from_env() -> Option<SshSession> {
+        if let Ok(v) = std::env::var("SSH_CONNECTION") {
+            if let Some(s) = SshSession::parse_connection(&v) {
+                return Some(s);
+            }
+        }
+        std::env::var("SSH_CLIENT")
+            .ok()
+            .and_then(|v| SshSession::parse_client(&v))
+    }
+}
+
+/// sshd on a dual-stack socket reports IPv4 clients as `::ffff:a.b.c.d`.
+fn unmap(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+impl fmt::Display for SshSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "from {} port {} to port {}",
+            self.client, self.client_port, self.server_port
+        )
+    }
+}
+
+/// `None` when a new connection like `session` would be accepted; otherwise why not.
+pub(crate) fn refusal(model: &Model, session: &SshSession, sys: &dyn System) -> Option<String> {
+    if !model.input.blocks() || session.client.is_loopback() {
+        return None;
+    }
+    // Which interface does the session use? Trusted interfaces accept everything.
+    let dev = route_dev(sys, session.client);
+    if let Some(dev) = &dev {
+        let external = model.extif.iter().any(|e| iface_matches(e.as_str(), dev));
+        let trusted = match &model.trust {
+            None => !external,
+            Some(t) => !external && t.iter().any(|i| iface_matches(i.as_str(), dev)),
+        };
+        if trusted || dev == "lo" {
+            return None;
+        }
+    }
+    let port = crate::model::Port::new(session.server_port)?;
+    let client = Net::new(
+        session.client,
+        if session.client.is_ipv4() { 32 } else { 128 },
+    )
+    .ok()?;
+    let opened = model.opens.iter().any(|o| {
+        o.covers(Proto::Tcp, port)
+            && (o.from.is_empty() || o.from.iter().any(|n| n.contains_net(&client)))
+    });
+    // A redirect to this port may be how the session came in (sshd then sees the
+    // target port), and a redirect from it accepts it: give either the benefit of the doubt.
+    let redirected = session.client.is_ipv4()
+        && model
+            .redirects
+            .iter()
+            .any(|r| r.proto == Proto::Tcp && (r.port == port || r.to_port == port));
+    if opened || redirected {
+        return None;
+    }
+    let via = match dev {
+        Some(d) => format!("the external interface {d}"),
+        None => "an external interface (the route to the client could not be read)".to_string(),
+    };
+    let restricted = model
+        .opens
+        .iter()
+        .any(|o| o.covers(Proto::Tcp, port) && !o.from.is_empty());
+    Some(if restricted {
+        format!(
+            "the policy opens tcp {port} only to sources that do not include {}, arriving via {via}",
+            session.client
+        )
+    } else {
+        format!("the policy does not accept new connections to tcp {port} arriving via {via}")
+    })
+}
+
+/// `ppp+` matches `ppp0`, as in iptables.
+fn iface_matches(pattern: &str, dev: &str) -> bool {
+    match pattern.strip_suffix('+') {
+        Some(prefix) => dev.starts_with(prefix),
+        None => pattern == dev,
+    }
+}
+
+/// The interface the kernel would use to reach `addr` (`ip -o route get`).
+fn route_dev(sys: &dyn System, addr: IpAddr) -> Option<String> {
+    let a = addr.to_string();
+    let out = sys.run("ip", &["-o", "route", "get", &a], None).ok()?;
+    if !out.success() {
+        return None;
+    }
+    let mut words = out.stdout.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "dev" {
+            return words.next().map(str::to_string);
+        }
+    }
+    None
+}

@@ -1,0 +1,322 @@
+//! Error paths of `apply`, with a mock host. The real-kernel tests are in tests/apply.rs.
+
+use super::*;
+use crate::model::*;
+use std::sync::Mutex;
+
+struct Mock {
+    euid: u32,
+    version: &'static str,
+    missing: Vec<&'static str>,
+    /// A restore tool that fails, and its stderr.
+    fail: Option<(&'static str, &'static str)>,
+    rollback_ok: bool,
+    calls: Mutex<Vec<String>>,
+    loaded: Mutex<Vec<String>>,
+    route_dev: &'static str,
+}
+
+impl Mock {
+    fn new() -> Mock {
+        Mock {
+            euid: 0,
+            version: "iptables v1.8.9 (nf_tables)\n",
+            missing: vec![],
+            fail: None,
+            rollback_ok: true,
+            calls: Mutex::new(vec![]),
+            loaded: Mutex::new(vec![]),
+            route_dev: "eth0",
+        }
+    }
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+fn ok(stdout: &str) -> io::Result<RunOutput> {
+    Ok(RunOutput {
+        code: Some(0),
+        stdout: stdout.to_string(),
+        stderr: String::new(),
+    })
+}
+
+impl System for Mock {
+    fn euid(&self) -> io::Result<u32> {
+        Ok(self.euid)
+    }
+    fn find(&self, tool: &str) -> Option<PathBuf> {
+        (!self.missing.contains(&tool)).then(|| PathBuf::from("/usr/sbin").join(tool))
+    }
+    fn run(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> io::Result<RunOutput> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("{tool} {}", args.join(" ")));
+        match tool {
+            "iptables" => ok(self.version),
+            "ip" => ok(&format!(
+                "203.0.113.9 dev {} src 198.51.100.1\n",
+                self.route_dev
+            )),
+            "bash" => Ok(RunOutput {
+                code: Some(if self.rollback_ok { 0 } else { 1 }),
+                ..RunOutput::default()
+            }),
+            t if t.ends_with("-save") => {
+                // Verification reads back what was loaded (last load of the family).
+                let v6 = t.starts_with("ip6");
+                let loaded = self.loaded.lock().unwrap();
+                let text = loaded
+                    .iter()
+                    .rev()
+                    .find(|l| l.starts_with(if v6 { "#6" } else { "#4" }))
+                    .cloned()
+                    .unwrap_or_default();
+                ok(&text)
+            }
+            t if t.ends_with("-restore") => {
+                if let Some((f, err)) = self.fail {
+                    if f == t {
+                        return Ok(RunOutput {
+                            code: Some(1),
+                            stdout: String::new(),
+                            stderr: err.to_string(),
+                        });
+                    }
+                }
+                self.loaded
+                    .lock()
+                    .unwrap()
+                    .push(stdin.unwrap_or_default().to_string());
+                ok("")
+            }
+            _ => ok(""),
+        }
+    }
+    fn read_ip_forward(&self) -> io::Result<String> {
+        Ok("0".into())
+    }
+    fn write_ip_forward(&self, _: &str) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn model() -> Model {
+    let p = |n| Port::new(n).unwrap();
+    Model {
+        extif: vec![Iface::new("eth0").unwrap()],
+        trust: None,
+        input: Verdict::Drop,
+        forward: None,
+        output: Verdict::Accept,
+        opens: vec![Open {
+            stmt: StmtId(1),
+            proto: Proto::Tcp,
+            ports: vec![p(22).into(), p(80).into()],
+            from: vec![],
+        }],
+        icmp_accept: false,
+        masquerade: true,
+        dnats: vec![],
+        redirects: vec![],
+        forward_drop: false,
+        block_out: vec![],
+        ssh: Some(p(22)),
+        failsafe: None,
+        log_drops: false,
+    }
+}
+
+const V4: &str = "#4\n*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m multiport --dports 22,80 -m comment --comment \"open tcp 22, 80\" -j ACCEPT\nCOMMIT\n*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth0 -m comment --comment \"masquerade\" -j MASQUERADE\nCOMMIT\n";
+const V6: &str = "#6\n*filter\n:INPUT DROP [0:0]\nCOMMIT\n";
+
+fn opts() -> Options {
+    Options {
+        backup_parent: Some(std::env::temp_dir()),
+        // Hermetic: ignore an SSH session the test runner may itself run in.
+        allow_session_lockout: true,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn applies_and_verifies() {
+    let m = Mock::new();
+    let a = run(&m, &model(), V4, V6, &opts()).unwrap();
+    assert_eq!(a.backend, Backend::Nft);
+    assert_eq!(a.rules, (2, 0));
+    assert_eq!(a.ip_forward_after, "1");
+    let calls = m.calls();
+    assert!(calls.contains(&"iptables-nft-restore -w".to_string()));
+    assert!(calls.contains(&"iptables-nft-save -c".to_string()));
+    assert!(!calls.iter().any(|c| c.starts_with("bash")));
+}
+
+#[test]
+fn not_root() {
+    let m = Mock {
+        euid: 1000,
+        ..Mock::new()
+    };
+    let e = run(&m, &model(), V4, V6, &opts()).unwrap_err();
+    assert!(matches!(e, ApplyError::NotRoot { euid: 1000 }));
+    assert!(e.to_string().contains("sudo"));
+}
+
+#[test]
+fn tool_missing_and_backend() {
+    let m = Mock {
+        missing: vec!["iptables"],
+        ..Mock::new()
+    };
+    let e = run(&m, &model(), V4, V6, &opts()).unwrap_err();
+    assert!(matches!(&e, ApplyError::ToolMissing { tool, .. } if tool == "iptables"));
+    let m = Mock {
+        version: "iptables v1.4.21\n",
+        ..Mock::new()
+    };
+    let e = run(&m, &model(), V4, V6, &opts()).unwrap_err();
+    assert!(matches!(e, ApplyError::UnknownBackend { .. }));
+    // The legacy backend's own tools, with the plain names as fallback.
+    let m = Mock {
+        version: "iptables v1.8.9 (legacy)\n",
+        missing: vec!["ip6tables-legacy-restore"],
+        ..Mock::new()
+    };
+    run(&m, &model(), V4, V6, &opts()).unwrap();
+    let calls = m.calls();
+    assert!(calls.contains(&"iptables-legacy-restore -w".to_string()));
+    assert!(calls.contains(&"ip6tables-restore -w".to_string()));
+}
+
+#[test]
+fn failed_rule_names_statement_and_rolls_back() {
+    let m = Mock {
+        fail: Some((
+            "iptables-nft-restore",
+            "iptables-restore v1.8.9 (nf_tables): Bad ctstate\nError occurred at line: 4\n",
+        )),
+        ..Mock::new()
+    };
+    let e = run(&m, &model(), V4, V6, &opts()).unwrap_err();
+    assert_eq!(e.step(), Some(Step::LoadIpv4));
+    assert_eq!(e.statement(), Some("open tcp 22, 80"));
+    assert!(e.host_unchanged());
+    let text = e.to_string();
+    assert!(text.contains("line 4"), "{text}");
+    assert!(text.contains("restored"), "{text}");
+    assert!(m
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("bash ") && c.contains(" rollback ")));
+}
+
+#[test]
+fn ipv6_failure_rolls_back_both() {
+    let m = Mock {
+        fail: Some((
+            "ip6tables-nft-restore",
+            "ip6tables-restore: line 3 failed\n",
+        )),
+        rollback_ok: false,
+        ..Mock::new()
+    };
+    let e = run(&m, &model(), V4, V6, &opts()).unwrap_err();
+    assert_eq!(e.step(), Some(Step::LoadIpv6));
+    assert!(!e.host_unchanged());
+    match &e {
+        ApplyError::Failed {
+            rollback: Rollback::Failed { backup, .. },
+            ..
+        } => {
+            assert!(backup.join("v4.rules").exists());
+            let _ = std::fs::remove_dir_all(backup);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn kernel_support_is_named() {
+    let m = Mock {
+        fail: Some((
+            "iptables-nft-restore",
+            "iptables-restore: line 8 failed: Couldn't load target `MASQUERADE':No such file or directory\n",
+        )),
+        ..Mock::new()
+    };
+    let e = run(&m, &model(), V4, V6, &opts()).unwrap_err();
+    match &e {
+        ApplyError::Failed { cause, .. } => match &**cause {
+            Cause::KernelSupport { feature, .. } => assert!(feature.contains("MASQUERADE")),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn ssh_session_check() {
+    let session = SshSession::parse_connection("203.0.113.9 50000 198.51.100.1 2222").unwrap();
+    let o = Options {
+        ssh_session: Some(session),
+        allow_session_lockout: false,
+        ..opts()
+    };
+    let m = Mock::new();
+    let e = run(&m, &model(), V4, V6, &o).unwrap_err();
+    assert!(matches!(e, ApplyError::SessionLockout { .. }));
+    let text = e.to_string();
+    assert!(
+        text.contains("203.0.113.9") && text.contains("open tcp 2222"),
+        "{text}"
+    );
+    assert!(m.calls().iter().all(|c| !c.contains("restore")));
+    // The override.
+    let o2 = Options {
+        allow_session_lockout: true,
+        ..o.clone()
+    };
+    run(&Mock::new(), &model(), V4, V6, &o2).unwrap();
+    // A session over a trusted interface is fine.
+    let m = Mock {
+        route_dev: "eth1",
+        ..Mock::new()
+    };
+    run(&m, &model(), V4, V6, &o).unwrap();
+    // Port 22 from a source outside the `from` list is refused.
+    let mut restricted = model();
+    restricted.opens[0].from = vec!["198.51.100.0/24".parse().unwrap()];
+    let s22 = SshSession::parse_connection("::ffff:203.0.113.9 50000 198.51.100.1 22").unwrap();
+    let o3 = Options {
+        ssh_session: Some(s22),
+        allow_session_lockout: false,
+        ..opts()
+    };
+    let e = run(&Mock::new(), &restricted, V4, V6, &o3).unwrap_err();
+    assert!(e.to_string().contains("only to sources"), "{e}");
+}
+
+#[test]
+fn verify_detects_differences() {
+    let saved = "# Generated\n*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m multiport --dports 22,80 -m comment --comment \"open tcp 22, 80\" -j ACCEPT\nCOMMIT\n";
+    let want = "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m multiport --dports 22,80 -m comment --comment \"open tcp 22, 80\" -j ACCEPT\nCOMMIT\n";
+    assert_eq!(verify(want, saved), Ok(1));
+    assert!(verify(&want.replace("INPUT DROP", "INPUT ACCEPT"), saved).is_err());
+    assert!(verify(&want.replace("COMMIT", "-A INPUT -j DROP\nCOMMIT"), saved).is_err());
+    assert_eq!(error_line("Error occurred at line: 12\n"), Some(12));
+    assert_eq!(error_line("iptables-restore: line 10 failed"), Some(10));
+    assert_eq!(error_line("nothing"), None);
+}
+
+#[test]
+fn invalid_failsafe() {
+    let o = Options {
+        failsafe: Some(Duration::from_secs(7200)),
+        ..opts()
+    };
+    let e = run(&Mock::new(), &model(), V4, V6, &o).unwrap_err();
+    assert!(matches!(e, ApplyError::InvalidFailsafe { .. }));
+}
