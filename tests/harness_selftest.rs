@@ -281,3 +281,49 @@ fn forwards_nothing_check_passes_and_fails() {
     t.load_rules(NON_ROUTER_V4, NON_ROUTER_V4);
     common::assert_forwards_nothing(&t);
 }
+
+/// The inner half of `run_test_in_runs_a_test_inside_the_namespace`.
+#[test]
+#[ignore = "inner half of a namespace test; started by the outer test"]
+fn inner_sees_the_firewall_namespace() {
+    let Some(role) = common::inner_role() else {
+        return;
+    };
+    assert_eq!(role, "firewall");
+    let out = Command::new("ip")
+        .args(["-o", "addr", "show", "dev", "eth1"])
+        .output()
+        .expect("ip addr");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(addr::FW_INT_V4),
+        "not in the firewall: {text}"
+    );
+    assert_ne!(
+        std::env::var("FWT_SELFTEST_FAIL").as_deref(),
+        Ok("1"),
+        "asked to fail"
+    );
+    println!("INNER-OK");
+}
+
+#[test]
+fn run_test_in_runs_a_test_inside_the_namespace() {
+    if !common::kernel_tests_available("run_test_in_runs_a_test_inside_the_namespace") {
+        return;
+    }
+    let t = Topology::new("selftest_inner");
+    let ok = t.run_test_in(Ns::Firewall, "inner_sees_the_firewall_namespace", &[]);
+    assert!(ok.status.success(), "{}", common::describe("inner", &ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("INNER-OK"));
+    let bad = t.run_test_in(
+        Ns::Firewall,
+        "inner_sees_the_firewall_namespace",
+        &[("FWT_SELFTEST_FAIL", "1")],
+    );
+    assert!(!bad.status.success(), "{}", common::describe("inner", &bad));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        t.run_test_in(Ns::Firewall, "no_such_test", &[])
+    }));
+    assert!(r.is_err(), "a test name that matches nothing must not pass");
+}

@@ -89,6 +89,16 @@ pub mod addr {
     pub const INSIDE_NET_V6: &str = "2001:db8:2::/64";
 }
 
+/// Set (to the namespace's role) in a test run by [`Topology::run_test_in`].
+pub const INNER_ENV: &str = "FW_NETNS_HARNESS_INNER";
+
+/// `Some(role)` (`"firewall"`, `"outside"`, `"inside"`) when this process is
+/// the inner half started by [`Topology::run_test_in`]; `None` otherwise, in
+/// which case an inner `#[ignore]`d test should return at once.
+pub fn inner_role() -> Option<String> {
+    std::env::var(INNER_ENV).ok()
+}
+
 /// How long a listener lives at most, even if nobody stops it.
 pub const LISTENER_LIFETIME: Duration = Duration::from_secs(300);
 
@@ -154,7 +164,11 @@ pub fn kernel_tests_available(test: &str) -> bool {
             if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
                 panic!("{test}: kernel namespace tests cannot run in CI: {why}");
             }
-            eprintln!("SKIPPED {test}: kernel namespace tests need {why}");
+            // Straight to stderr: libtest would hide eprintln! of a passing test.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: kernel namespace tests need {why}"
+            );
             false
         }
     }
@@ -577,6 +591,43 @@ ip -6 route add default via 2001:db8:2::1
             Ns::Firewall,
             &format!("sysctl -qw net.ipv6.conf.all.forwarding={v}"),
         );
+    }
+
+    /// Runs ONE test of this test binary inside `ns`: the binary is
+    /// re-executed under `ip netns exec` with `--exact test --ignored
+    /// --nocapture`, and with [`INNER_ENV`] set to the namespace's role
+    /// (`firewall`, ...) plus `env`. This is how code that acts on "this host"
+    /// (e.g. `Policy::apply()`) runs on the firewall namespace: write the
+    /// inner part as an `#[ignore]`d test that returns at once unless
+    /// [`inner_role`] is `Some`, and call this from the outer test. `test` is
+    /// the full test name as libtest prints it (e.g. `apply_inner` or
+    /// `module::apply_inner`). Bounded by [`COMMAND_TIMEOUT_SECS`]. Check the
+    /// result with `out.status.success()`; [`describe`] formats it.
+    pub fn run_test_in(&self, ns: Ns, test: &str, env: &[(&str, &str)]) -> Output {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let exe = exe.to_str().expect("the test binary's path is UTF-8");
+        let mut args = vec!["env", "--"];
+        let pairs: Vec<String> = std::iter::once((INNER_ENV, ns.role()))
+            .chain(env.iter().copied())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        args.extend(pairs.iter().map(String::as_str));
+        args.extend([
+            exe,
+            "--exact",
+            test,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ]);
+        let out = self.exec(ns, &args);
+        // libtest exits 0 when the filter matched nothing: refuse that.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains("running 0 tests"),
+            "run_test_in: no test named {test:?} in this binary (use the full path libtest prints)"
+        );
+        out
     }
 
     /// Gives the outside host routes to the inside networks via the firewall
