@@ -234,24 +234,30 @@ impl Table {
 }
 
 /// A comment iptables takes: no `"` or `\`, at most [`COMMENT_MAX`] bytes.
+/// Reads only as much of `s` as fits (a 10,000-port statement is long, and
+/// every chunk of its rules carries the same comment).
 fn comment_text(s: &str) -> String {
-    let clean: String = s
-        .chars()
-        .map(|c| match c {
+    const ELLIPSIS: &str = "...";
+    let mut out = String::with_capacity(COMMENT_MAX.min(s.len()));
+    for c in s.chars() {
+        let c = match c {
             '"' | '\\' => '\'',
             c if c.is_control() => ' ',
             c => c,
-        })
-        .collect();
-    if clean.len() <= COMMENT_MAX {
-        return clean;
+        };
+        if out.len() + c.len_utf8() > COMMENT_MAX {
+            // Too long: cut so that the ellipsis fits too.
+            let mut end = COMMENT_MAX - ELLIPSIS.len();
+            while !out.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.truncate(end);
+            out.push_str(ELLIPSIS);
+            return out;
+        }
+        out.push(c);
     }
-    const ELLIPSIS: &str = "...";
-    let mut end = COMMENT_MAX - ELLIPSIS.len();
-    while !clean.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{ELLIPSIS}", &clean[..end])
+    out
 }
 
 /// The built-in policy for a verdict (`reject` is `DROP` plus a tail).
