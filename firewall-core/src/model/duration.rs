@@ -48,7 +48,7 @@ impl Failsafe {
 /// Written as in the policy language: `90s`, or `5min` when whole minutes.
 impl fmt::Display for Failsafe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 >= 60 && self.0 % 60 == 0 {
+        if self.0 >= 60 && self.0.is_multiple_of(60) {
             write!(f, "{}min", self.0 / 60)
         } else {
             write!(f, "{}s", self.0)
