@@ -257,6 +257,13 @@ fn run_bounded(args: &[&str], stdin: Option<&str>, secs: u32) -> Output {
     child.wait_with_output().expect("waiting for a command")
 }
 
+/// This test binary, as a path that stays valid even if cargo replaces the
+/// file while the tests run (a rebuild in a shared target dir): the magic
+/// link of this process, which `ip netns exec` can exec (same pid namespace).
+fn self_exe() -> String {
+    format!("/proc/{}/exe", std::process::id())
+}
+
 /// Describes a finished command for assertion messages.
 pub fn describe(what: &str, out: &Output) -> String {
     format!(
@@ -604,8 +611,8 @@ ip -6 route add default via 2001:db8:2::1
     /// `module::apply_inner`). Bounded by [`COMMAND_TIMEOUT_SECS`]. Check the
     /// result with `out.status.success()`; [`describe`] formats it.
     pub fn run_test_in(&self, ns: Ns, test: &str, env: &[(&str, &str)]) -> Output {
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let exe = exe.to_str().expect("the test binary's path is UTF-8");
+        let exe = self_exe();
+        let exe = exe.as_str();
         let mut args = vec!["env", "--"];
         let pairs: Vec<String> = std::iter::once((INNER_ENV, ns.role()))
             .chain(env.iter().copied())
@@ -720,8 +727,8 @@ impl<'t> Listener<'t> {
             !banner.is_empty() && !banner.contains(char::is_whitespace),
             "listener banner must be one word: {banner:?}"
         );
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let exe = exe.to_str().expect("the test binary's path is UTF-8");
+        let exe = self_exe();
+        let exe = exe.as_str();
         let spec = format!("listen {port} {banner} {}", LISTENER_LIFETIME.as_secs());
         let mut child = Command::new("ip")
             .args(["netns", "exec", topology.name(ns), exe])
