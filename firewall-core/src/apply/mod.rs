@@ -343,13 +343,17 @@ fn run(
             let prog = dir.join("rollback.sh");
             let secs = window.as_secs().to_string();
             let (p, d) = (prog.to_string_lossy(), dir.to_string_lossy());
-            let out = sys
-                .run("setsid", &["-f", "bash", &p, "watchdog", &d, &secs], None)
+            let code = sys
+                .run_detached("setsid", &["-f", "bash", &p, "watchdog", &d, &secs])
                 .map_err(Cause::Io)?;
-            if out.success() {
+            if code == Some(0) {
                 Ok(())
             } else {
-                Err(classify("setsid", &out, None))
+                Err(Cause::Tool {
+                    tool: "setsid".to_string(),
+                    code,
+                    stderr: String::new(),
+                })
             }
         };
         if let Err(cause) = arm() {

@@ -32,6 +32,11 @@ pub(crate) trait System: Sync {
     fn find(&self, tool: &str) -> Option<PathBuf>;
     /// Runs `tool args...`, feeding `stdin` (or nothing), and waits for it.
     fn run(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> io::Result<RunOutput>;
+    /// Starts `tool args...` with stdin, stdout and stderr on `/dev/null` and
+    /// waits for it (for `setsid -f`, which returns once the detached child is
+    /// forked: that child must not hold our pipes, or reading them would wait
+    /// for the whole failsafe window).
+    fn run_detached(&self, tool: &str, args: &[&str]) -> io::Result<Option<i32>>;
     /// `/proc/sys/net/ipv4/ip_forward`, trimmed.
     fn read_ip_forward(&self) -> io::Result<String>;
     /// Writes `/proc/sys/net/ipv4/ip_forward`.
@@ -108,6 +113,16 @@ impl System for Host {
             stdout: String::from_utf8_lossy(&out).into_owned(),
             stderr: String::from_utf8_lossy(&err).into_owned(),
         })
+    }
+
+    fn run_detached(&self, tool: &str, args: &[&str]) -> io::Result<Option<i32>> {
+        let status = Command::new(tool)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        Ok(status.code())
     }
 
     fn read_ip_forward(&self) -> io::Result<String> {

@@ -95,6 +95,13 @@ impl System for Mock {
             _ => ok(""),
         }
     }
+    fn run_detached(&self, tool: &str, args: &[&str]) -> io::Result<Option<i32>> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("{tool} {}", args.join(" ")));
+        Ok(Some(0))
+    }
     fn read_ip_forward(&self) -> io::Result<String> {
         Ok("0".into())
     }

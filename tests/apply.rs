@@ -1,0 +1,679 @@
+//! `apply()` and the generated bash script on the real kernel, in network
+//! namespaces (issue 3): the DSL.md section 5 traffic matrix, identical rulesets,
+//! idempotence, rollback (no table left behind), the failsafe (unconfirmed,
+//! confirmed, applying process SIGKILLed), an established connection surviving,
+//! and the apply-time SSH-session check.
+//!
+//! How `apply()` runs inside a namespace: this test binary is re-executed under
+//! `ip netns exec FW` running the ignored test [`apply_inner`]
+//! (`common::Topology::run_test_in`), which reads what to do from `FW_APPLY_*`
+//! environment variables. The root namespace's firewall is never touched.
+//!
+//! Needs root, `ip netns`, iptables, nc, bash, setsid; under `CI=true` a missing
+//! piece is a failure, not a skip (`common::kernel_tests_available`).
+
+mod common;
+
+use common::{Ns, Topology, SECTION5_POLICY};
+use firewall::Policy;
+use firewall_core::apply::{self, ApplyError, Cause, Options, Rollback, Step};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const INNER: &str = "apply_inner";
+
+/// Both families' rulesets exactly as saved (counters included), minus the
+/// timestamp comment lines.
+const RAW_SAVE: &str = "{ iptables-save -c; ip6tables-save -c; } | sed '/^#/d'";
+
+fn parse(text: &str) -> Policy {
+    match Policy::parse(text) {
+        Ok(p) => p,
+        Err(d) => panic!("the policy does not parse:\n{text}\n{d}"),
+    }
+}
+
+/// Env var values for [`apply_inner`].
+fn env_of(text: &str) -> String {
+    std::env::var(text).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// The inner half: runs inside the firewall namespace
+// ---------------------------------------------------------------------------
+
+/// Breaks a rendered ruleset on purpose: `nat` makes the second IPv4 table fail
+/// (the filter table is committed by then), `v6` makes the IPv6 step fail (all of
+/// IPv4 is committed by then).
+fn break_rules(v4: &mut String, v6: &mut String, how: &str) {
+    match how {
+        "nat" => {
+            assert!(v4.contains("-j MASQUERADE"), "the policy must masquerade");
+            *v4 = v4.replace("-j MASQUERADE", "-j MASQUERADE --to-ports 1-99999");
+        }
+        "v6" => {
+            let i = v6.find("COMMIT").expect("a COMMIT in the IPv6 rules");
+            v6.insert_str(
+                i,
+                "-A INPUT -p tcp --dport 7 -m comment --comment \"broken on purpose\" -m conntrack --ctstate NO-SUCH-STATE -j ACCEPT\n",
+            );
+        }
+        "" => {}
+        other => panic!("unknown FW_APPLY_BREAK {other}"),
+    }
+}
+
+/// Applies `FW_APPLY_POLICY` to "this host" (the namespace it runs in) and
+/// checks the outcome against `FW_APPLY_EXPECT` (`ok`, `fail:LoadIpv4`,
+/// `fail:LoadIpv6`, `lockout`). Prints `APPLIED <backup-dir> <watchdog-pid>`.
+#[test]
+#[ignore = "runs inside a network namespace; started by the other tests of this file"]
+fn apply_inner() {
+    if common::inner_role().is_none() {
+        return;
+    }
+    let policy = parse(&env_of("FW_APPLY_POLICY"));
+    let mut v4 = policy.iptables_restore().to_string();
+    let mut v6 = policy.ip6tables_restore().to_string();
+    break_rules(&mut v4, &mut v6, &env_of("FW_APPLY_BREAK"));
+    let options = Options {
+        failsafe: env_of("FW_APPLY_FAILSAFE")
+            .parse()
+            .ok()
+            .map(Duration::from_secs),
+        // Only the SSH test looks at SSH_CONNECTION; the others must not depend on
+        // whether the test runner itself runs over SSH.
+        allow_session_lockout: env_of("FW_APPLY_CHECK_SSH") != "1",
+        ssh_session: None,
+        backup_parent: Some(PathBuf::from(env_of("FW_APPLY_BACKUP_PARENT"))),
+    };
+    let result = apply::apply_rulesets(policy.model(), &v4, &v6, options);
+    let expect = env_of("FW_APPLY_EXPECT");
+    match (expect.as_str(), result) {
+        ("ok", Ok(mut applied)) => {
+            let (dir, pid) = match &applied.failsafe {
+                Some(g) => (
+                    g.backup_dir().display().to_string(),
+                    g.watchdog_pid().map_or(0, |p| p),
+                ),
+                None => ("-".to_string(), 0),
+            };
+            println!(
+                "APPLIED {dir} {pid} elapsed_us={}",
+                applied.elapsed.as_micros()
+            );
+            let _ = std::io::stdout().flush();
+            if env_of("FW_APPLY_CONFIRM") == "1" {
+                if let Err(e) = applied.confirm() {
+                    panic!("confirm failed: {e}");
+                }
+                println!("CONFIRMED");
+            }
+            if env_of("FW_APPLY_HOLD") == "1" {
+                // Wait to be SIGKILLed by the outer test (bounded all the same).
+                std::thread::sleep(Duration::from_secs(30));
+            }
+        }
+        ("fail:LoadIpv4", Err(e)) | ("fail:LoadIpv6", Err(e)) => {
+            let want = if expect.ends_with("Ipv4") {
+                Step::LoadIpv4
+            } else {
+                Step::LoadIpv6
+            };
+            assert_eq!(e.step(), Some(want), "{e}");
+            match &e {
+                ApplyError::Failed {
+                    cause, rollback, ..
+                } => {
+                    assert_eq!(rollback, &Rollback::Restored, "{e}");
+                    assert!(matches!(**cause, Cause::Rule { .. }), "{e}");
+                }
+                other => panic!("{other}"),
+            }
+            if want == Step::LoadIpv4 {
+                assert_eq!(e.statement(), Some("masquerade"), "{e}");
+            } else {
+                assert_eq!(e.statement(), Some("broken on purpose"), "{e}");
+            }
+            println!("FAILED AS EXPECTED: {e}");
+        }
+        ("lockout", Err(e @ ApplyError::SessionLockout { .. })) => {
+            let text = e.to_string();
+            assert!(text.contains("198.51.100.2"), "{text}");
+            assert!(text.contains("open tcp 2222"), "{text}");
+            println!("REFUSED AS EXPECTED: {e}");
+        }
+        (want, Ok(_)) => panic!("expected {want}, but the apply succeeded"),
+        (want, Err(e)) => panic!("expected {want}, got: {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers of the outer tests
+// ---------------------------------------------------------------------------
+
+/// A private directory for backup directories, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("fw-apply-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating a scratch directory");
+        Scratch(dir)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().expect("UTF-8 temp path")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next()),
+            Some("Z") | Some("X")
+        ),
+        Err(_) => false,
+    }
+}
+
+/// A watchdog pid this test caused: gone at the end of the test, one way or another.
+struct Watchdog(u32);
+
+impl Watchdog {
+    /// Waits (bounded) for it to exit by itself; true if it did.
+    fn exits_within(&self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            if self.0 == 0 || !alive(self.0) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.0 == 0 || !alive(self.0)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if self.0 != 0 && alive(self.0) {
+            let _ = Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Waits (bounded) until `f` holds.
+fn wait_until(d: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + d;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs [`apply_inner`] in the firewall namespace and checks it passed.
+fn apply_in(t: &Topology, scratch: &Scratch, policy: &str, extra: &[(&str, &str)]) -> Output {
+    let mut env = vec![
+        ("FW_APPLY_POLICY", policy),
+        ("FW_APPLY_BACKUP_PARENT", scratch.path()),
+    ];
+    if !extra.iter().any(|(k, _)| *k == "FW_APPLY_EXPECT") {
+        env.push(("FW_APPLY_EXPECT", "ok"));
+    }
+    env.extend_from_slice(extra);
+    let out = t.run_test_in(Ns::Firewall, INNER, &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        common::describe("apply() inside the firewall namespace", &out)
+    );
+    out
+}
+
+/// The `APPLIED <dir> <pid>` line of the inner test.
+fn applied_line(out: &str) -> (String, u32) {
+    let line = out
+        .lines()
+        .find_map(|l| l.find("APPLIED ").map(|i| &l[i + 8..]))
+        .unwrap_or_else(|| panic!("no APPLIED line in:\n{out}"));
+    let mut w = line.split_whitespace();
+    let dir = w.next().unwrap_or("-").to_string();
+    let pid = w.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (dir, pid)
+}
+
+fn run_bash(t: &Topology, script: &str) -> Output {
+    t.run_script_in_firewall(script)
+}
+
+/// A populated starting ruleset: filter rules, a user chain, a mangle table
+/// (which no policy uses), and ip6 rules.
+fn populate(t: &Topology) {
+    t.load_rules(
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:old-chain - [0:0]\n-A INPUT -p tcp --dport 9 -j old-chain\n-A old-chain -j DROP\nCOMMIT\n*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A PREROUTING -p udp --dport 9 -j MARK --set-mark 0x9\nCOMMIT\n",
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The tests
+// ---------------------------------------------------------------------------
+
+/// Section 5 with apply(), then with the bash script: every row holds for both,
+/// both leave the identical ruleset, and applying twice changes nothing.
+#[test]
+fn section5_matrix_apply_and_bash_leave_identical_rulesets() {
+    if !common::kernel_tests_available("section5_matrix_apply_and_bash_leave_identical_rulesets") {
+        return;
+    }
+    let scratch = Scratch::new("matrix");
+    let policy = parse(SECTION5_POLICY);
+
+    let t = Topology::new("apply_matrix");
+    assert!(!t.ip_forward());
+    apply_in(&t, &scratch, SECTION5_POLICY, &[]);
+    assert!(t.ip_forward(), "apply() of a router must set ip_forward");
+    common::assert_section5_matrix(&t);
+    let by_apply = t.ruleset(Ns::Firewall);
+    apply_in(&t, &scratch, SECTION5_POLICY, &[]);
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        by_apply,
+        "applying twice changed the ruleset"
+    );
+
+    let b = Topology::new("apply_matrix_bash");
+    let out = run_bash(&b, policy.bash());
+    assert!(out.status.success(), "{}", common::describe("bash()", &out));
+    assert!(b.ip_forward());
+    common::assert_section5_matrix(&b);
+    assert_eq!(
+        b.ruleset(Ns::Firewall),
+        by_apply,
+        "apply() and the bash script leave different rulesets"
+    );
+    // No backup directory is left after a successful apply without failsafe.
+    assert_eq!(
+        std::fs::read_dir(&scratch.0)
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+}
+
+/// A load that fails in the second IPv4 table, or in the IPv6 step, leaves the
+/// previous ruleset byte-identical and ip_forward unchanged: from a populated
+/// and from an empty ruleset (no table left behind). apply() and the script.
+#[test]
+fn rollback_leaves_previous_ruleset_identical() {
+    if !common::kernel_tests_available("rollback_leaves_previous_ruleset_identical") {
+        return;
+    }
+    let scratch = Scratch::new("rollback");
+    let policy = parse(SECTION5_POLICY);
+    let t = Topology::new("apply_rollback");
+    for populated in [false, true] {
+        if populated {
+            populate(&t);
+        }
+        for (how, expect) in [("nat", "fail:LoadIpv4"), ("v6", "fail:LoadIpv6")] {
+            let before = t.ruleset(Ns::Firewall);
+            let raw_before = t.sh(Ns::Firewall, RAW_SAVE);
+            // apply()
+            apply_in(
+                &t,
+                &scratch,
+                SECTION5_POLICY,
+                &[("FW_APPLY_BREAK", how), ("FW_APPLY_EXPECT", expect)],
+            );
+            let after = t.sh(Ns::Firewall, RAW_SAVE);
+            assert_eq!(
+                raw_before, after,
+                "apply() rollback ({how}, populated={populated})"
+            );
+            assert_eq!(t.ruleset(Ns::Firewall), before);
+            assert!(!t.ip_forward(), "ip_forward changed ({how})");
+            // The bash script, broken the same way.
+            let mut v4 = policy.iptables_restore().to_string();
+            let mut v6 = policy.ip6tables_restore().to_string();
+            break_rules(&mut v4, &mut v6, how);
+            let script = firewall_core::render::bash::script(policy.model(), &v4, &v6);
+            let out = run_bash(&t, &script);
+            assert!(!out.status.success(), "the broken script succeeded");
+            assert!(
+                String::from_utf8_lossy(&out.stderr)
+                    .contains("previous rules and ip_forward restored"),
+                "{}",
+                common::describe("broken script", &out)
+            );
+            let after = t.sh(Ns::Firewall, RAW_SAVE);
+            assert_eq!(
+                raw_before, after,
+                "script rollback ({how}, populated={populated})"
+            );
+            assert!(!t.ip_forward());
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(&scratch.0)
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+}
+
+/// Failsafe, apply(): not confirmed -> the previous rules are back after the
+/// deadline (the applying process has exited by then); confirmed -> kept.
+#[test]
+fn failsafe_apply_unconfirmed_reverts_confirmed_keeps() {
+    if !common::kernel_tests_available("failsafe_apply_unconfirmed_reverts_confirmed_keeps") {
+        return;
+    }
+    let scratch = Scratch::new("failsafe");
+    let t = Topology::new("apply_failsafe");
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+
+    // Not confirmed.
+    let out = apply_in(&t, &scratch, SECTION5_POLICY, &[("FW_APPLY_FAILSAFE", "2")]);
+    let (_, pid) = applied_line(&String::from_utf8_lossy(&out.stdout));
+    let wd = Watchdog(pid);
+    assert_ne!(pid, 0, "no watchdog pid");
+    assert_ne!(
+        t.ruleset(Ns::Firewall),
+        before,
+        "the policy was not applied"
+    );
+    assert!(t.ip_forward());
+    assert!(
+        wait_until(Duration::from_secs(6), || t.ruleset(Ns::Firewall) == before),
+        "the previous rules did not come back after the failsafe deadline"
+    );
+    assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
+    assert!(
+        wd.exits_within(Duration::from_secs(3)),
+        "watchdog still running"
+    );
+
+    // Confirmed.
+    let out = apply_in(
+        &t,
+        &scratch,
+        SECTION5_POLICY,
+        &[("FW_APPLY_FAILSAFE", "2"), ("FW_APPLY_CONFIRM", "1")],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("CONFIRMED"), "{stdout}");
+    let (_, pid) = applied_line(&stdout);
+    let wd = Watchdog(pid);
+    assert!(
+        wd.exits_within(Duration::from_secs(3)),
+        "watchdog did not exit after confirm"
+    );
+    let applied = t.ruleset(Ns::Firewall);
+    assert_ne!(applied, before);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        applied,
+        "confirmed rules were reverted"
+    );
+    assert!(t.ip_forward());
+}
+
+/// Failsafe, apply(): the applying process is SIGKILLed right after applying;
+/// the detached watchdog still brings the previous rules back.
+#[test]
+fn failsafe_survives_sigkill_of_the_applying_process() {
+    if !common::kernel_tests_available("failsafe_survives_sigkill_of_the_applying_process") {
+        return;
+    }
+    let scratch = Scratch::new("sigkill");
+    let t = Topology::new("apply_sigkill");
+    let before = t.ruleset(Ns::Firewall);
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut child: Child = Command::new("ip")
+        .args(["netns", "exec", t.name(Ns::Firewall), "env", "--"])
+        .arg(format!("{}=firewall", common::INNER_ENV))
+        .arg(format!("FW_APPLY_POLICY={SECTION5_POLICY}"))
+        .arg(format!("FW_APPLY_BACKUP_PARENT={}", scratch.path()))
+        .args([
+            "FW_APPLY_EXPECT=ok",
+            "FW_APPLY_FAILSAFE=3",
+            "FW_APPLY_HOLD=1",
+        ])
+        .arg(&exe)
+        .args([
+            "--exact",
+            INNER,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the applying process");
+    // Read its output on a thread, so that the wait below is bounded.
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("APPLIED ") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30));
+    // SIGKILL (Child::kill) the applying process, whatever happened.
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("the applying process did not report APPLIED");
+    let (_, pid) = applied_line(&line);
+    let wd = Watchdog(pid);
+    assert_ne!(
+        t.ruleset(Ns::Firewall),
+        before,
+        "the policy was not applied"
+    );
+    assert!(
+        wait_until(Duration::from_secs(8), || t.ruleset(Ns::Firewall) == before),
+        "after SIGKILL of the applying process the previous rules did not come back"
+    );
+    assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
+    assert!(wd.exits_within(Duration::from_secs(3)));
+}
+
+/// Failsafe, bash script: not confirmed -> reverted after the deadline (the
+/// script has long exited); confirmed with the printed command -> kept.
+#[test]
+fn failsafe_bash_script_unconfirmed_reverts_confirmed_keeps() {
+    if !common::kernel_tests_available("failsafe_bash_script_unconfirmed_reverts_confirmed_keeps") {
+        return;
+    }
+    let scratch = Scratch::new("bashfs");
+    let policy = parse(&format!("{SECTION5_POLICY}failsafe 2s;\n"));
+    let t = Topology::new("apply_bash_failsafe");
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    let script = format!("export TMPDIR={}\n{}", scratch.path(), policy.bash());
+
+    let out = run_bash(&t, &script);
+    assert!(out.status.success(), "{}", common::describe("script", &out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("to keep the new rules, run:"), "{text}");
+    assert_ne!(t.ruleset(Ns::Firewall), before);
+    let pid = watchdog_pid_in(&scratch.0);
+    let wd = Watchdog(pid);
+    assert!(
+        wait_until(Duration::from_secs(6), || t.ruleset(Ns::Firewall) == before),
+        "the script's failsafe did not restore the previous rules"
+    );
+    assert!(!t.ip_forward());
+    assert!(wd.exits_within(Duration::from_secs(3)));
+    let _ = std::fs::remove_dir_all(&scratch.0);
+    let _ = std::fs::create_dir_all(&scratch.0);
+
+    let out = run_bash(&t, &script);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let confirm = text
+        .lines()
+        .find_map(|l| {
+            l.split_once("to keep the new rules, run:  ")
+                .map(|(_, c)| c.to_string())
+        })
+        .expect("the script prints the confirm command");
+    let pid = watchdog_pid_in(&scratch.0);
+    let wd = Watchdog(pid);
+    let out = t.exec(Ns::Firewall, &["bash", "-c", &confirm]);
+    assert!(
+        out.status.success(),
+        "{}",
+        common::describe("confirm", &out)
+    );
+    assert!(wd.exits_within(Duration::from_secs(3)));
+    let applied = t.ruleset(Ns::Firewall);
+    assert_ne!(applied, before);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        applied,
+        "confirmed rules were reverted"
+    );
+}
+
+/// The watchdog pid written into the (single) backup directory under `parent`.
+fn watchdog_pid_in(parent: &Path) -> u32 {
+    let mut pid = 0;
+    wait_until(Duration::from_secs(3), || {
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            return false;
+        };
+        for e in entries.flatten() {
+            if let Some(p) = std::fs::read_to_string(e.path().join("watchdog.pid"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                pid = p;
+                return true;
+            }
+        }
+        false
+    });
+    pid
+}
+
+/// An established TCP connection to the SSH port survives apply().
+#[test]
+fn established_ssh_connection_survives_apply() {
+    if !common::kernel_tests_available("established_ssh_connection_survives_apply") {
+        return;
+    }
+    let scratch = Scratch::new("established");
+    let t = Topology::new("apply_established");
+    let log = scratch.0.join("server.log");
+    let log_s = log.to_str().expect("UTF-8 path").to_string();
+    // Server: one connection on port 22, everything received goes to the log.
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            t.name(Ns::Firewall),
+            "timeout",
+            "20",
+            "bash",
+            "-c",
+        ])
+        .arg(format!("nc -l -n 22 > {log_s}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the server");
+    std::thread::sleep(Duration::from_millis(500));
+    // Client: connect, send, wait while the policy is applied, send again on the same connection.
+    let mut client = Command::new("ip")
+        .args(["netns", "exec", t.name(Ns::Outside), "timeout", "20", "bash", "-c"])
+        .arg(format!(
+            "exec 3<>/dev/tcp/{}/22; echo before >&3; sleep 3; echo after >&3; sleep 0.5; exec 3>&-",
+            common::addr::FW_EXT_V4
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the client");
+    std::thread::sleep(Duration::from_secs(1));
+    apply_in(&t, &scratch, SECTION5_POLICY, &[]);
+    let client_ok = client.wait().map(|s| s.success()).unwrap_or(false);
+    let _ = wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).is_ok_and(|s| s.contains("after"))
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    let got = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(client_ok, "the client's connection broke during apply()");
+    assert_eq!(
+        got, "before\nafter\n",
+        "the established connection did not survive"
+    );
+}
+
+/// Inside a (simulated) SSH session from the outside host to port 2222, a policy
+/// that does not accept 2222 is refused; nothing is changed. Opening it passes.
+#[test]
+fn ssh_session_check_refuses_a_policy_that_cuts_the_session() {
+    if !common::kernel_tests_available("ssh_session_check_refuses_a_policy_that_cuts_the_session") {
+        return;
+    }
+    let scratch = Scratch::new("session");
+    let t = Topology::new("apply_session");
+    let before = t.ruleset(Ns::Firewall);
+    let session = format!(
+        "{} 50000 {} 2222",
+        common::addr::OUTSIDE_V4,
+        common::addr::FW_EXT_V4
+    );
+    let out = apply_in(
+        &t,
+        &scratch,
+        SECTION5_POLICY,
+        &[
+            ("FW_APPLY_CHECK_SSH", "1"),
+            ("SSH_CONNECTION", &session),
+            ("FW_APPLY_EXPECT", "lockout"),
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("REFUSED AS EXPECTED"));
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        before,
+        "a refused apply changed rules"
+    );
+    let fixed = format!("{SECTION5_POLICY}open tcp 2222 from 198.51.100.0/24;\n");
+    apply_in(
+        &t,
+        &scratch,
+        &fixed,
+        &[("FW_APPLY_CHECK_SSH", "1"), ("SSH_CONNECTION", &session)],
+    );
+    assert_ne!(t.ruleset(Ns::Firewall), before);
+}
