@@ -28,6 +28,11 @@ pub use firewall_core::model;
 pub use firewall_core::{Code, Diagnostic, Diagnostics, Firewall, LineColumn, Policy};
 pub use firewall_macros::firewall;
 
+/// The README's Rust examples, compiled and run as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Used by the code `firewall!` generates; not a public API.
 #[doc(hidden)]
 pub mod __private {
