@@ -521,7 +521,17 @@ ip -6 route add default via 2001:db8:2::1
     pub fn ruleset(&self, ns: Ns) -> String {
         let mut all = String::new();
         for tool in ["iptables-save", "ip6tables-save"] {
-            let out = must(tool, self.exec(ns, &[tool]));
+            // Retried: a dump can fail transiently while another process
+            // changes the same namespace's ruleset.
+            let mut out = self.exec(ns, &[tool]);
+            for _ in 0..2 {
+                if out.status.success() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(200));
+                out = self.exec(ns, &[tool]);
+            }
+            let out = must(&format!("{} in {}", tool, ns.role()), out);
             all.push_str(&normalize_ruleset(&String::from_utf8_lossy(&out.stdout)));
         }
         all
