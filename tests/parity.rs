@@ -194,7 +194,7 @@ fn parse_reports_what_the_macro_reports() {
         let diags = match Policy::parse(&text) {
             Ok(_) => {
                 mismatches.push(format!(
-                    "{}: Policy::parse accepts what the macro refuses",
+                    "{}: Policy::parse accepts a policy the .stderr snapshot refuses",
                     rs.display()
                 ));
                 continue;
@@ -214,6 +214,13 @@ fn parse_reports_what_the_macro_reports() {
                 .map(|d| shown_from_parse(d, line0, col0, false)),
         );
         let mut m = macro_side.clone();
+        if text.trim().is_empty() {
+            // No tokens: the macro can only point at its invocation, the text
+            // at its start. Compare everything but the position.
+            for s in m.iter_mut().chain(parse_side.iter_mut()) {
+                (s.line, s.column, s.width) = (0, 0, None);
+            }
+        }
         m.sort();
         parse_side.sort();
         if m != parse_side {

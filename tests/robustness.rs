@@ -409,6 +409,9 @@ fn one_mistake_one_diagnostic() {
         // A braced block is one bad statement; the `extif` inside it must not
         // also be reported missing.
         ("{ extif eth0; open tcp 22; }", vec![Code::Syntax]),
+        // A misspelt `extif` is one mistake, not also a missing `extif`.
+        ("exitf eth0; open tcp 22;", vec![Code::Syntax]),
+        ("Extif eth0; open tcp 22;", vec![Code::Syntax]),
     ] {
         assert_eq!(codes(text), want, "for {text:?}");
     }
