@@ -448,3 +448,24 @@ fn errors_at_the_end_point_at_the_end() {
         );
     }
 }
+
+/// Lines and columns are 1-based and count characters, not bytes; `end` is
+/// just past the last character.
+#[test]
+fn positions_count_characters() {
+    let e = Policy::parse("extif eth0; /* ünï ✓ */ opne tcp 22;").unwrap_err();
+    let d = &e.diagnostics()[0];
+    assert_eq!(
+        (d.code, d.start.to_string(), d.end.to_string()),
+        (Code::Syntax, "1:25".to_string(), "1:29".to_string()),
+        "{e}"
+    );
+
+    let e = Policy::parse("// ünï\nextif eth0;\n  open tcp 22, 443, 443;\n").unwrap_err();
+    let d = &e.diagnostics()[0];
+    assert_eq!(
+        (d.code, d.start.to_string(), d.end.to_string()),
+        (Code::Duplicate, "3:21".to_string(), "3:24".to_string()),
+        "{e}"
+    );
+}
