@@ -165,6 +165,24 @@ fn which_backend(sys: &dyn System) -> Result<Backend, ApplyError> {
     if sys.find("iptables").is_none() {
         return Err(missing("iptables"));
     }
+    // Where `iptables` finally points (alternatives, symlinks) names the
+    // backend on every distribution that ships xtables-*-multi; that saves a
+    // process. Anything else: ask `iptables -V`.
+    if let Some(target) = sys
+        .find("iptables")
+        .and_then(|p| std::fs::canonicalize(p).ok())
+    {
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name == "xtables-nft-multi" {
+            return Ok(Backend::Nft);
+        }
+        if name == "xtables-legacy-multi" {
+            return Ok(Backend::Legacy);
+        }
+    }
     let out = sys
         .run("iptables", &["-V"], None)
         .map_err(|_| missing("iptables"))?;
@@ -309,7 +327,7 @@ fn run(
         .unwrap_or_else(std::env::temp_dir);
     let dir =
         make_backup_dir(&parent).map_err(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))?;
-    let backup = || -> Result<String, Cause> {
+    let backup = || -> Result<(String, [String; 2]), Cause> {
         std::fs::write(dir.join("backend"), format!("{}\n", tools.backend)).map_err(Cause::Io)?;
         std::fs::write(dir.join("rollback.sh"), rollback_program()).map_err(Cause::Io)?;
         let [v4, v6] = save_both(sys, &tools, true).map_err(Cause::Io)?;
@@ -319,9 +337,9 @@ fn run(
         std::fs::write(dir.join("v6.rules"), &v6.stdout).map_err(Cause::Io)?;
         let fwd = sys.read_ip_forward().map_err(Cause::Io)?;
         std::fs::write(dir.join("ip_forward"), format!("{fwd}\n")).map_err(Cause::Io)?;
-        Ok(fwd)
+        Ok((fwd, [v4.stdout, v6.stdout]))
     };
-    let ip_forward_before = match backup() {
+    let (ip_forward_before, saved) = match backup() {
         Ok(f) => f,
         Err(cause) => {
             let _ = std::fs::remove_dir_all(&dir);
@@ -369,18 +387,39 @@ fn run(
 
     // 5.-7. Load, route, verify; any failure rolls everything back.
     let change = || -> Result<(String, (usize, usize)), (Step, Cause)> {
-        for (i, (text, step)) in [(ipv4, Step::LoadIpv4), (ipv6, Step::LoadIpv6)]
-            .into_iter()
-            .enumerate()
-        {
+        // The two families are independent commits (v4 and v6 tables), so they
+        // load concurrently: most of a load is the kernel's per-table commit
+        // latency, which then overlaps with the other family's parsing. A
+        // failure in either rolls back both. (Legacy: `-w` serialises them on
+        // the xtables lock; nft: iptables-nft retries on a concurrent commit.)
+        let load = |i: usize, text: &str, step: Step| -> Result<(), (Step, Cause)> {
             let tool = &tools.restore[i];
             let out = sys
                 .run(tool, &["-w"], Some(text))
                 .map_err(|e| (step, Cause::Io(e)))?;
-            if !out.success() {
-                return Err((step, classify(tool, &out, Some(text))));
+            if out.success() {
+                Ok(())
+            } else {
+                Err((step, classify(tool, &out, Some(text))))
             }
-        }
+        };
+        let (load4, load6) = (
+            skip_unchanged_empty_tables(ipv4, &saved[0]),
+            skip_unchanged_empty_tables(ipv6, &saved[1]),
+        );
+        let (r4, r6) = std::thread::scope(|s| {
+            let v6 = s.spawn(|| load(1, &load6, Step::LoadIpv6));
+            let r4 = load(0, &load4, Step::LoadIpv4);
+            let r6 = v6.join().unwrap_or_else(|_| {
+                Err((
+                    Step::LoadIpv6,
+                    Cause::Io(io::Error::other("the IPv6 load thread panicked")),
+                ))
+            });
+            (r4, r6)
+        });
+        r4?;
+        r6?;
         let mut after = ip_forward_before.clone();
         if model.is_router() && after != "1" {
             sys.write_ip_forward("1")
@@ -570,6 +609,53 @@ fn kernel_feature(stderr: &str, rule: Option<&str>) -> Option<String> {
         // "No such file or directory" alone is also a missing chain; not kernel.
         None => None,
     }
+}
+
+/// `text` with every table that asks for nothing (no rules, no user chains,
+/// all policies ACCEPT) and already exists exactly so in `saved` turned into
+/// comment lines. Loading such a table changes nothing but costs a kernel
+/// commit (~10 ms: its base chains' hooks are re-registered), e.g. the empty
+/// IPv6 `nat` table on every re-apply. Line numbers are kept, so "line N"
+/// errors still map to the policy.
+fn skip_unchanged_empty_tables<'a>(text: &'a str, saved: &str) -> std::borrow::Cow<'a, str> {
+    let want = parse_tables(text);
+    let have = parse_tables(saved);
+    let empty_accept = |chains: &BTreeMap<String, (String, Vec<String>)>| {
+        chains
+            .values()
+            .all(|(policy, rules)| policy == "ACCEPT" && rules.is_empty())
+    };
+    let skip: Vec<&String> = want
+        .iter()
+        .filter(|(table, chains)| {
+            empty_accept(chains)
+                && have
+                    .get(*table)
+                    .is_some_and(|h| empty_accept(h) && h.keys().eq(chains.keys()))
+        })
+        .map(|(t, _)| t)
+        .collect();
+    if skip.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut skipping = false;
+    for line in text.lines() {
+        if let Some(t) = line.strip_prefix('*') {
+            skipping = skip.iter().any(|s| s.as_str() == t.trim());
+        }
+        if skipping {
+            out.push_str("# unchanged, not reloaded: ");
+            out.push_str(line);
+            if line.trim() == "COMMIT" {
+                skipping = false;
+            }
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// One table as read from `iptables-save` format: chain -> (policy, rule comments).

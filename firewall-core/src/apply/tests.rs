@@ -47,7 +47,7 @@ impl System for Mock {
         Ok(self.euid)
     }
     fn find(&self, tool: &str) -> Option<PathBuf> {
-        (!self.missing.contains(&tool)).then(|| PathBuf::from("/usr/sbin").join(tool))
+        (!self.missing.contains(&tool)).then(|| PathBuf::from("/nonexistent-mock-bin").join(tool))
     }
     fn run(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> io::Result<RunOutput> {
         self.calls
@@ -326,4 +326,24 @@ fn invalid_failsafe() {
     };
     let e = run(&Mock::new(), &model(), V4, V6, &o).unwrap_err();
     assert!(matches!(e, ApplyError::InvalidFailsafe { .. }));
+}
+
+#[test]
+fn unchanged_empty_tables_are_not_reloaded() {
+    let want = "# x\n*filter\n:INPUT DROP [0:0]\n-A INPUT -j ACCEPT\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n";
+    let saved_same = "*nat\n:PREROUTING ACCEPT [3:180]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n-A INPUT -j ACCEPT\nCOMMIT\n";
+    let out = skip_unchanged_empty_tables(want, saved_same);
+    assert_eq!(out.lines().count(), want.lines().count());
+    assert!(out.contains("*filter\n:INPUT DROP"));
+    assert!(out.contains("# unchanged, not reloaded: *nat"));
+    assert!(!out.lines().any(|l| l == "*nat"));
+    // A nat table with a rule, with another chain, or absent is reloaded.
+    for saved in [
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -j MASQUERADE\nCOMMIT\n",
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:x - [0:0]\nCOMMIT\n",
+        "*nat\n:PREROUTING DROP [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n",
+        "",
+    ] {
+        assert_eq!(skip_unchanged_empty_tables(want, saved), want, "{saved}");
+    }
 }
