@@ -4,6 +4,8 @@
 //! cargo run --example howto              # print the bash script
 //! cargo run --example howto -- --restore # print the IPv4 ruleset (iptables-save format)
 //! cargo run --example howto -- --restore6
+//! # apply to THIS host (root; inside a network namespace or a VM!):
+//! ip netns exec NS target/debug/examples/howto --apply [--failsafe 10s]
 //! ```
 //!
 //! What the howto did and what this does instead:
@@ -38,9 +40,91 @@ fn main() {
         None => print!("{}", HOWTO.bash()),
         Some("--restore") => print!("{}", HOWTO.iptables_restore()),
         Some("--restore6") => print!("{}", HOWTO.ip6tables_restore()),
+        Some("--apply") => std::process::exit(apply(std::env::args().skip(2).collect())),
         Some(other) => {
             eprintln!("unknown option `{other}`; use --restore or --restore6 (or nothing for the bash script)");
             std::process::exit(2);
+        }
+    }
+}
+
+/// `--apply [--failsafe 10s]`: applies the howto policy to this host with a
+/// failsafe (the policy's `failsafe 10s;` unless given), asks on the terminal
+/// for confirmation, and lets the previous rules come back if none comes.
+fn apply(args: Vec<String>) -> i32 {
+    use std::io::BufRead as _;
+    use std::time::{Duration, Instant};
+    let window = match args.as_slice() {
+        [] => None,
+        [flag, value] if flag == "--failsafe" => {
+            let secs = value
+                .strip_suffix("min")
+                .and_then(|m| m.parse::<u64>().ok().map(|m| m * 60))
+                .or_else(|| value.trim_end_matches('s').parse::<u64>().ok());
+            match secs {
+                Some(s) => Some(Duration::from_secs(s)),
+                None => {
+                    eprintln!("--failsafe {value}: use e.g. 10s or 2min");
+                    return 2;
+                }
+            }
+        }
+        _ => {
+            eprintln!("usage: howto --apply [--failsafe 10s]");
+            return 2;
+        }
+    };
+    let result = match window {
+        Some(w) => HOWTO.apply_with_failsafe(w),
+        None => HOWTO.apply(),
+    };
+    let mut applied = match result {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("howto: {e}");
+            return 1;
+        }
+    };
+    println!(
+        "howto: applied ({} backend, {} IPv4 + {} IPv6 rules, in {:?})",
+        applied.backend, applied.rules.0, applied.rules.1, applied.elapsed
+    );
+    let Some(guard) = &applied.failsafe else {
+        return 0;
+    };
+    println!(
+        "howto: unless confirmed within {}, the previous rules come back (even if this program dies).",
+        guard.window()
+    );
+    println!(
+        "howto: confirm from anywhere with: {}",
+        guard.confirm_command()
+    );
+    println!("howto: or type yes and Enter here:");
+    let deadline = guard.deadline();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let left = deadline.saturating_duration_since(Instant::now());
+    match rx.recv_timeout(left) {
+        Ok(line) if line.trim() == "yes" => match applied.confirm() {
+            Ok(()) => {
+                println!("howto: confirmed, the new rules stay.");
+                0
+            }
+            Err(e) => {
+                eprintln!("howto: {e}");
+                1
+            }
+        },
+        _ => {
+            println!(
+                "howto: not confirmed; the watchdog restores the previous rules at the deadline."
+            );
+            1
         }
     }
 }
