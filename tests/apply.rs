@@ -677,3 +677,87 @@ fn ssh_session_check_refuses_a_policy_that_cuts_the_session() {
     );
     assert_ne!(t.ruleset(Ns::Firewall), before);
 }
+
+/// The children of process `pid` (from /proc).
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Failsafe, bash script: the script waits for "yes" on its terminal; it is
+/// SIGKILLed there (a cut SSH session that takes the shell with it). The
+/// detached watchdog still restores the previous rules at the deadline.
+#[test]
+fn failsafe_bash_script_survives_sigkill_at_the_prompt() {
+    if !common::kernel_tests_available("failsafe_bash_script_survives_sigkill_at_the_prompt") {
+        return;
+    }
+    if !Path::new("/usr/bin/script").exists() && !Path::new("/bin/script").exists() {
+        assert!(
+            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+            "`script` (util-linux) is needed in CI"
+        );
+        return;
+    }
+    let scratch = Scratch::new("bashkill");
+    let policy = parse(&format!("{SECTION5_POLICY}failsafe 3s;\n"));
+    let t = Topology::new("apply_bash_kill");
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    let file = scratch.0.join("firewall.sh");
+    std::fs::write(
+        &file,
+        format!("export TMPDIR={}\n{}", scratch.path(), policy.bash()),
+    )
+    .expect("writing the script");
+    // `script` gives the bash script a terminal, so it stops at its prompt.
+    let mut term: Child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            t.name(Ns::Firewall),
+            "timeout",
+            "30",
+            "script",
+            "-qfec",
+        ])
+        .arg(format!("bash {}", file.display()))
+        .arg("/dev/null")
+        .stdin(Stdio::piped()) // held open: no answer ever comes
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting script(1)");
+    let changed = wait_until(Duration::from_secs(10), || {
+        t.ruleset(Ns::Firewall) != before
+    });
+    let pid = watchdog_pid_in(&scratch.0);
+    let wd = Watchdog(pid);
+    // timeout -> script -> bash: SIGKILL the bash script and its terminal.
+    let mut victims = Vec::new();
+    let mut queue = vec![term.id()];
+    while let Some(p) = queue.pop() {
+        queue.extend(children(p));
+        victims.push(p);
+    }
+    for p in victims.iter().rev() {
+        let _ = Command::new("kill").args(["-9", &p.to_string()]).status();
+    }
+    let _ = term.kill();
+    let _ = term.wait();
+    assert!(changed, "the script did not apply the policy");
+    assert_ne!(pid, 0, "no watchdog");
+    assert!(
+        victims.len() >= 3,
+        "expected timeout, script and bash processes, got {victims:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(8), || t.ruleset(Ns::Firewall) == before),
+        "after SIGKILL of the bash script the previous rules did not come back"
+    );
+    assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
+    assert!(wd.exits_within(Duration::from_secs(3)));
+}
