@@ -57,17 +57,51 @@ impl SshSession {
         })
     }
 
-    /// The session this process runs in, from the environment (`None` outside SSH).
+    /// The session this process runs in (`None` outside SSH): from its own
+    /// environment, else from its ancestors' (`sudo` drops `SSH_CONNECTION` by
+    /// default, but the login shell that ran `sudo` still has it).
     pub fn from_env() -> Option<SshSession> {
-        if let Ok(v) = std::env::var("SSH_CONNECTION") {
-            if let Some(s) = SshSession::parse_connection(&v) {
-                return Some(s);
-            }
+        let own = |name: &str| std::env::var(name).ok();
+        if let Some(s) = SshSession::from_vars(own("SSH_CONNECTION"), own("SSH_CLIENT")) {
+            return Some(s);
         }
-        std::env::var("SSH_CLIENT")
-            .ok()
-            .and_then(|v| SshSession::parse_client(&v))
+        let mut pid = parent_of("self")?;
+        // Bounded: a process tree is not deeper than this in practice.
+        for _ in 0..64 {
+            if pid <= 1 {
+                return None;
+            }
+            if let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) {
+                let var = |name: &str| {
+                    environ.split(|b| *b == 0).find_map(|kv| {
+                        let kv = String::from_utf8_lossy(kv);
+                        kv.strip_prefix(name)
+                            .and_then(|r| r.strip_prefix('='))
+                            .map(str::to_string)
+                    })
+                };
+                if let Some(s) = SshSession::from_vars(var("SSH_CONNECTION"), var("SSH_CLIENT")) {
+                    return Some(s);
+                }
+            }
+            pid = parent_of(&pid.to_string())?;
+        }
+        None
     }
+
+    fn from_vars(connection: Option<String>, client: Option<String>) -> Option<SshSession> {
+        connection
+            .as_deref()
+            .and_then(SshSession::parse_connection)
+            .or_else(|| client.as_deref().and_then(SshSession::parse_client))
+    }
+}
+
+/// The parent pid of `/proc/<pid>` ("pid (comm) state ppid ...").
+fn parent_of(pid: &str) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// sshd on a dual-stack socket reports IPv4 clients as `::ffff:a.b.c.d`.
