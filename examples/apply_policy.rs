@@ -47,7 +47,9 @@ fn run() -> Result<(), String> {
             "--emit" => emit = Some(args.next().ok_or("--emit needs a directory")?),
             "--repeat" => {
                 let v = args.next().ok_or("--repeat needs a count")?;
-                repeat = v.parse().map_err(|_| format!("--repeat {v}: not a count"))?;
+                repeat = v
+                    .parse()
+                    .map_err(|_| format!("--repeat {v}: not a count"))?;
             }
             f if !f.starts_with("--") && file.is_none() => file = Some(f.to_string()),
             other => return Err(format!("unknown argument {other}")),

@@ -17,6 +17,15 @@
 //!
 //! Dropping the guard without confirming leaves the watchdog running: the
 //! previous rules come back at the deadline, which is the point.
+//!
+//! After a confirmation the watchdog deletes the backup directory. After a
+//! revert it keeps it, with a `log` line (also sent to syslog via `logger`) and
+//! a `reverted` marker, so that an administrator can see what happened; it
+//! lives in the temp dir ([`super::Options::backup_parent`]).
+//!
+//! Limits: the watchdog is an ordinary process: a reboot, or killing it by its
+//! pid (`watchdog.pid`), cancels the failsafe (after a reboot the boot-time
+//! rules apply anyway). It needs `bash` and `setsid` (util-linux).
 
 use super::error::ApplyError;
 use crate::model::Failsafe;
