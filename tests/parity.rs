@@ -3,10 +3,12 @@
 //! the same diagnostics (code, message, help, line:column, underline width) as
 //! the macro's `.stderr` snapshot. Also: every check code has a fail case.
 
+#[path = "common/sources.rs"]
+mod sources;
+
 use firewall::{Code, Diagnostic, Policy};
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
 
 /// One diagnostic as the macro showed it in a `.stderr` snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -18,76 +20,6 @@ struct Shown {
     help: String,
     /// Underline width when start and end are on the same line.
     width: Option<usize>,
-}
-
-fn fail_cases() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/fail");
-    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no fail cases in {}", dir.display());
-    files
-}
-
-/// The text between `firewall! {` and its matching `}`, with the 1-based line
-/// and column of its first character. Skips strings and comments when matching.
-fn policy_text(source: &str) -> (String, usize, usize) {
-    let open = source
-        .find("firewall! {")
-        .expect("a `firewall! {` invocation")
-        + "firewall! {".len();
-    let chars: Vec<(usize, char)> = source[open..].char_indices().collect();
-    let mut depth = 1usize;
-    let mut i = 0;
-    let mut close = None;
-    while i < chars.len() {
-        let c = chars[i].1;
-        let next = chars.get(i + 1).map(|x| x.1);
-        match c {
-            '"' => {
-                i += 1;
-                while i < chars.len() && chars[i].1 != '"' {
-                    if chars[i].1 == '\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-            }
-            '/' if next == Some('/') => {
-                while i < chars.len() && chars[i].1 != '\n' {
-                    i += 1;
-                }
-            }
-            '/' if next == Some('*') => {
-                i += 2;
-                while i + 1 < chars.len() && !(chars[i].1 == '*' && chars[i + 1].1 == '/') {
-                    i += 1;
-                }
-                i += 1;
-            }
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    close = Some(open + chars[i].0);
-                    break;
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    let close = close.expect("the `}` closing `firewall! {`");
-    let before = &source[..open];
-    let line = before.matches('\n').count() + 1;
-    let column = before[before.rfind('\n').map_or(0, |n| n + 1)..]
-        .chars()
-        .count()
-        + 1;
-    (source[open..close].to_string(), line, column)
 }
 
 /// The diagnostics of a `.stderr` snapshot whose code is one of ours.
@@ -179,7 +111,7 @@ fn shown_from_parse(d: &Diagnostic, line0: usize, col0: usize, with_width: bool)
 #[test]
 fn parse_reports_what_the_macro_reports() {
     let mut mismatches = Vec::new();
-    for rs in fail_cases() {
+    for rs in sources::rust_files("tests/ui/fail") {
         let source = fs::read_to_string(&rs).unwrap();
         let stderr_path = rs.with_extension("stderr");
         let stderr = fs::read_to_string(&stderr_path)
@@ -190,7 +122,11 @@ fn parse_reports_what_the_macro_reports() {
             "{}: no firewall diagnostic in the snapshot",
             stderr_path.display()
         );
-        let (text, line0, col0) = policy_text(&source);
+        let block = sources::blocks(&source)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("{}: no `firewall! {{` block", rs.display()));
+        let (text, line0, col0) = (block.text, block.line, block.column);
         let diags = match Policy::parse(&text) {
             Ok(_) => {
                 mismatches.push(format!(
@@ -241,7 +177,7 @@ fn parse_reports_what_the_macro_reports() {
 #[test]
 fn every_code_has_a_fail_case() {
     let mut seen = BTreeSet::new();
-    for rs in fail_cases() {
+    for rs in sources::rust_files("tests/ui/fail") {
         let stderr = fs::read_to_string(rs.with_extension("stderr")).unwrap_or_default();
         for shown in parse_stderr(&stderr) {
             seen.insert(shown.code);
@@ -257,7 +193,7 @@ fn every_code_has_a_fail_case() {
 
 #[test]
 fn fail_cases_are_named_after_their_code() {
-    for rs in fail_cases() {
+    for rs in sources::rust_files("tests/ui/fail") {
         let name = rs.file_stem().unwrap().to_str().unwrap().to_string();
         if name == "three_mistakes" {
             continue; // several codes on purpose
@@ -280,13 +216,4 @@ fn fail_cases_are_named_after_their_code() {
             rs.display()
         );
     }
-}
-
-#[test]
-fn policy_text_extraction() {
-    let src =
-        "use x;\nconst F: F = firewall! {\n    extif \"}\"; /* } */ // }\n    open tcp 22;\n};\n";
-    let (text, line, col) = policy_text(src);
-    assert_eq!(text, "\n    extif \"}\"; /* } */ // }\n    open tcp 22;\n");
-    assert_eq!((line, col), (2, 25));
 }

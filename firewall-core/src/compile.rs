@@ -32,7 +32,12 @@ pub fn compile(tokens: TokenStream) -> Result<Model, Vec<SpannedDiagnostic>> {
         .flat_map(syntax::to_diagnostics)
         .collect();
     let mut lower = Lower {
-        extif_failed: parsed.failed.iter().any(|k| k == "extif"),
+        // A failed statement that is `extif`, a misspelt word or no word at all
+        // may be the `extif`: then "no extif" would be a follow-on error.
+        extif_failed: parsed
+            .failed
+            .iter()
+            .any(|k| k == "extif" || !syntax::KEYWORDS.contains(&k.as_str())),
         ..Lower::default()
     };
     for stmt in &parsed.stmts {
@@ -168,11 +173,17 @@ impl Lower {
     fn once(&mut self, which: Once, id: StmtId, stmt: &Stmt) -> bool {
         if self.spans.once.contains_key(&which) {
             let name = stmt.kind.name();
+            let help = match which {
+                Once::Extif | Once::Trust => {
+                    format!("keep one `{name}` statement and list every interface in it")
+                }
+                _ => format!("keep one `{name}` statement"),
+            };
             self.error(
                 Code::Syntax,
                 stmt.span,
                 format!("`{name}` is given twice"),
-                format!("keep one `{name}` statement (merge lists into one)"),
+                help,
             );
             return false;
         }
@@ -290,7 +301,10 @@ impl Lower {
                         self.error(
                             Code::RedirectSelf,
                             SpanRange::single(port.span).to(SpanRange::single(to_port.span)),
-                            format!("`redirect {p} -> {t}` redirects port {p} to itself"),
+                            format!(
+                                "`redirect {}{p} -> {t}` redirects port {p} to itself",
+                                if proto == Proto::Udp { "udp " } else { "" }
+                            ),
                             format!("to accept port {p}, write `open {proto} {p};`; otherwise name the port to redirect to"),
                         );
                     } else {
@@ -337,6 +351,12 @@ impl Lower {
                     self.spans.ifaces.insert((id, out.len()), n.span);
                     out.push(i);
                 }
+                Err(e @ crate::model::IfaceError::Empty) => self.error(
+                    Code::Interface,
+                    n.span,
+                    e.to_string(),
+                    "write the interface's name, as `ip link` shows it",
+                ),
                 Err(e) => self.error(
                     Code::Interface,
                     n.span,
@@ -424,7 +444,7 @@ impl Lower {
                 Code::Address,
                 a.span,
                 format!("whitespace inside the address `{}`", a.text),
-                "write the address without spaces, e.g. `198.51.100.0/24`",
+                format!("write it without spaces: `{}`", a.text),
             );
             return None;
         }
@@ -447,6 +467,12 @@ impl Lower {
                 }
             };
             match parsed {
+                Ok(n) if out.contains(&n) => self.error(
+                    Code::Duplicate,
+                    a.span,
+                    format!("{n} is listed twice in this `from`"),
+                    format!("remove the second `{}`", a.text),
+                ),
                 Ok(n) => {
                     self.spans.nets.insert((id, out.len()), a.span);
                     out.push(n);
@@ -552,6 +578,7 @@ impl Lower {
             failsafe: self.failsafe,
             log_drops: self.log_drops,
         };
+        let complete = complete && !model.extif.is_empty();
         diags.extend(check::run(&model, &self.spans, complete, whole));
         if model.extif.is_empty() {
             None

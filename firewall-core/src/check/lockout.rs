@@ -14,9 +14,7 @@ pub(super) fn check(
     let Some(ssh) = model.ssh else {
         return; // `ssh none;`: not administered through the external interface
     };
-    if !model.input.blocks() {
-        return;
-    }
+    // A dnat of the ssh port takes it away whatever the input policy says.
     if let Some(d) = model
         .dnats
         .iter()
@@ -29,10 +27,15 @@ pub(super) fn check(
                 "`{d}` sends the ssh port {ssh} to another host: ssh to this firewall would be lost"
             ),
             format!(
-                "forward another port to the inner host (e.g. `dnat 2222 -> {}:{}`), or declare the port you administer through with `ssh PORT;`",
-                d.to, d.to_port
+                "forward another port to the inner host (e.g. `dnat {} -> {}:{}`), or declare the port you administer through with `ssh PORT;`",
+                if ssh.get() == 2222 { 2223 } else { 2222 },
+                d.to,
+                d.to_port
             ),
         ));
+        return;
+    }
+    if !model.input.blocks() {
         return;
     }
     if model.accepts_locally(Proto::Tcp, ssh) {

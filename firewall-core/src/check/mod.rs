@@ -51,7 +51,7 @@ mod tests {
         for ok in [
             "extif eth0; open tcp 22, 80;",
             "extif eth0; open tcp 22 from 198.51.100.0/24; open tcp 22 from \"2001:db8::/32\";",
-            "extif eth0; policy input accept; dnat 22 -> 203.0.113.2;",
+            "extif eth0; ssh none; policy input accept; dnat 22 -> 203.0.113.2;",
             "extif eth0; ssh none; policy input drop;",
             "extif eth0; ssh 2222; redirect 2222 -> 22;",
             "extif eth0; open tcp 22; open tcp 80..=90; open tcp 91..=100; open udp 80;",

@@ -60,6 +60,31 @@ fn overlap_text(a: PortRange, b: PortRange) -> String {
     }
 }
 
+/// `range` without the ports of `other` (zero, one or two pieces).
+fn without(range: PortRange, other: PortRange) -> Vec<PortRange> {
+    let mut rest = Vec::new();
+    if range.start() < other.start() {
+        let end = Port::new(other.start().get() - 1).unwrap_or(range.start());
+        rest.extend(PortRange::new(range.start(), end.min(range.end())));
+    }
+    if range.end() > other.end() {
+        let start = Port::new(other.end().get().saturating_add(1)).unwrap_or(range.end());
+        rest.extend(PortRange::new(start.max(range.start()), range.end()));
+    }
+    rest
+}
+
+/// How to fix `later` overlapping `earlier`: remove it, or keep only the rest.
+fn overlap_help(later: PortRange, earlier: PortRange) -> String {
+    let rest = without(later, earlier);
+    if rest.is_empty() {
+        format!("remove `{later}` here")
+    } else {
+        let rest: Vec<String> = rest.iter().map(ToString::to_string).collect();
+        format!("write `{}` here instead of `{later}`", rest.join(", "))
+    }
+}
+
 fn items<'a, S>(
     list: impl Iterator<Item = (StmtId, Proto, &'a [PortRange], &'a [Net], &'a S)>,
 ) -> Vec<Item<'a, S>> {
@@ -108,7 +133,7 @@ pub(super) fn check(model: &Model, spans: &Spans, out: &mut Vec<SpannedDiagnosti
             Code::Duplicate,
             spans.port(later.stmt, later.index),
             message,
-            format!("remove `{}` here", later.range),
+            overlap_help(later.range, earlier.range),
         ));
     }
 
@@ -136,7 +161,7 @@ fn open_pair<S: Display>(
             } else {
                 format!("{what} is already opened by `{}`", earlier.statement)
             },
-            format!("remove `{}` here", later.range),
+            overlap_help(later.range, earlier.range),
         )),
         (true, false) | (false, true) => {
             let (restricted, open) = if later.from.is_empty() {
@@ -166,7 +191,9 @@ fn open_pair<S: Display>(
                     .map(|e| (n, e))
             });
             if let Some((net, by)) = covered {
-                let (code, message) = if net == by {
+                let (code, message) = if net == by && earlier.stmt == later.stmt {
+                    (Code::Duplicate, format!("{what} is listed twice"))
+                } else if net == by {
                     (
                         Code::Duplicate,
                         format!(
@@ -187,7 +214,7 @@ fn open_pair<S: Display>(
                     code,
                     span,
                     message,
-                    format!("remove `{}` here", later.range),
+                    overlap_help(later.range, earlier.range),
                 ));
             }
         }
@@ -245,6 +272,15 @@ fn nat<S>(model: &Model, spans: &Spans, opens: &[Item<S>], out: &mut Vec<Spanned
         for n in &nat {
             if item.proto == n.proto && item.range.contains(n.port) {
                 let what = if n.dnat { "forwarded" } else { "redirected" };
+                let fix = if item.range.is_single() {
+                    format!("remove {} from this `open`", n.port)
+                } else {
+                    let rest: Vec<String> = without(item.range, PortRange::single(n.port))
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect();
+                    format!("write `{}` instead of `{}`", rest.join(", "), item.range)
+                };
                 out.push(SpannedDiagnostic::new(
                     Code::Shadowed,
                     spans.port(item.stmt, item.index),
@@ -252,12 +288,40 @@ fn nat<S>(model: &Model, spans: &Spans, opens: &[Item<S>], out: &mut Vec<Spanned
                         "this `open` of {} port {} never matches: `{}` takes those connections first",
                         n.proto, n.port, n.text
                     ),
-                    format!(
-                        "remove {} from this `open`: `{}` already accepts exactly the {what} connections",
-                        n.port, n.text
-                    ),
+                    format!("{fix}: `{}` already accepts exactly the {what} connections", n.text),
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(a: u16, b: u16) -> PortRange {
+        let p = |n| Port::new(n).unwrap_or_else(|| panic!("port {n}"));
+        PortRange::new(p(a), p(b)).unwrap_or_else(|| panic!("range {a}..={b}"))
+    }
+
+    #[test]
+    fn without_keeps_what_does_not_overlap() {
+        assert_eq!(without(r(8080, 8090), r(8000, 8080)), vec![r(8081, 8090)]);
+        assert_eq!(
+            without(r(8000, 8100), r(8080, 8080)),
+            vec![r(8000, 8079), r(8081, 8100)]
+        );
+        assert_eq!(without(r(25, 25), r(20, 30)), vec![]);
+        assert_eq!(without(r(1, 65535), r(1, 1)), vec![r(2, 65535)]);
+        assert_eq!(without(r(1, 65535), r(65535, 65535)), vec![r(1, 65534)]);
+    }
+
+    #[test]
+    fn overlap_help_never_drops_ports_that_were_not_duplicated() {
+        assert_eq!(overlap_help(r(443, 443), r(443, 443)), "remove `443` here");
+        assert_eq!(
+            overlap_help(r(20, 30), r(25, 25)),
+            "write `20..=24, 26..=30` here instead of `20..=30`"
+        );
     }
 }

@@ -11,7 +11,7 @@ pub enum AddrError {
     /// The prefix length is larger than the address family allows.
     PrefixTooLong {
         /// The prefix as written.
-        prefix: u32,
+        prefix: String,
         /// 32 or 128.
         max: u8,
     },
@@ -64,14 +64,13 @@ impl Net {
     /// `addr/prefix`, checked: the prefix fits the family and no host bits are set.
     pub fn new(addr: IpAddr, prefix: u32) -> Result<Net, AddrError> {
         let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
-        let Ok(prefix) = u8::try_from(prefix) else {
-            return Err(AddrError::PrefixTooLong { prefix, max });
+        let too_long = || AddrError::PrefixTooLong {
+            prefix: prefix.to_string(),
+            max,
         };
+        let prefix = u8::try_from(prefix).map_err(|_| too_long())?;
         if prefix > max {
-            return Err(AddrError::PrefixTooLong {
-                prefix: u32::from(prefix),
-                max,
-            });
+            return Err(too_long());
         }
         let network = Net {
             addr: mask(addr, prefix),
@@ -128,12 +127,18 @@ impl std::str::FromStr for Net {
         let (a, p) = s
             .split_once('/')
             .ok_or_else(|| AddrError::Malformed(s.to_string()))?;
-        let addr: IpAddr = a.parse().map_err(|_| AddrError::Malformed(a.to_string()))?;
+        let addr: IpAddr = a.parse().map_err(|_| AddrError::Malformed(s.to_string()))?;
         if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
             return Err(AddrError::Malformed(s.to_string()));
         }
-        let prefix: u32 = p.parse().unwrap_or(u32::MAX);
-        Net::new(addr, prefix)
+        match p.parse::<u32>() {
+            Ok(prefix) => Net::new(addr, prefix),
+            // More digits than any prefix: report it as written.
+            Err(_) => Err(AddrError::PrefixTooLong {
+                prefix: p.to_string(),
+                max: if addr.is_ipv4() { 32 } else { 128 },
+            }),
+        }
     }
 }
 

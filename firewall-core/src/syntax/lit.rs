@@ -62,16 +62,23 @@ pub(crate) fn one_of(
     ))
 }
 
-/// An error at the next token (or at the end of the statement).
+/// An error at the next token, or, at the end of the input, at the last token
+/// (the place where something is missing).
 pub(crate) fn unexpected(input: ParseStream, message: &str, help: &str) -> syn::Error {
     match input.cursor().token_tree() {
-        Some((tt, _)) => error_spanned(&tt, Code::Syntax, format!("{message}, found `{tt}`"), help),
-        None => input.error(format!(
-            "{}{}{message}{}{help}",
+        Some((TokenTree::Punct(p), _)) if p.as_char() == '#' => error_at(
+            p.span(),
             Code::Syntax,
-            '\u{1f}',
-            '\u{1f}'
-        )),
+            "doc comments (`///`, `//!`) and attributes are not allowed in a policy",
+            "write comments with `//` or `/* */`",
+        ),
+        Some((tt, _)) => error_spanned(&tt, Code::Syntax, format!("{message}, found `{tt}`"), help),
+        None => error_at(
+            input.cursor().prev_span(),
+            Code::Syntax,
+            format!("{message}, found the end of the policy"),
+            help,
+        ),
     }
 }
 
@@ -86,7 +93,7 @@ pub struct Num {
 
 impl Parse for Num {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        if input.peek(Token![-]) {
+        if input.peek(Token![-]) && input.peek2(LitInt) {
             let minus: Token![-] = input.parse()?;
             let rest: TokenTree = input.parse()?;
             return Err(error_spanned(
@@ -331,16 +338,22 @@ impl Parse for DurationLit {
                 ))
             }
             other => {
+                let digits = lit.base10_digits();
+                let help = match (other, n) {
+                    ("h", Some(h)) => format!(
+                        "hours are not a unit here: write `{}min` (the failsafe is at most `60min`)",
+                        h.saturating_mul(60)
+                    ),
+                    ("m" | "mins" | "minutes", _) => format!("write `{digits}min` for minutes"),
+                    ("sec" | "secs" | "seconds", _) => format!("write `{digits}s` for seconds"),
+                    _ => format!("write `{digits}s` for seconds or `{digits}min` for minutes"),
+                };
                 return Err(error_spanned(
                     &lit,
                     Code::Failsafe,
                     format!("unknown time unit `{other}`"),
-                    format!(
-                        "write `{}s` for seconds or `{}min` for minutes",
-                        lit.base10_digits(),
-                        lit.base10_digits()
-                    ),
-                ))
+                    help,
+                ));
             }
         };
         Ok(DurationLit {

@@ -148,8 +148,9 @@ pub struct PolicySyntax {
     pub stmts: Vec<Stmt>,
     /// Syntax errors (already recovered from).
     pub errors: Vec<syn::Error>,
-    /// Keywords of the statements that failed to parse (so that later checks
-    /// do not report what those statements would have provided).
+    /// Keywords of the statements that failed to parse, `""` where there was
+    /// none (so that later checks do not report what those statements would
+    /// have provided).
     pub failed: Vec<String>,
 }
 
@@ -161,7 +162,10 @@ impl Parse for PolicySyntax {
                 input.parse::<Token![;]>()?; // a stray `;` is harmless
                 continue;
             }
-            let keyword = input.cursor().ident().map(|(id, _)| id.to_string());
+            let keyword = input
+                .cursor()
+                .ident()
+                .map_or_else(String::new, |(id, _)| id.to_string());
             match input.parse::<Stmt>() {
                 Ok(stmt) => {
                     out.stmts.push(stmt);
@@ -169,7 +173,7 @@ impl Parse for PolicySyntax {
                 }
                 Err(e) => {
                     out.errors.push(e);
-                    out.failed.extend(keyword);
+                    out.failed.push(keyword);
                     skip_past_semicolon(input)?;
                 }
             }
@@ -188,7 +192,7 @@ fn end_of_statement(input: ParseStream, errors: &mut Vec<syn::Error>) -> syn::Re
     match next {
         None => {
             errors.push(error_at(
-                input.span(),
+                input.cursor().prev_span(),
                 Code::Syntax,
                 "missing `;` at the end of the last statement",
                 "end every statement with `;`",
@@ -205,10 +209,10 @@ fn end_of_statement(input: ParseStream, errors: &mut Vec<syn::Error>) -> syn::Re
             ));
             Ok(())
         }
-        Some((tt, _)) => {
+        Some(_) => {
             errors.push(lit::unexpected(
                 input,
-                &format!("unexpected `{tt}` in this statement"),
+                "expected `;` at the end of the statement",
                 "end the statement with `;` (see the statement table in the docs)",
             ));
             skip_past_semicolon(input)
