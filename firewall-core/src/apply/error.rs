@@ -78,6 +78,8 @@ pub enum Cause {
         tool: String,
         /// The feature, in kernel-config terms.
         feature: String,
+        /// The policy statement whose rule needs it, when known.
+        statement: Option<String>,
         /// What the tool printed on stderr.
         stderr: String,
     },
@@ -123,12 +125,19 @@ impl fmt::Display for Cause {
             Cause::KernelSupport {
                 tool,
                 feature,
+                statement,
                 stderr,
-            } => write!(
-                f,
-                "the kernel lacks {feature}: {tool} said: {}\n  help: load the module (modprobe) or use a kernel built with it (see the howto's kernel configuration: conntrack, NAT, MASQUERADE, REDIRECT, REJECT)",
-                stderr.trim()
-            ),
+            } => {
+                write!(f, "the kernel lacks {feature}")?;
+                if let Some(s) = statement {
+                    write!(f, ", needed by the policy statement `{s}`")?;
+                }
+                write!(
+                    f,
+                    ": {tool} said: {}\n  help: load the module (modprobe) or use a kernel built with it (see the howto's kernel configuration: conntrack, NAT, MASQUERADE, REDIRECT, REJECT)",
+                    stderr.trim()
+                )
+            }
             Cause::Mismatch { family, detail } => write!(
                 f,
                 "the {family} rules read back are not the ones loaded: {detail}\n  help: another program may be changing the firewall at the same time (firewalld, docker, a second apply)"
@@ -232,7 +241,9 @@ impl ApplyError {
     pub fn statement(&self) -> Option<&str> {
         match self {
             ApplyError::Failed { cause, .. } => match &**cause {
-                Cause::Rule { statement, .. } => statement.as_deref(),
+                Cause::Rule { statement, .. } | Cause::KernelSupport { statement, .. } => {
+                    statement.as_deref()
+                }
                 _ => None,
             },
             _ => None,

@@ -512,6 +512,10 @@ fn classify(tool: &str, out: &RunOutput, text: Option<&str>) -> Cause {
         return Cause::KernelSupport {
             tool: tool.to_string(),
             feature,
+            statement: match (text, line) {
+                (Some(t), Some(n)) => statement_at_line(t, n),
+                _ => None,
+            },
             stderr,
         };
     }

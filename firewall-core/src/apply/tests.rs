@@ -257,7 +257,13 @@ fn kernel_support_is_named() {
     let e = run(&m, &model(), V4, V6, &opts()).unwrap_err();
     match &e {
         ApplyError::Failed { cause, .. } => match &**cause {
-            Cause::KernelSupport { feature, .. } => assert!(feature.contains("MASQUERADE")),
+            Cause::KernelSupport { feature, .. } => {
+                assert!(feature.contains("MASQUERADE"));
+                assert_eq!(e.statement(), Some("masquerade"));
+                assert!(e
+                    .to_string()
+                    .contains("needed by the policy statement `masquerade`"));
+            }
             other => panic!("{other:?}"),
         },
         other => panic!("{other:?}"),
@@ -346,4 +352,15 @@ fn unchanged_empty_tables_are_not_reloaded() {
     ] {
         assert_eq!(skip_unchanged_empty_tables(want, saved), want, "{saved}");
     }
+}
+
+#[test]
+fn sessions_parse() {
+    let s = SshSession::parse_client("2001:db8::9 50000 22").unwrap();
+    assert_eq!(s.server_port, 22);
+    assert!(s.client.is_ipv6());
+    let s = SshSession::parse_connection("::ffff:203.0.113.9 1 ::ffff:198.51.100.1 22").unwrap();
+    assert_eq!(s.client.to_string(), "203.0.113.9");
+    assert!(SshSession::parse_connection("garbage").is_none());
+    assert!(SshSession::parse_connection("1.2.3.4 x 5.6.7.8 22").is_none());
 }
