@@ -77,6 +77,9 @@ pub struct Options {
     pub ssh_session: Option<SshSession>,
     /// Where the backup directory is created; `None`: [`std::env::temp_dir`].
     pub backup_parent: Option<PathBuf>,
+    /// The iptables backend; `None` detects it from `iptables` (what the host's
+    /// `iptables` command is). Save, load and rollback all use this one.
+    pub backend: Option<Backend>,
 }
 
 /// The iptables backend; save, load and rollback always use the same one.
@@ -312,7 +315,11 @@ fn run(
     if euid != 0 {
         return Err(ApplyError::NotRoot { euid });
     }
-    let tools = resolve(sys, which_backend(sys)?)?;
+    let backend = match options.backend {
+        Some(b) => b,
+        None => which_backend(sys)?,
+    };
+    let tools = resolve(sys, backend)?;
     if sys.find("bash").is_none() {
         return Err(missing("bash"));
     }
