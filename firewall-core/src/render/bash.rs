@@ -407,6 +407,8 @@ done
 
 # ---- Backup ----
 fw_dir=$(mktemp -d "${TMPDIR:-/tmp}/firewall.XXXXXXXX")
+# Nothing changed yet: a failure here only removes the half-written backup.
+trap 'rm -rf -- "$fw_dir"' EXIT
 printf '%s\n' "$fw_backend" >"$fw_dir/backend"
 "$fw_save4" -c >"$fw_dir/v4.rules"
 "$fw_save6" -c >"$fw_dir/v6.rules"
@@ -431,7 +433,7 @@ fw_on_exit() {
       printf 'firewall: previous rules and ip_forward restored; nothing changed.\n' >&2
       rm -rf -- "$fw_dir"
     else
-      printf 'firewall: ROLLBACK FAILED; the saved rules are in %s (iptables-restore -c <%s/v4.rules)\n' "$fw_dir" "$fw_dir" >&2
+      printf 'firewall: ROLLBACK FAILED; the saved rules are in %s; retry with: bash %s/rollback.sh restore %s\n' "$fw_dir" "$fw_dir" "$fw_dir" >&2
     fi
   fi
 }
