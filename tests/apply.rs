@@ -396,7 +396,9 @@ fn failsafe_apply_unconfirmed_reverts_confirmed_keeps() {
     let before = t.ruleset(Ns::Firewall);
 
     // Not confirmed.
-    let out = apply_in(&t, &scratch, SECTION5_POLICY, &[("FW_APPLY_FAILSAFE", "2")]);
+    // Windows of 4 s: long enough that a loaded CI machine still sees the new
+    // rules before the deadline, short enough for a test.
+    let out = apply_in(&t, &scratch, SECTION5_POLICY, &[("FW_APPLY_FAILSAFE", "4")]);
     let (_, pid) = applied_line(&String::from_utf8_lossy(&out.stdout));
     let wd = Watchdog(pid);
     assert_ne!(pid, 0, "no watchdog pid");
@@ -407,7 +409,8 @@ fn failsafe_apply_unconfirmed_reverts_confirmed_keeps() {
     );
     assert!(t.ip_forward());
     assert!(
-        wait_until(Duration::from_secs(6), || t.ruleset(Ns::Firewall) == before),
+        wait_until(Duration::from_secs(10), || t.ruleset(Ns::Firewall)
+            == before),
         "the previous rules did not come back after the failsafe deadline"
     );
     assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
@@ -460,7 +463,7 @@ fn failsafe_survives_sigkill_of_the_applying_process() {
         .arg(format!("FW_APPLY_BACKUP_PARENT={}", scratch.path()))
         .args([
             "FW_APPLY_EXPECT=ok",
-            "FW_APPLY_FAILSAFE=3",
+            "FW_APPLY_FAILSAFE=4",
             "FW_APPLY_HOLD=1",
         ])
         .arg(&exe)
@@ -499,7 +502,8 @@ fn failsafe_survives_sigkill_of_the_applying_process() {
         "the policy was not applied"
     );
     assert!(
-        wait_until(Duration::from_secs(8), || t.ruleset(Ns::Firewall) == before),
+        wait_until(Duration::from_secs(10), || t.ruleset(Ns::Firewall)
+            == before),
         "after SIGKILL of the applying process the previous rules did not come back"
     );
     assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
@@ -514,7 +518,7 @@ fn failsafe_bash_script_unconfirmed_reverts_confirmed_keeps() {
         return;
     }
     let scratch = Scratch::new("bashfs");
-    let policy = parse(&format!("{SECTION5_POLICY}failsafe 2s;\n"));
+    let policy = parse(&format!("{SECTION5_POLICY}failsafe 4s;\n"));
     let t = Topology::new("apply_bash_failsafe");
     populate(&t);
     let before = t.ruleset(Ns::Firewall);
@@ -528,7 +532,8 @@ fn failsafe_bash_script_unconfirmed_reverts_confirmed_keeps() {
     let pid = watchdog_pid_in(&scratch.0);
     let wd = Watchdog(pid);
     assert!(
-        wait_until(Duration::from_secs(6), || t.ruleset(Ns::Firewall) == before),
+        wait_until(Duration::from_secs(10), || t.ruleset(Ns::Firewall)
+            == before),
         "the script's failsafe did not restore the previous rules"
     );
     assert!(!t.ip_forward());
@@ -557,7 +562,7 @@ fn failsafe_bash_script_unconfirmed_reverts_confirmed_keeps() {
     assert!(wd.exits_within(Duration::from_secs(3)));
     let applied = t.ruleset(Ns::Firewall);
     assert_ne!(applied, before);
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(5));
     assert_eq!(
         t.ruleset(Ns::Firewall),
         applied,
@@ -708,7 +713,7 @@ fn failsafe_bash_script_survives_sigkill_at_the_prompt() {
         return;
     }
     let scratch = Scratch::new("bashkill");
-    let policy = parse(&format!("{SECTION5_POLICY}failsafe 3s;\n"));
+    let policy = parse(&format!("{SECTION5_POLICY}failsafe 4s;\n"));
     let t = Topology::new("apply_bash_kill");
     populate(&t);
     let before = t.ruleset(Ns::Firewall);
@@ -760,7 +765,8 @@ fn failsafe_bash_script_survives_sigkill_at_the_prompt() {
         "expected timeout, script and bash processes, got {victims:?}"
     );
     assert!(
-        wait_until(Duration::from_secs(8), || t.ruleset(Ns::Firewall) == before),
+        wait_until(Duration::from_secs(10), || t.ruleset(Ns::Firewall)
+            == before),
         "after SIGKILL of the bash script the previous rules did not come back"
     );
     assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
