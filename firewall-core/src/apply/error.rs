@@ -284,9 +284,11 @@ impl fmt::Display for ApplyError {
             ),
             ApplyError::SessionLockout { session, reason } => write!(
                 f,
-                "refusing to apply: this process runs in the SSH session {session}, and {reason}; the next login would be locked out\n  help: add `open tcp {} from {};` (or `open tcp {};`) to the policy, or, if you have another way in (console), override with Options {{ allow_session_lockout: true, .. }}",
+                "refusing to apply: this process runs in the SSH session {session}, and {reason}; the next login would be locked out\n  help: add `open tcp {} from {}{};` (or `open tcp {};`) to the policy, or, if you have another way in (console), override with Options {{ allow_session_lockout: true, .. }}",
                 session.server_port,
-                session.client,
+                // `from` takes a network: the client alone is a /32 (/128).
+                if session.client.is_ipv4() { format!("{}", session.client) } else { format!("\"{}", session.client) },
+                if session.client.is_ipv4() { "/32" } else { "/128\"" },
                 session.server_port
             ),
             ApplyError::Failed {
