@@ -216,6 +216,12 @@ fw_main() {
 }
 "#;
 
+/// Quotes a value for the shell. Every value reaching the script is a
+/// validated model value already (a number, `30s`); this is the backstop.
+fn q(s: &str) -> String {
+    shell_escape::unix::escape(Cow::Borrowed(s)).into_owned()
+}
+
 /// A comment line: model values are validated (no newlines can occur), this is
 /// the backstop that keeps any text inside the comment.
 fn comment_safe(s: &str) -> Cow<'_, str> {
@@ -443,7 +449,7 @@ trap 'exit 130' INT TERM
     );
 
     if let Some(f) = model.failsafe {
-        let secs = f.as_secs();
+        let qsecs = q(&f.as_secs().to_string());
         let _ = write!(
             s,
             r#"
@@ -451,7 +457,7 @@ trap 'exit 130' INT TERM
 # Armed before the first rule changes. The watchdog runs in its own session
 # (setsid -f), so killing this script or losing the terminal does not stop it.
 : >"$fw_dir/armed"
-setsid -f bash "$fw_dir/rollback.sh" watchdog "$fw_dir" {secs} </dev/null >/dev/null 2>&1
+setsid -f bash "$fw_dir/rollback.sh" watchdog "$fw_dir" {qsecs} </dev/null >/dev/null 2>&1
 "#
         );
     }
@@ -485,17 +491,18 @@ setsid -f bash "$fw_dir/rollback.sh" watchdog "$fw_dir" {secs} </dev/null >/dev/
     match model.failsafe {
         None => s.push_str("rm -rf -- \"$fw_dir\"\nprintf 'firewall: policy applied.\\n'\n"),
         Some(f) => {
-            let secs = f.as_secs();
+            let qsecs = q(&f.as_secs().to_string());
+            let qf = q(&f.to_string());
             let _ = write!(
                 s,
                 r#"fw_confirm_cmd="bash $(printf '%q' "$fw_dir/rollback.sh") confirm $(printf '%q' "$fw_dir")"
-printf 'firewall: policy applied. Unless confirmed within {f}, the previous rules come back.\n'
+printf 'firewall: policy applied. Unless confirmed within %s, the previous rules come back.\n' {qf}
 printf 'firewall: to keep the new rules, run:  %s\n' "$fw_confirm_cmd"
 if [ -t 0 ]; then
   # A session the new rules cut cannot answer: the watchdog then restores the old rules.
-  printf 'Keep the new rules? Type yes within {secs} s: '
+  printf 'Keep the new rules? Type yes within %s s: ' {qsecs}
   fw_answer=
-  read -r -t {secs} fw_answer || true
+  read -r -t {qsecs} fw_answer || true
   if [ "$fw_answer" = yes ]; then
     fw_confirm "$fw_dir"
   else
