@@ -20,6 +20,9 @@ fn shipped_policies() -> Vec<(String, usize, Policy)> {
     for file in files {
         let text = std::fs::read_to_string(&file).expect("readable source");
         for (i, block) in sources::blocks(&text).into_iter().enumerate() {
+            if block.text.contains('$') {
+                continue; // inside macro_rules!: `$fragments` are not policy text
+            }
             let policy = Policy::parse(&block.text)
                 .unwrap_or_else(|d| panic!("{} block {i} must parse:\n{d}", file.display()));
             out.push((file.display().to_string(), i, policy));
