@@ -186,7 +186,32 @@ const GATEWAY: Firewall = firewall! {
 #[test]
 fn macro_and_runtime_parse_render_the_same_texts() {
     let p = GATEWAY.policy().expect("the macro's source parses again");
+    assert_eq!(p.source(), GATEWAY.source());
     assert_eq!(p.bash(), GATEWAY.bash());
     assert_eq!(p.iptables_restore(), GATEWAY.iptables_restore());
     assert_eq!(p.ip6tables_restore(), GATEWAY.ip6tables_restore());
+}
+
+#[test]
+fn canonical_source_parses_back_to_the_same_rules() {
+    for (file, i, p) in shipped_policies() {
+        let again = Policy::parse(p.source()).unwrap_or_else(|d| {
+            panic!(
+                "{file} block {i}: source does not parse:\n{d}\n{}",
+                p.source()
+            )
+        });
+        assert_eq!(again.source(), p.source(), "{file} block {i}");
+        assert_eq!(again.bash(), p.bash(), "{file} block {i}");
+        assert_eq!(
+            again.iptables_restore(),
+            p.iptables_restore(),
+            "{file} block {i}"
+        );
+        assert_eq!(
+            again.ip6tables_restore(),
+            p.ip6tables_restore(),
+            "{file} block {i}"
+        );
+    }
 }

@@ -43,7 +43,8 @@ impl Firewall {
         Firewall::__new("", "", "", "")
     }
 
-    /// The policy as written (tokens re-printed, comments dropped).
+    /// The policy in canonical form: every statement, defaults spelled out
+    /// (see [`crate::render::policy`]); it parses again to the same policy.
     pub const fn source(&self) -> &'static str {
         self.source
     }

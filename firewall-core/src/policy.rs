@@ -18,6 +18,7 @@ pub struct Policy {
     bash: String,
     ipv4: String,
     ipv6: String,
+    source: String,
 }
 
 impl Policy {
@@ -37,7 +38,14 @@ impl Policy {
             bash: r.bash,
             ipv4: r.ipv4,
             ipv6: r.ipv6,
+            source: r.source,
         }
+    }
+
+    /// The policy in canonical form: every statement, defaults spelled out;
+    /// it parses again to the same policy.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// The checked model.

@@ -17,11 +17,12 @@ use quote::quote;
 #[proc_macro]
 pub fn firewall(input: TokenStream) -> TokenStream {
     let input = TokenStream2::from(input);
-    let source = input.to_string();
     match compile::compile(input) {
         Ok(model) => {
+            // `source` is rendered from the model, not the tokens re-printed:
+            // it must parse again to the same policy (apply() does that).
             let r = firewall_core::render::render(&model);
-            let (bash, ipv4, ipv6) = (r.bash, r.ipv4, r.ipv6);
+            let (source, bash, ipv4, ipv6) = (r.source, r.bash, r.ipv4, r.ipv6);
             quote! {
                 ::firewall::__private::Firewall::__new(#source, #bash, #ipv4, #ipv6)
             }

@@ -117,7 +117,12 @@ impl fmt::Display for Open {
                 if i > 0 {
                     f.write_str(", ")?;
                 }
-                write!(f, "{n}")?;
+                // As the language writes it: IPv6 networks are quoted.
+                if n.is_ipv4() {
+                    write!(f, "{n}")?;
+                } else {
+                    write!(f, "\"{n}\"")?;
+                }
             }
         }
         Ok(())

@@ -233,15 +233,18 @@ impl Table {
     }
 }
 
-/// A comment iptables takes: no `"` or `\`, at most [`COMMENT_MAX`] bytes.
+/// A comment iptables takes: no `"` (dropped) or `\` (made `'`), at most
+/// [`COMMENT_MAX`] bytes.
 /// Reads only as much of `s` as fits (a 10,000-port statement is long, and
 /// every chunk of its rules carries the same comment).
 fn comment_text(s: &str) -> String {
     const ELLIPSIS: &str = "...";
     let mut out = String::with_capacity(COMMENT_MAX.min(s.len()));
-    for c in s.chars() {
+    // Quotes only delimit IPv6 networks and odd interface names in statement
+    // text; a comment reads better without them (and iptables needs no `"`).
+    for c in s.chars().filter(|&c| c != '"') {
         let c = match c {
-            '"' | '\\' => '\'',
+            '\\' => '\'',
             c if c.is_control() => ' ',
             c => c,
         };
@@ -1041,7 +1044,7 @@ mod tests {
         let c = comment_text(&long);
         assert!(c.len() <= COMMENT_MAX);
         assert!(c.ends_with("..."));
-        assert_eq!(comment_text("a \"b\" \\c"), "a 'b' 'c");
+        assert_eq!(comment_text("a \"b\" \\c"), "a b 'c");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use crate::model::Model;
 
 pub mod bash;
 pub mod iptables;
+pub mod policy;
 
 /// Every text rendered from one model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,8 @@ pub struct Rendered {
     pub ipv4: String,
     /// IPv6 rules, `ip6tables-save` format.
     pub ipv6: String,
+    /// The policy in canonical form ([`policy::text`]).
+    pub source: String,
 }
 
 /// Renders every text of `model`.
@@ -21,5 +24,11 @@ pub fn render(model: &Model) -> Rendered {
     let ipv4 = iptables::ipv4(model);
     let ipv6 = iptables::ipv6(model);
     let bash = bash::script(model, &ipv4, &ipv6);
-    Rendered { bash, ipv4, ipv6 }
+    let source = policy::text(model);
+    Rendered {
+        bash,
+        ipv4,
+        ipv6,
+        source,
+    }
 }

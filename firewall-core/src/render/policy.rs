@@ -1,0 +1,93 @@
+//! The policy written back in the policy language: every statement, defaults
+//! spelled out (derived ones as `//` comments), one per line.
+//!
+//! It is valid input: parsing it gives a policy that renders the very same
+//! rules. The macro hands it out as `Firewall::source()` (and `apply()` parses
+//! it again), and the bash script shows it in its header.
+//!
+//! ```
+//! use firewall_core::Policy;
+//! let p = Policy::parse("extif eth0; open tcp 22 from \"2001:db8::/32\";").unwrap();
+//! let text = firewall_core::render::policy::text(p.model());
+//! assert!(text.contains("open tcp 22 from \"2001:db8::/32\";"));
+//! assert_eq!(Policy::parse(&text).unwrap().iptables_restore(), p.iptables_restore());
+//! ```
+
+use crate::model::{Iface, Model, Verdict};
+
+/// An interface as the language writes it: bare when it is an identifier,
+/// quoted otherwise (`"br-lan"`).
+pub fn iface(i: &Iface) -> String {
+    let s = i.as_str();
+    let ident = s != "_"
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ident {
+        s.to_string()
+    } else {
+        format!("\"{s}\"")
+    }
+}
+
+/// The policy, one statement (or `//` comment) per line.
+pub fn lines(model: &Model) -> Vec<String> {
+    let mut out = Vec::new();
+    let list = |v: &[Iface]| v.iter().map(iface).collect::<Vec<_>>().join(", ");
+    out.push(format!("extif {};", list(&model.extif)));
+    match &model.trust {
+        Some(t) => out.push(format!("trust {};", list(t))),
+        None => out.push("// trusted: lo and every interface that is not external".to_string()),
+    }
+    let verdict = |v: Verdict| v.as_str();
+    out.push(format!("policy input {};", verdict(model.input)));
+    match model.forward {
+        Some(v) => out.push(format!("policy forward {};", verdict(v))),
+        None => out.push(format!(
+            "// policy forward {} (derived)",
+            verdict(model.forward_policy())
+        )),
+    }
+    out.push(format!("policy output {};", verdict(model.output)));
+    for o in &model.opens {
+        out.push(format!("{o};"));
+    }
+    out.push(format!(
+        "icmp {};",
+        if model.icmp_accept { "accept" } else { "drop" }
+    ));
+    if model.masquerade {
+        out.push("masquerade;".to_string());
+    }
+    for d in &model.dnats {
+        out.push(format!("{d};"));
+    }
+    for r in &model.redirects {
+        out.push(format!("{r};"));
+    }
+    if model.forward_drop {
+        out.push("forward drop;".to_string());
+    }
+    for b in &model.block_out {
+        out.push(format!("{b};"));
+    }
+    match model.ssh {
+        Some(p) => out.push(format!("ssh {p};")),
+        None => out.push("ssh none;".to_string()),
+    }
+    if let Some(f) = model.failsafe {
+        out.push(format!("failsafe {f};"));
+    }
+    if model.log_drops {
+        out.push("log drops;".to_string());
+    }
+    out
+}
+
+/// The policy as text (the lines of [`lines`]).
+pub fn text(model: &Model) -> String {
+    let mut s = lines(model).join("\n");
+    s.push('\n');
+    s
+}
