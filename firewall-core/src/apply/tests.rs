@@ -110,30 +110,10 @@ impl System for Mock {
     }
 }
 
+/// The test policy, through the real parser.
 fn model() -> Model {
-    let p = |n| Port::new(n).unwrap();
-    Model {
-        extif: vec![Iface::new("eth0").unwrap()],
-        trust: None,
-        input: Verdict::Drop,
-        forward: None,
-        output: Verdict::Accept,
-        opens: vec![Open {
-            stmt: StmtId(1),
-            proto: Proto::Tcp,
-            ports: vec![p(22).into(), p(80).into()],
-            from: vec![],
-        }],
-        icmp_accept: false,
-        masquerade: true,
-        dnats: vec![],
-        redirects: vec![],
-        forward_drop: false,
-        block_out: vec![],
-        ssh: Some(p(22)),
-        failsafe: None,
-        log_drops: false,
-    }
+    crate::compile::compile_str("extif eth0; open tcp 22, 80; masquerade;")
+        .unwrap_or_else(|d| panic!("test policy: {d:?}"))
 }
 
 const V4: &str = "#4\n*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m multiport --dports 22,80 -m comment --comment \"open tcp 22, 80\" -j ACCEPT\nCOMMIT\n*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth0 -m comment --comment \"masquerade\" -j MASQUERADE\nCOMMIT\n";

@@ -463,36 +463,10 @@ mod tests {
     use super::*;
     use crate::model::*;
 
+    /// The test policy, through the real parser.
     fn model() -> Model {
-        let p = |n| Port::new(n).unwrap();
-        Model {
-            extif: vec![Iface::new("eth0").unwrap()],
-            trust: None,
-            input: Verdict::Drop,
-            forward: None,
-            output: Verdict::Accept,
-            opens: vec![Open {
-                stmt: StmtId(1),
-                proto: Proto::Tcp,
-                ports: vec![p(22).into(), p(80).into()],
-                from: vec![],
-            }],
-            icmp_accept: true,
-            masquerade: true,
-            dnats: vec![Dnat {
-                stmt: StmtId(4),
-                proto: Proto::Tcp,
-                port: p(221),
-                to: Host::new("192.168.125.22".parse().unwrap()).unwrap(),
-                to_port: p(22),
-            }],
-            redirects: vec![],
-            forward_drop: false,
-            block_out: vec![],
-            ssh: Some(p(22)),
-            failsafe: Failsafe::from_secs(30),
-            log_drops: false,
-        }
+        crate::compile::compile_str("extif eth0; open tcp 22, 80; icmp accept; masquerade; dnat 221 -> 192.168.125.22:22; failsafe 30s;")
+            .unwrap_or_else(|d| panic!("test policy: {d:?}"))
     }
 
     const V4: &str = "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m multiport --dports 22,80 -m comment --comment \"open tcp 22, 80\" -j ACCEPT\nCOMMIT\n";
