@@ -42,7 +42,9 @@ fn main() {
         Some("--restore6") => print!("{}", HOWTO.ip6tables_restore()),
         Some("--apply") => std::process::exit(apply(std::env::args().skip(2).collect())),
         Some(other) => {
-            eprintln!("unknown option `{other}`; use --restore or --restore6 (or nothing for the bash script)");
+            eprintln!(
+                "unknown option `{other}`; use --restore, --restore6 or --apply [--failsafe 10s] (or nothing for the bash script)"
+            );
             std::process::exit(2);
         }
     }
