@@ -384,7 +384,8 @@ impl Parse for Stmt {
                 ));
             }
         };
-        let end = last_span(input).unwrap_or(kw.span);
+        // syn has no accessor for the last consumed token; `prev_span` is it.
+        let end = input.cursor().prev_span();
         Ok(Stmt {
             kind,
             keyword: kw.span,
@@ -394,12 +395,6 @@ impl Parse for Stmt {
             },
         })
     }
-}
-
-/// The span of the token just consumed (syn has no direct accessor: `prev_span`
-/// is the end of the cursor's previous token).
-fn last_span(input: ParseStream) -> Option<Span> {
-    Some(input.cursor().prev_span())
 }
 
 fn iface_list(input: ParseStream) -> syn::Result<Vec<IfaceName>> {
