@@ -5,6 +5,8 @@
 //! kernel must accept every rule). Also: the macro's constant and
 //! `Policy::parse` render the very same texts.
 
+#[path = "common/netns.rs"]
+mod netns;
 #[path = "common/sources.rs"]
 mod sources;
 
@@ -52,41 +54,6 @@ fn run(cmd: &mut Command, stdin: &str) -> Output {
     child.wait_with_output().expect("wait")
 }
 
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
-
-/// Whether a tool-based test can run; under CI=true a missing tool fails.
-fn available(test: &str, tools: &[&str], needs_root: bool) -> bool {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let mut missing: Vec<String> = tools
-        .iter()
-        .filter(|t| !on_path(t))
-        .map(|t| format!("`{t}` not installed"))
-        .collect();
-    if needs_root && !is_root() {
-        missing.push("not root".to_string());
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let why = missing.join(", ");
-    assert!(
-        !ci,
-        "{test}: {why} (CI=true requires it; .ci/run installs it)"
-    );
-    eprintln!("SKIP {test}: {why}");
-    false
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 #[test]
 fn scripts_pass_bash_n() {
     for (file, i, p) in shipped_policies() {
@@ -101,7 +68,7 @@ fn scripts_pass_bash_n() {
 
 #[test]
 fn scripts_pass_shellcheck() {
-    if !available("scripts_pass_shellcheck", &["shellcheck"], false) {
+    if !netns::require("scripts_pass_shellcheck", &["shellcheck"], false) {
         return;
     }
     for (file, i, p) in shipped_policies() {
@@ -117,60 +84,17 @@ fn scripts_pass_shellcheck() {
     }
 }
 
-/// A network namespace of our own, deleted on drop (also when a test panics).
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("fwgt-{tag}-{}", std::process::id());
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .expect("ip");
-        assert!(
-            out.status.success(),
-            "ip netns add {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Netns(name)
-    }
-
-    fn load(&self, tool: &str, text: &str) -> Output {
-        run(
-            Command::new("ip").args(["netns", "exec", &self.0, tool, "-w"]),
-            text,
-        )
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
 #[test]
 fn rulesets_load_into_the_kernel() {
-    if !available(
-        "rulesets_load_into_the_kernel",
-        &["ip", "iptables-restore", "ip6tables-restore"],
-        true,
-    ) {
+    if !netns::kernel_available("rulesets_load_into_the_kernel") {
         return;
     }
-    let ns = Netns::new("load");
+    let ns = netns::Netns::new("load");
     for (file, i, p) in shipped_policies() {
-        for (tool, text) in [
-            ("iptables-restore", p.iptables_restore()),
-            ("ip6tables-restore", p.ip6tables_restore()),
-        ] {
-            let out = ns.load(tool, text);
-            assert!(
-                out.status.success(),
-                "{file} block {i}: {tool} refused the rules: {}\n{text}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        // Shown with the failure: `restore` panics with the numbered rules.
+        println!("loading {file} block {i}");
+        ns.restore(false, p.iptables_restore());
+        ns.restore(true, p.ip6tables_restore());
     }
 }
 

@@ -5,163 +5,22 @@
 //! Kernel gate: without root or without `ip`/`iptables-restore`, each test prints
 //! why and returns; with `CI=true` it panics instead (a skipped kernel test in CI
 //! is a defect). Every firewall command runs inside the test's own namespace
-//! (`ip netns exec fwrs-<test>-<pid> ...`), never in the caller's, and the
+//! (`ip netns exec fwns-<test>-<pid> ...`), never in the caller's, and the
 //! namespace is deleted by a drop guard, even when the test panics.
 //!
 //! Test policies use only documentation addresses (198.51.100.0/24,
 //! 203.0.113.0/24, 2001:db8::/32).
 
+#[path = "common/netns.rs"]
+mod netns;
+
 use firewall::Policy;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-// ---------------------------------------------------------------- kernel gate
-
-/// Whether the kernel tests can run here; prints the reason (or panics in CI) when not.
-fn kernel_available() -> bool {
-    let reason = if !is_root() {
-        Some("not running as root".to_string())
-    } else {
-        [
-            "ip",
-            "iptables-restore",
-            "ip6tables-restore",
-            "iptables-save",
-            "ip6tables-save",
-        ]
-        .iter()
-        .find(|tool| !tool_exists(tool))
-        .map(|tool| format!("`{tool}` is not installed"))
-    };
-    match reason {
-        None => true,
-        Some(why) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("kernel test cannot run in CI: {why}");
-            }
-            eprintln!("skipping kernel test: {why}");
-            false
-        }
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-/// Looks `tool` up in `PATH` (plus the sbin directories) without running it:
-/// no firewall tool ever runs outside a test namespace, not even `--version`.
-fn tool_exists(tool: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(std::path::PathBuf::from))
-        .any(|dir| dir.join(tool).is_file())
-}
-
-// ---------------------------------------------------------------- namespace
-
-/// A network namespace that lives as long as the value.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(test: &str) -> Netns {
-        let name = format!("fwrs-{test}-{}", std::process::id());
-        // A leftover from a killed earlier run with the same pid: remove it.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ip netns add {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Netns { name }
-    }
-
-    /// Runs `cmd args...` inside the namespace with `stdin` as input.
-    fn exec(&self, cmd: &str, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.name, cmd])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    /// `--test`s and then loads `rules` with `iptables-restore` (or the v6 one); panics on failure.
-    fn restore(&self, v6: bool, rules: &str) {
-        let tool = if v6 {
-            "ip6tables-restore"
-        } else {
-            "iptables-restore"
-        };
-        for args in [&["-w", "--test"][..], &["-w"][..]] {
-            let out = self.exec(tool, args, rules);
-            assert!(
-                out.status.success(),
-                "{tool} {args:?} failed: {}\n--- rules:\n{}",
-                String::from_utf8_lossy(&out.stderr),
-                numbered(rules)
-            );
-        }
-    }
-
-    /// What the kernel holds now, as `iptables-save` prints it.
-    fn save(&self, v6: bool) -> String {
-        let tool = if v6 {
-            "ip6tables-save"
-        } else {
-            "iptables-save"
-        };
-        let out = self.exec(tool, &[], "");
-        assert!(
-            out.status.success(),
-            "{tool}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn numbered(text: &str) -> String {
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| format!("{:4} {l}\n", i + 1))
-        .collect()
-}
+use netns::{kernel_available, Netns};
 
 /// Loads both rulesets of `policy` into a fresh namespace and returns what
 /// `iptables-save`/`ip6tables-save` print afterwards.
 fn load(test: &str, policy: &Policy) -> Option<(String, String)> {
-    if !kernel_available() {
+    if !kernel_available(test) {
         return None;
     }
     let ns = Netns::new(test);
@@ -439,7 +298,7 @@ fn thousand_ports_from_nets_load() {
 
 #[test]
 fn reapplying_replaces_rules_and_clears_stale_nat() {
-    if !kernel_available() {
+    if !kernel_available("reapply") {
         return;
     }
     let ns = Netns::new("reapply");
@@ -459,7 +318,7 @@ fn reapplying_replaces_rules_and_clears_stale_nat() {
 
 #[test]
 fn failing_line_maps_back_to_its_statement() {
-    if !kernel_available() {
+    if !kernel_available("lineno") {
         return;
     }
     let ns = Netns::new("lineno");
