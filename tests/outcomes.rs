@@ -167,7 +167,12 @@ fn block_out_stops_new_connections_not_replies() {
         &[
             (Ns::Firewall, OUTSIDE_V4, BLOCKED_SERVICE, "block out"),
             (Ns::Firewall, OUTSIDE_V6, BLOCKED_SERVICE, "block out"),
-            (Ns::Inside, OUTSIDE_V4, BLOCKED_SERVICE, "block out, forwarded"),
+            (
+                Ns::Inside,
+                OUTSIDE_V4,
+                BLOCKED_SERVICE,
+                "block out, forwarded",
+            ),
         ],
         &mut f,
     );
@@ -199,7 +204,9 @@ fn assert_forward_accept_guards_the_inside(t: &Topology, test: &str, dnat: bool)
         let got = banner(t, Ns::Inside, a, port);
         f.check(
             got.as_deref() == Some(&format!("outside:{port}")),
-            format!("inside -> {a}:{port} should be forwarded (policy forward accept), got {got:?}"),
+            format!(
+                "inside -> {a}:{port} should be forwarded (policy forward accept), got {got:?}"
+            ),
         );
     }
     assert_closed(
@@ -207,8 +214,18 @@ fn assert_forward_accept_guards_the_inside(t: &Topology, test: &str, dnat: bool)
         &[
             (Ns::Outside, INSIDE_V4, 22, "no dnat asks for it"),
             (Ns::Outside, INSIDE_V6, 22, "no dnat asks for it"),
-            (Ns::Inside, OUTSIDE_V4, BLOCKED_SERVICE, "block out, forwarded"),
-            (Ns::Inside, OUTSIDE_V6, BLOCKED_SERVICE, "block out, forwarded"),
+            (
+                Ns::Inside,
+                OUTSIDE_V4,
+                BLOCKED_SERVICE,
+                "block out, forwarded",
+            ),
+            (
+                Ns::Inside,
+                OUTSIDE_V6,
+                BLOCKED_SERVICE,
+                "block out, forwarded",
+            ),
         ],
         &mut f,
     );
@@ -245,8 +262,8 @@ fn forward_accept_host_forwards_nothing_inward() {
 /// One ping (`-c1 -W1`), its output.
 fn ping_output(t: &Topology, ns: Ns, a: &str) -> (bool, String) {
     let out = t.exec(ns, &["ping", "-n", "-c1", "-W1", a]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -293,7 +310,10 @@ fn icmp_drop_under_reject_answers_no_ping() {
         // answers with a reset.
         f.check(
             tcp_refused(&t, ns, a, 25),
-            format!("{} -> {a}:25 should be refused (policy input reject)", ns.role()),
+            format!(
+                "{} -> {a}:25 should be refused (policy input reject)",
+                ns.role()
+            ),
         );
     }
     for a in [FW_EXT_V4, FW_EXT_V6] {
@@ -437,12 +457,8 @@ fn ipv6_host_keeps_dhcpv6_replies_and_mld() {
     // to the client's link-local address arrives; from a global address it
     // does not, to either address of the firewall.
     let received = thread::scope(|s| {
-        let listener = s.spawn(|| {
-            t.exec(
-                Ns::Firewall,
-                &["python3", "-c", UDP_LISTENER, "546", "4"],
-            )
-        });
+        let listener =
+            s.spawn(|| t.exec(Ns::Firewall, &["python3", "-c", UDP_LISTENER, "546", "4"]));
         let bound = common::eventually(20, || {
             !t.sh(Ns::Firewall, "ss -H -u -l -n 'sport = :546'")
                 .trim()
@@ -456,7 +472,9 @@ fn ipv6_host_keeps_dhcpv6_replies_and_mld() {
         ] {
             let out = t.exec(
                 Ns::Outside,
-                &["python3", "-c", UDP_SENDER, "eth0", src, "547", dst, "546", payload],
+                &[
+                    "python3", "-c", UDP_SENDER, "eth0", src, "547", dst, "546", payload,
+                ],
             );
             assert!(
                 out.status.success(),
@@ -494,9 +512,7 @@ fn ipv6_host_keeps_dhcpv6_replies_and_mld() {
     );
     let heard = String::from_utf8_lossy(&out.stdout).into_owned();
     f.check(
-        heard
-            .lines()
-            .any(|l| l == format!("REPORT {fw_ll}")),
+        heard.lines().any(|l| l == format!("REPORT {fw_ll}")),
         format!("the firewall ({fw_ll}) must answer an MLD query with a report; heard:\n{heard}"),
     );
     let counted = v6_rule_packets(&t, &["--icmpv6-type 130", "-s fe80::/10"]);

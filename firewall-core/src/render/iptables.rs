@@ -1118,7 +1118,9 @@ mod tests {
         let v4 = ipv4(&m);
         let blocks: Vec<&str> = v4.lines().filter(|l| l.contains("block out")).collect();
         assert_eq!(blocks.len(), 2, "{blocks:#?}");
-        assert!(blocks.iter().all(|r| r.contains("-m conntrack --ctstate NEW")));
+        assert!(blocks
+            .iter()
+            .all(|r| r.contains("-m conntrack --ctstate NEW")));
     }
 
     #[test]
@@ -1149,7 +1151,11 @@ mod tests {
         let mut h = policy("extif eth0; open tcp 22; policy forward accept; block out tcp 25;");
         for text in [ipv4(&h), ipv6(&h)] {
             let fwd = chain_rules(&text, "filter", "FORWARD");
-            assert!(fwd[3].starts_with("-A FORWARD -o eth0 -p tcp --dport 25 -m conntrack --ctstate NEW"), "{fwd:#?}");
+            assert!(
+                fwd[3]
+                    .starts_with("-A FORWARD -o eth0 -p tcp --dport 25 -m conntrack --ctstate NEW"),
+                "{fwd:#?}"
+            );
             assert_eq!(fwd.len(), 4, "{fwd:#?}");
         }
         // `forward drop` already drops the rest: no second drop
