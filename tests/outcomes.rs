@@ -357,12 +357,17 @@ fn link_local(t: &Topology, ns: Ns) -> String {
         .to_string()
 }
 
-/// Receives UDP on `[::]:PORT` for SECONDS; prints `SOURCE PAYLOAD` per datagram.
+/// Receives UDP on `[::]:PORT` for SECONDS (having joined multicast GROUP on
+/// IFACE, when given); prints `SOURCE PAYLOAD` per datagram.
 const UDP_LISTENER: &str = r#"
-import socket, sys, time
+import socket, struct, sys, time
 port, secs = int(sys.argv[1]), float(sys.argv[2])
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 s.bind(("::", port))
+if len(sys.argv) > 4:
+    group, idx = sys.argv[3], socket.if_nametoindex(sys.argv[4])
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+                 socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", idx))
 end = time.time() + secs
 while True:
     left = end - time.time()
@@ -377,13 +382,14 @@ while True:
 "#;
 
 /// Sends a few copies of PAYLOAD from SRC:SPORT to DST:DPORT over IFACE
-/// (the scope of link-local addresses).
+/// (the scope of link-local and multicast addresses).
 const UDP_SENDER: &str = r#"
 import socket, sys, time
 iface, src, sport, dst, dport, payload = sys.argv[1:7]
 idx = socket.if_nametoindex(iface)
-scope = lambda a: idx if a.startswith("fe80") else 0
+scope = lambda a: idx if a.startswith(("fe80", "ff02")) else 0
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, idx)
 s.bind((src, int(sport), 0, scope(src)))
 for _ in range(4):
     s.sendto(payload.encode(), (dst, int(dport), 0, scope(dst)))
@@ -504,6 +510,18 @@ fn ipv6_host_keeps_dhcpv6_replies_and_mld() {
 
     // MLD: a listener query from the link-local querier is accepted, and the
     // firewall answers it with its reports.
+    check_mld_reports(&t, &fw_ll, &mut f);
+    let counted = v6_rule_packets(&t, &["--icmpv6-type 130", "-s fe80::/10"]);
+    f.check(
+        counted.is_some_and(|n| n > 0),
+        format!("the rule accepting MLD queries must have counted the query, counter: {counted:?}"),
+    );
+    f.assert_none(&t, test);
+}
+
+/// An MLD query from the outside host is answered with the firewall's
+/// reports (the query must come in, the reports must go out).
+fn check_mld_reports(t: &Topology, fw_ll: &str, f: &mut Failures) {
     let out = t.exec(Ns::Outside, &["python3", "-c", MLD_QUERIER, "eth0"]);
     assert!(
         out.status.success(),
@@ -515,10 +533,92 @@ fn ipv6_host_keeps_dhcpv6_replies_and_mld() {
         heard.lines().any(|l| l == format!("REPORT {fw_ll}")),
         format!("the firewall ({fw_ll}) must answer an MLD query with a report; heard:\n{heard}"),
     );
-    let counted = v6_rule_packets(&t, &["--icmpv6-type 130", "-s fe80::/10"]);
+}
+
+#[test]
+fn ipv6_host_under_output_drop_keeps_mld_and_dhcpv6_requests() {
+    let test = "ipv6_host_under_output_drop_keeps_mld_and_dhcpv6_requests";
+    if !common::kernel_tests_available(test) || !python3_available(test) {
+        return;
+    }
+    let policy = parse("extif eth0; open tcp 22; policy output drop;");
+    let t = Topology::new("outcome_rfc4890_out");
+    t.load_rules(policy.iptables_restore(), policy.ip6tables_restore());
+    let fw_ll = link_local(&t, Ns::Firewall);
+    let mut f = Failures::default();
+
+    // DHCPv6: the client's request (546 -> 547, to the link's servers and
+    // relays at ff02::1:2) leaves from the link-local address; nothing else
+    // does (the same datagram from the global address stays in).
+    let received = thread::scope(|s| {
+        let listener = s.spawn(|| {
+            t.exec(
+                Ns::Outside,
+                &[
+                    "python3",
+                    "-c",
+                    UDP_LISTENER,
+                    "547",
+                    "4",
+                    "ff02::1:2",
+                    "eth0",
+                ],
+            )
+        });
+        let bound = common::eventually(20, || {
+            !t.sh(Ns::Outside, "ss -H -u -l -n 'sport = :547'")
+                .trim()
+                .is_empty()
+        });
+        assert!(bound, "the UDP listener outside did not start");
+        for (src, payload) in [
+            (fw_ll.as_str(), "from-link-local"),
+            (FW_EXT_V6, "from-global"),
+        ] {
+            let out = t.exec(
+                Ns::Firewall,
+                &[
+                    "python3",
+                    "-c",
+                    UDP_SENDER,
+                    "eth0",
+                    src,
+                    "546",
+                    "ff02::1:2",
+                    "547",
+                    payload,
+                ],
+            );
+            // A send that the output policy drops fails (EPERM): expected for
+            // the global source only.
+            if payload == "from-link-local" {
+                f.check(
+                    out.status.success(),
+                    common::describe("sending a DHCPv6 request from the link-local address", &out),
+                );
+            }
+        }
+        let out = listener.join().expect("listener thread");
+        assert!(
+            out.status.success(),
+            "{}",
+            common::describe("the UDP listener", &out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    });
     f.check(
-        counted.is_some_and(|n| n > 0),
-        format!("the rule accepting MLD queries must have counted the query, counter: {counted:?}"),
+        received.contains("from-link-local"),
+        format!(
+            "a DHCPv6 request from {fw_ll} to ff02::1:2 port 547 must leave; received:\n{received}"
+        ),
     );
+    f.check(
+        !received.contains("from-global"),
+        format!(
+            "policy output drop: udp from the global address must not leave; received:\n{received}"
+        ),
+    );
+    // MLD: the reports that answer a query leave.
+    check_mld_reports(&t, &fw_ll, &mut f);
     f.assert_none(&t, test);
 }

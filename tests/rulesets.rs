@@ -231,7 +231,10 @@ fn every_statement_loads() {
             "{ext_in:#?}"
         );
     }
-    assert_lacks(&v4, &["-A ext-in -p icmp -m comment --comment \"icmp accept\""]);
+    assert_lacks(
+        &v4,
+        &["-A ext-in -p icmp -m comment --comment \"icmp accept\""],
+    );
 }
 
 #[test]

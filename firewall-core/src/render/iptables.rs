@@ -74,7 +74,10 @@
 //!   (nothing from outside reaches inside unless a `dnat` says so: the accepting
 //!   policy is for what the other interfaces forward); then the forward tail.
 //! * `OUTPUT`: when the output policy blocks: accept `RELATED,ESTABLISHED`, IPv6
-//!   neighbour discovery and `lo` first. `-o EXT -g ext-out`; when the output policy
+//!   neighbour discovery, the same RFC 4890 messages as on `INPUT` (a host that
+//!   cannot send its multicast listener reports stops receiving neighbour
+//!   discovery behind a switch that snoops MLD) and DHCPv6 requests (`-s fe80::/10
+//!   -d ff02::1:2 -p udp --sport 546 --dport 547`), and `lo` first. `-o EXT -g ext-out`; when the output policy
 //!   blocks, the trusted interfaces are accepted and the output tail follows.
 //! * `ext-out`: each `block out` dropped (multiport chunks as above), `NEW`
 //!   connections only (`-m conntrack --ctstate NEW`): under the default `policy
@@ -217,6 +220,7 @@ const C_SEND: &str = "default: IPv6 SEND certificate path (RFC 4890)";
 const C_MLD: &str = "default: IPv6 multicast listener discovery (RFC 4890)";
 const C_MRD: &str = "default: IPv6 multicast router discovery (RFC 4890)";
 const C_DHCPV6: &str = "default: DHCPv6 replies from a link-local server";
+const C_DHCPV6_OUT: &str = "default: DHCPv6 requests to the link's servers";
 const C_UNTRUSTED_TRUSTED: &str = "default: every interface that is not external is trusted";
 const C_FORWARD_ACCEPT: &str = "policy forward accept: from outside only what a dnat forwards";
 
@@ -423,8 +427,10 @@ fn neighbour_discovery(t: &mut Table, chain: &str, hop_limit: bool) {
 /// What RFC 4890 (section 4.4.1) says an IPv6 host must accept besides
 /// neighbour discovery, errors and echo (RELATED and `icmp` decide those),
 /// each only as it arrives from the link itself, plus DHCPv6 replies from a
-/// link-local server.
-fn ipv6_link_local_services(t: &mut Table, chain: &str) {
+/// link-local server. On `OUTPUT` (`incoming` false: only rendered when the
+/// output policy blocks) the same messages leave, and DHCPv6 requests to the
+/// link's servers instead of the replies.
+fn ipv6_link_local_services(t: &mut Table, chain: &str, incoming: bool) {
     const LINK_LOCAL: &str = "fe80::/10";
     // Inverse neighbour discovery, SEND certificate path: hop limit 255.
     for (ty, comment) in [
@@ -464,13 +470,22 @@ fn ipv6_link_local_services(t: &mut Table, chain: &str) {
     }
     // DHCPv6: a server (or relay) answers the client's link-local address
     // from its own, port 547 to 546; conntrack cannot pair that with the
-    // multicast request.
-    t.rule(
-        chain,
-        &format!("-s {LINK_LOCAL} -d {LINK_LOCAL} -p udp --sport 547 --dport 546"),
-        C_DHCPV6,
-        "-j ACCEPT",
-    );
+    // multicast request (All_DHCP_Relay_Agents_and_Servers, ff02::1:2).
+    if incoming {
+        t.rule(
+            chain,
+            &format!("-s {LINK_LOCAL} -d {LINK_LOCAL} -p udp --sport 547 --dport 546"),
+            C_DHCPV6,
+            "-j ACCEPT",
+        );
+    } else {
+        t.rule(
+            chain,
+            &format!("-s {LINK_LOCAL} -d ff02::1:2/128 -p udp --sport 546 --dport 547"),
+            C_DHCPV6_OUT,
+            "-j ACCEPT",
+        );
+    }
 }
 
 /// Accepts traffic from (`dir` = `-i`) or to (`-o`) the trusted interfaces.
@@ -535,7 +550,7 @@ fn filter(model: &Model, fam: Family) -> Table {
     established(&mut t, "INPUT");
     if !fam.is_v4() {
         neighbour_discovery(&mut t, "INPUT", true);
-        ipv6_link_local_services(&mut t, "INPUT");
+        ipv6_link_local_services(&mut t, "INPUT", true);
     }
     invalid(&mut t, "INPUT");
     t.rule("INPUT", "-i lo", C_LOOPBACK, "-j ACCEPT");
@@ -645,6 +660,7 @@ fn filter(model: &Model, fam: Family) -> Table {
         established(&mut t, "OUTPUT");
         if !fam.is_v4() {
             neighbour_discovery(&mut t, "OUTPUT", false);
+            ipv6_link_local_services(&mut t, "OUTPUT", false);
         }
         t.rule("OUTPUT", "-o lo", C_LOOPBACK, "-j ACCEPT");
     }
@@ -1235,6 +1251,36 @@ mod tests {
         );
         // IPv4 has none of it
         assert!(!ipv4(&base()).contains("RFC 4890") && !ipv4(&base()).contains("DHCPv6"));
+    }
+
+    #[test]
+    fn ipv6_output_drop_lets_link_local_services_leave() {
+        let mut m = base();
+        m.output = Verdict::Drop;
+        let v6 = ipv6(&m);
+        let out = chain_rules(&v6, "filter", "OUTPUT");
+        let lo = index_of(&out, "-o lo");
+        let before_lo = &out[..lo];
+        for needle in [
+            "-s fe80::/10 -p ipv6-icmp -m icmp6 --icmpv6-type 143 -m hl --hl-eq 1",
+            "-s ::/128 -p ipv6-icmp -m icmp6 --icmpv6-type 131 -m hl --hl-eq 1",
+            "--icmpv6-type 141 -m hl --hl-eq 255",
+        ] {
+            assert!(
+                before_lo.iter().any(|r| r.contains(needle)),
+                "{needle}: {out:#?}"
+            );
+        }
+        assert!(before_lo.contains(&format!(
+            "-A OUTPUT -s fe80::/10 -d ff02::1:2/128 -p udp --sport 546 --dport 547 -m comment --comment \"{C_DHCPV6_OUT}\" -j ACCEPT"
+        ).as_str()));
+        // the replies' rule is for INPUT only
+        assert!(!out.iter().any(|r| r.contains("--sport 547 --dport 546")));
+        assert!(!ipv4(&m).contains("RFC 4890"));
+        // output accept: nothing to open
+        assert!(!chain_rules(&ipv6(&base()), "filter", "OUTPUT")
+            .iter()
+            .any(|r| r.contains("RFC 4890")));
     }
 
     #[test]
