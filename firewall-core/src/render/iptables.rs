@@ -220,7 +220,7 @@ const C_SEND: &str = "default: IPv6 SEND certificate path (RFC 4890)";
 const C_MLD: &str = "default: IPv6 multicast listener discovery (RFC 4890)";
 const C_MRD: &str = "default: IPv6 multicast router discovery (RFC 4890)";
 const C_DHCPV6: &str = "default: DHCPv6 replies from a link-local server";
-const C_DHCPV6_OUT: &str = "default: DHCPv6 requests to the link's servers";
+const C_DHCPV6_OUT: &str = "default: DHCPv6 requests to the servers of the link";
 const C_UNTRUSTED_TRUSTED: &str = "default: every interface that is not external is trusted";
 const C_FORWARD_ACCEPT: &str = "policy forward accept: from outside only what a dnat forwards";
 
