@@ -49,25 +49,26 @@
 //!   (151–153) from `fe80::/10`, all with hop limit 1; and DHCPv6 replies (`-s
 //!   fe80::/10 -d fe80::/10 -p udp --sport 547 --dport 546`: conntrack cannot pair
 //!   a server's unicast answer with the client's multicast request). ICMP errors
-//!   pass as `RELATED`, echo as `icmp` says. All of this *before* the invalid
-//!   drop, because IPv6 breaks without it; drop `INVALID`; accept `lo`; `-i EXT -g
-//!   ext-in` per external interface; then the trusted interfaces: with `trust`, `-i T -j ACCEPT` each and
-//!   the input tail; without it, one `-j ACCEPT` (every interface that is not
-//!   external is trusted, as in the howto).
-//! * `ext-in`: ICMP (`icmp accept;`: IPv4 `-p icmp`, IPv6 echo-request accepted; with
-//!   the default `icmp drop` and an accepting input policy the same rules drop, under
-//!   a rejecting one the tail drops ICMP; ICMP errors pass as `RELATED` already);
-//!   each `open`, per source network of the family (`-s NET`; an `open` whose `from` has no network of this family renders
-//!   nothing in it), its ports in `multiport` rules of at most 15 entries (a range
-//!   counts 2), a lone port or range as plain `--dport`; IPv4: each `redirect`'s
-//!   connections exactly (`--dport TO -m conntrack --ctstate DNAT --ctorigdstport
-//!   PORT`; the target port itself is not opened); then the input tail.
+//!   pass as `RELATED`, echo as `icmp` says. All of this *before* the invalid drop,
+//!   because IPv6 breaks without it; drop `INVALID`; accept `lo`; `-i EXT -g
+//!   ext-in` per external interface; then the trusted interfaces: with `trust`, `-i
+//!   T -j ACCEPT` each and the input tail; without it, one `-j ACCEPT` (every
+//!   interface that is not external is trusted, as in the howto).
+//! * `ext-in`: ICMP (`icmp accept;`: IPv4 `-p icmp`, IPv6 echo-request accepted;
+//!   with the default `icmp drop` and an accepting input policy the same rules
+//!   drop, under a rejecting one the tail drops ICMP; ICMP errors pass as `RELATED`
+//!   already); each `open`, per source network of the family (`-s NET`; an `open`
+//!   whose `from` has no network of this family renders nothing in it), its ports
+//!   in `multiport` rules of at most 15 entries (a range counts 2), a lone port or
+//!   range as plain `--dport`; IPv4: each `redirect`'s connections exactly
+//!   (`--dport TO -m conntrack --ctstate DNAT --ctorigdstport PORT`; the target
+//!   port itself is not opened); then the input tail.
 //! * `FORWARD`: accept `RELATED,ESTABLISHED`; drop `INVALID`; `-i EXT -g ext-fwd`;
-//!   when something forwards outward (IPv4 routers, `masquerade`/`dnat`; or
-//!   `policy forward accept`, both families) drop new forwarded connections
-//!   matching `block out` (`-o EXT`); IPv4 routers then accept the trusted
-//!   interfaces outward (`trust`: `-i T` each; else everything not external). IPv6
-//!   forwards nothing by rule: the forward policy decides. Then the forward tail.
+//!   when something forwards outward (IPv4 routers, `masquerade`/`dnat`; or `policy
+//!   forward accept`, both families) drop new forwarded connections matching `block
+//!   out` (`-o EXT`); IPv4 routers then accept the trusted interfaces outward
+//!   (`trust`: `-i T` each; else everything not external). IPv6 forwards nothing by
+//!   rule: the forward policy decides. Then the forward tail.
 //! * `ext-fwd`: IPv4: exactly the DNAT'd connections of each `dnat` (`-d TO --dport
 //!   TO_PORT -m conntrack --ctstate DNAT --ctorigdstport PORT`); `forward drop;`
 //!   drops the rest, and so does a final `-j DROP` under `policy forward accept`
@@ -75,10 +76,11 @@
 //!   policy is for what the other interfaces forward); then the forward tail.
 //! * `OUTPUT`: when the output policy blocks: accept `RELATED,ESTABLISHED`, IPv6
 //!   neighbour discovery, the same RFC 4890 messages as on `INPUT` (a host that
-//!   cannot send its multicast listener reports stops receiving neighbour
-//!   discovery behind a switch that snoops MLD) and DHCPv6 requests (`-s fe80::/10
-//!   -d ff02::1:2 -p udp --sport 546 --dport 547`), and `lo` first. `-o EXT -g ext-out`; when the output policy
-//!   blocks, the trusted interfaces are accepted and the output tail follows.
+//!   cannot send its multicast listener reports stops receiving neighbour discovery
+//!   behind a switch that snoops MLD) and DHCPv6 requests (`-s fe80::/10 -d
+//!   ff02::1:2 -p udp --sport 546 --dport 547`), and `lo` first. `-o EXT -g
+//!   ext-out`; when the output policy blocks, the trusted interfaces are accepted
+//!   and the output tail follows.
 //! * `ext-out`: each `block out` dropped (multiport chunks as above), `NEW`
 //!   connections only (`-m conntrack --ctstate NEW`): under the default `policy
 //!   output accept` nothing accepts replies before it, and the reply to a client
