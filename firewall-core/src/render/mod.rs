@@ -3,6 +3,7 @@
 use crate::model::Model;
 
 pub mod bash;
+pub mod guard;
 pub mod iptables;
 pub mod policy;
 
