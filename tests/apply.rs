@@ -17,6 +17,7 @@ mod common;
 use common::{Ns, Topology, SECTION5_POLICY};
 use firewall::Policy;
 use firewall_core::apply::{self, ApplyError, Cause, Options, Rollback, Step};
+use firewall_core::model::Iface;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -93,6 +94,10 @@ fn apply_inner() {
             "nft" => Some(apply::Backend::Nft),
             _ => None,
         },
+        allow_missing: env_of("FW_APPLY_ALLOW_MISSING")
+            .split_whitespace()
+            .map(|i| Iface::new(i).unwrap_or_else(|e| panic!("FW_APPLY_ALLOW_MISSING: {e}")))
+            .collect(),
     };
     let result = apply::apply_rulesets(policy.model(), &v4, &v6, options);
     let expect = env_of("FW_APPLY_EXPECT");

@@ -1,6 +1,7 @@
 //! [`ApplyError`]: why an apply failed, which step, and whether the previous rules came back.
 
 use super::session::SshSession;
+use crate::model::Iface;
 use crate::Diagnostics;
 use std::fmt;
 use std::io;
@@ -205,6 +206,14 @@ pub enum ApplyError {
         /// The window asked for.
         requested: Duration,
     },
+    /// An `extif` (without a wildcard) that this host does not have: the real
+    /// external interface would count as trusted. Nothing was changed.
+    MissingInterface {
+        /// The missing external interfaces.
+        missing: Vec<Iface>,
+        /// The interfaces the host has (empty: they could not be read).
+        present: Vec<String>,
+    },
     /// This process runs in an SSH session that the policy would cut.
     SessionLockout {
         /// The session (from `SSH_CONNECTION`/`SSH_CLIENT`).
@@ -282,9 +291,22 @@ impl fmt::Display for ApplyError {
                 f,
                 "a failsafe window of {requested:?} is not allowed\n  help: use 1 second to 1 hour"
             ),
+            ApplyError::MissingInterface { missing, present } => {
+                let names: Vec<&str> = missing.iter().map(Iface::as_str).collect();
+                write!(
+                    f,
+                    "refusing to apply: the external interface{} {} {} not exist on this host, so the real external interface would be treated as trusted (everything open); this host has: {}\n  help: correct `extif` in the policy; for an interface that appears later (ppp0, a VPN), allow it with Options {{ allow_missing: vec![Iface::new(\"{}\")?], .. }} (the bash script: FIREWALL_ALLOW_MISSING={})",
+                    if names.len() == 1 { "" } else { "s" },
+                    names.join(", "),
+                    if names.len() == 1 { "does" } else { "do" },
+                    if present.is_empty() { "(the interface list could not be read)".to_string() } else { present.join(", ") },
+                    names.first().copied().unwrap_or("ppp0"),
+                    names.join(","),
+                )
+            }
             ApplyError::SessionLockout { session, reason } => write!(
                 f,
-                "refusing to apply: this process runs in the SSH session {session}, and {reason}; the next login would be locked out\n  help: add `open tcp {} from {}{};` (or `open tcp {};`) to the policy, or, if you have another way in (console), override with Options {{ allow_session_lockout: true, .. }}",
+                "refusing to apply: this process runs in the SSH session {session}, and {reason}; the next login would be locked out\n  help: make the policy accept it: over an external interface `open tcp {} from {}{};` (or `open tcp {};`), over another interface `trust` it; or, if you have another way in (console), override with Options {{ allow_session_lockout: true, .. }} (the bash script: FIREWALL_ALLOW_SESSION_LOCKOUT=1)",
                 session.server_port,
                 // `from` takes a network: the client alone is a /32 (/128).
                 if session.client.is_ipv4() { format!("{}", session.client) } else { format!("\"{}", session.client) },

@@ -3,10 +3,14 @@
 //!
 //! # What [`apply`] does
 //!
-//! 1. **Lockout check.** Inside an SSH session (`SSH_CONNECTION`/`SSH_CLIENT`),
-//!    refuses a policy under which a new connection from that client to that port
-//!    would not be accepted ([`ApplyError::SessionLockout`]; override:
-//!    [`Options::allow_session_lockout`]).
+//! 1. **Interfaces and lockout check.** Every `extif` without a wildcard must
+//!    exist on the host ([`ApplyError::MissingInterface`]; override:
+//!    [`Options::allow_missing`]). Inside an SSH session
+//!    (`SSH_CONNECTION`/`SSH_CLIENT`), refuses a policy under which a new
+//!    connection from that client to that port, on the interface the session
+//!    arrives on, would not be accepted ([`crate::render::guard`] decides, the
+//!    same steps as the bash script's guard; [`ApplyError::SessionLockout`];
+//!    override: [`Options::allow_session_lockout`]).
 //! 2. **Preconditions.** Root ([`ApplyError::NotRoot`]); the backend from
 //!    `iptables -V` (`nf_tables` or `legacy`), and the save/restore tools of that
 //!    backend (`iptables-nft-restore`, ...; [`ApplyError::ToolMissing`]). Save,
@@ -40,6 +44,7 @@
 
 mod error;
 mod failsafe;
+mod interfaces;
 mod session;
 mod system;
 
@@ -48,7 +53,7 @@ pub use failsafe::FailsafeGuard;
 pub use session::SshSession;
 pub use system::RunOutput;
 
-use crate::model::{Failsafe, Model};
+use crate::model::{Failsafe, Iface, Model};
 use crate::render::bash::rollback_program;
 use crate::render::iptables::statement_at_line;
 use crate::Policy;
@@ -80,6 +85,10 @@ pub struct Options {
     /// The iptables backend; `None` detects it from `iptables` (what the host's
     /// `iptables` command is). Save, load and rollback all use this one.
     pub backend: Option<Backend>,
+    /// External interfaces that may be missing from the host (they appear
+    /// later: `ppp0`, a VPN); any other missing `extif` is refused
+    /// ([`ApplyError::MissingInterface`]).
+    pub allow_missing: Vec<Iface>,
 }
 
 /// The iptables backend; save, load and rollback always use the same one.
@@ -299,10 +308,12 @@ fn run(
         None => model.failsafe,
     };
 
-    // 1. Lockout check, before anything else: it needs no privileges.
+    // 1. The host's interfaces and the lockout check, before anything else:
+    //    they need no privileges.
+    let host_ifaces = interfaces::check(sys, model, &options.allow_missing)?;
     if !options.allow_session_lockout {
         if let Some(session) = options.ssh_session.or_else(SshSession::from_env) {
-            if let Some(reason) = session::refusal(model, &session, sys) {
+            if let Some(reason) = session::refusal(model, &session, sys, &host_ifaces) {
                 return Err(ApplyError::SessionLockout { session, reason });
             }
         }

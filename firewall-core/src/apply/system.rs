@@ -41,6 +41,8 @@ pub(crate) trait System: Sync {
     fn read_ip_forward(&self) -> io::Result<String>;
     /// Writes `/proc/sys/net/ipv4/ip_forward`.
     fn write_ip_forward(&self, value: &str) -> io::Result<()>;
+    /// The network interfaces of this host (of this network namespace).
+    fn interfaces(&self) -> io::Result<Vec<String>>;
 }
 
 /// This machine (in the network namespace this process runs in).
@@ -131,5 +133,9 @@ impl System for Host {
 
     fn write_ip_forward(&self, value: &str) -> io::Result<()> {
         std::fs::write(IP_FORWARD, format!("{value}\n"))
+    }
+
+    fn interfaces(&self) -> io::Result<Vec<String>> {
+        super::interfaces::read_host()
     }
 }

@@ -14,6 +14,7 @@ struct Mock {
     calls: Mutex<Vec<String>>,
     loaded: Mutex<Vec<String>>,
     route_dev: &'static str,
+    ifaces: Vec<&'static str>,
 }
 
 impl Mock {
@@ -27,6 +28,7 @@ impl Mock {
             calls: Mutex::new(vec![]),
             loaded: Mutex::new(vec![]),
             route_dev: "eth0",
+            ifaces: vec!["lo", "eth0", "eth1"],
         }
     }
     fn calls(&self) -> Vec<String> {
@@ -56,6 +58,11 @@ impl System for Mock {
             .push(format!("{tool} {}", args.join(" ")));
         match tool {
             "iptables" => ok(self.version),
+            "ip" if self.route_dev.is_empty() => Ok(RunOutput {
+                code: Some(2),
+                stderr: "RTNETLINK answers: Network is unreachable\n".into(),
+                ..RunOutput::default()
+            }),
             "ip" => ok(&format!(
                 "203.0.113.9 dev {} src 198.51.100.1\n",
                 self.route_dev
@@ -107,6 +114,9 @@ impl System for Mock {
     }
     fn write_ip_forward(&self, _: &str) -> io::Result<()> {
         Ok(())
+    }
+    fn interfaces(&self) -> io::Result<Vec<String>> {
+        Ok(self.ifaces.iter().map(|s| s.to_string()).collect())
     }
 }
 
@@ -343,4 +353,131 @@ fn sessions_parse() {
     assert_eq!(s.client.to_string(), "203.0.113.9");
     assert!(SshSession::parse_connection("garbage").is_none());
     assert!(SshSession::parse_connection("1.2.3.4 x 5.6.7.8 22").is_none());
+}
+
+fn compiled(text: &str) -> Model {
+    crate::compile::compile_str(text).unwrap_or_else(|d| panic!("test policy {text}: {d:?}"))
+}
+
+/// Item 7: an `extif` the host lacks is refused before anything runs, naming
+/// the interfaces the host has; the override and wildcards pass.
+#[test]
+fn missing_extif_is_refused() {
+    let typo = compiled("extif eth9; open tcp 22;");
+    let m = Mock::new();
+    let e = run(&m, &typo, V4, V6, &opts()).unwrap_err();
+    match &e {
+        ApplyError::MissingInterface { missing, present } => {
+            assert_eq!(missing, &vec![Iface::new("eth9").unwrap()]);
+            assert_eq!(present, &vec!["lo", "eth0", "eth1"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = e.to_string();
+    assert!(
+        text.contains("eth9") && text.contains("lo, eth0, eth1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("allow_missing") && text.contains("FIREWALL_ALLOW_MISSING=eth9"),
+        "{text}"
+    );
+    assert!(m.calls().is_empty(), "ran tools: {:?}", m.calls());
+    let o = Options {
+        allow_missing: vec![Iface::new("eth9").unwrap()],
+        ..opts()
+    };
+    run(&Mock::new(), &typo, V4, V6, &o).unwrap();
+    // Wildcards need not match anything; a missing trusted interface is allowed.
+    run(
+        &Mock::new(),
+        &compiled("extif \"ppp+\"; open tcp 22;"),
+        V4,
+        V6,
+        &opts(),
+    )
+    .unwrap();
+    run(
+        &Mock::new(),
+        &compiled("extif eth0; trust wg0; open tcp 22;"),
+        V4,
+        V6,
+        &opts(),
+    )
+    .unwrap();
+    // Several missing, one present.
+    let e = run(
+        &Mock::new(),
+        &compiled("extif eth0, ens3, ens4; open tcp 22;"),
+        V4,
+        V6,
+        &opts(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("interfaces ens3, ens4 do not exist"),
+        "{e}"
+    );
+}
+
+/// Item 8: opens apply to the external interfaces only. A session over an
+/// interface that is neither external nor trusted meets the input policy;
+/// the old guard let it pass.
+#[test]
+fn session_over_an_untrusted_interface_is_refused() {
+    let m = compiled("extif eth0; trust eth1; open tcp 22;");
+    let session = SshSession::parse_connection("192.0.2.9 50000 192.0.2.1 22").unwrap();
+    let o = Options {
+        ssh_session: Some(session),
+        allow_session_lockout: false,
+        ..opts()
+    };
+    let mock = Mock {
+        route_dev: "eth2",
+        ifaces: vec!["lo", "eth0", "eth1", "eth2"],
+        ..Mock::new()
+    };
+    let e = run(&mock, &m, V4, V6, &o).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, ApplyError::SessionLockout { .. }), "{text}");
+    assert!(
+        text.contains("eth2 (untrusted interface)") && text.contains("input policy is drop"),
+        "{text}"
+    );
+    // Over the external interface port 22 is open; over the trusted one everything.
+    run(
+        &Mock {
+            route_dev: "eth0",
+            ..Mock::new()
+        },
+        &m,
+        V4,
+        V6,
+        &o,
+    )
+    .unwrap();
+    run(
+        &Mock {
+            route_dev: "eth1",
+            ..Mock::new()
+        },
+        &m,
+        V4,
+        V6,
+        &o,
+    )
+    .unwrap();
+    // The route cannot be read: every interface must accept it.
+    let unknown = Mock {
+        route_dev: "",
+        ifaces: vec!["lo", "eth0", "eth1", "eth2"],
+        ..Mock::new()
+    };
+    let e = run(&unknown, &m, V4, V6, &o).unwrap_err();
+    assert!(e.to_string().contains("could not be read"), "{e}");
+    let unknown = Mock {
+        route_dev: "",
+        ..Mock::new()
+    };
+    run(&unknown, &m, V4, V6, &o).unwrap();
 }
