@@ -268,8 +268,13 @@ fn applied_line(out: &str) -> (String, u32) {
     (dir, pid)
 }
 
+/// Runs a script in the firewall namespace. Like the apply() tests, hermetic
+/// about SSH: the script's session guard would otherwise look at the session
+/// the test runner itself may run in (tests/apply_host.rs tests the guard).
 fn run_bash(t: &Topology, script: &str) -> Output {
-    t.run_script_in_firewall(script)
+    t.run_script_in_firewall(&format!(
+        "export FIREWALL_ALLOW_SESSION_LOCKOUT=1\n{script}"
+    ))
 }
 
 /// A populated starting ruleset: filter rules, a user chain, a mangle table

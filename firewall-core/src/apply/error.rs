@@ -214,6 +214,14 @@ pub enum ApplyError {
         /// The interfaces the host has (empty: they could not be read).
         present: Vec<String>,
     },
+    /// The backup could not be written where asked (full, read-only, no such
+    /// directory, no permission). Nothing was changed.
+    BackupLocation {
+        /// The directory that could not be written.
+        dir: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
     /// This process runs in an SSH session that the policy would cut.
     SessionLockout {
         /// The session (from `SSH_CONNECTION`/`SSH_CLIENT`).
@@ -304,6 +312,12 @@ impl fmt::Display for ApplyError {
                     names.join(","),
                 )
             }
+            ApplyError::BackupLocation { dir, error } => write!(
+                f,
+                "cannot write the backup of the current rules into {}: {} ({error}); nothing was changed\n  help: choose another directory with Options {{ backup_parent: Some(\"/var/tmp\".into()), .. }}, or set TMPDIR (the default location; the bash script uses TMPDIR too)",
+                dir.display(),
+                super::location::meaning(error),
+            ),
             ApplyError::SessionLockout { session, reason } => write!(
                 f,
                 "refusing to apply: this process runs in the SSH session {session}, and {reason}; the next login would be locked out\n  help: make the policy accept it: over an external interface `open tcp {} from {}{};` (or `open tcp {};`), over another interface `trust` it; or, if you have another way in (console), override with Options {{ allow_session_lockout: true, .. }} (the bash script: FIREWALL_ALLOW_SESSION_LOCKOUT=1)",
@@ -331,6 +345,7 @@ impl std::error::Error for ApplyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ApplyError::Policy(d) => Some(d),
+            ApplyError::BackupLocation { error, .. } => Some(error),
             ApplyError::Failed { cause, .. } => match &**cause {
                 Cause::Io(e) => Some(e),
                 _ => None,

@@ -45,6 +45,7 @@
 mod error;
 mod failsafe;
 mod interfaces;
+mod location;
 mod session;
 mod system;
 
@@ -343,8 +344,10 @@ fn run(
         .backup_parent
         .clone()
         .unwrap_or_else(std::env::temp_dir);
-    let dir =
-        make_backup_dir(&parent).map_err(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))?;
+    let dir = make_backup_dir(&parent).map_err(|e| {
+        location::location_error(&parent, e)
+            .unwrap_or_else(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))
+    })?;
     let backup = || -> Result<(String, [String; 2]), Cause> {
         std::fs::write(dir.join("backend"), format!("{}\n", tools.backend)).map_err(Cause::Io)?;
         std::fs::write(dir.join("rollback.sh"), rollback_program()).map_err(Cause::Io)?;
@@ -361,6 +364,13 @@ fn run(
         Ok(f) => f,
         Err(cause) => {
             let _ = std::fs::remove_dir_all(&dir);
+            let cause = match cause {
+                Cause::Io(e) => match location::location_error(&parent, e) {
+                    Ok(located) => return Err(located),
+                    Err(e) => Cause::Io(e),
+                },
+                other => other,
+            };
             return Err(ApplyError::Failed {
                 step: Step::Backup,
                 cause: Box::new(cause),

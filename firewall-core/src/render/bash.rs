@@ -290,8 +290,11 @@ pub fn script(model: &Model, ipv4: &str, ipv6: &str) -> String {
     s.push_str(
         "#\n\
          # What this script does, in order:\n\
-         #   - checks it runs as root and that the iptables tools exist;\n\
-         #   - saves the current IPv4 and IPv6 rules and net.ipv4.ip_forward into a\n\
+         #   - checks it runs as root and that the iptables tools exist;\n",
+    );
+    s.push_str(super::preflight::HEADER);
+    s.push_str(
+        "#   - saves the current IPv4 and IPv6 rules and net.ipv4.ip_forward into a\n\
          #      private directory (mktemp -d);\n",
     );
     if model.failsafe.is_some() {
@@ -351,7 +354,11 @@ for fw_t in "$fw_save4" "$fw_save6" "$fw_restore4" "$fw_restore6" mktemp sed gre
     fw_die "$fw_t is missing (Debian/Ubuntu: apt-get install iptables util-linux)"
   fi
 done
-
+"#,
+    );
+    s.push_str(&super::preflight::bash(model));
+    s.push_str(
+        r#"
 # ---- Backup ----
 fw_dir=$(mktemp -d "${TMPDIR:-/tmp}/firewall.XXXXXXXX")
 # Nothing changed yet: a failure here only removes the half-written backup.

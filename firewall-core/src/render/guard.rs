@@ -448,6 +448,8 @@ pub fn bash(model: &Model) -> String {
     s.push_str(
         "# fw_guard_decide ARRIVAL FAMILY PORT CLIENT: whether the rules accept a new tcp\n\
          # connection from CLIENT to local PORT (status 0); why in fw_guard_why.\n\
+         # (The reasons quote policy statements in backquotes, literally.)\n\
+         # shellcheck disable=SC2016\n\
          fw_guard_decide() {\n  case \"$1/$2\" in\n",
     );
     for arr in [
