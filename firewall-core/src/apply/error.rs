@@ -135,7 +135,7 @@ impl fmt::Display for Cause {
                 }
                 write!(
                     f,
-                    ": {tool} said: {}\n  help: load the module (modprobe) or use a kernel built with it (see the howto's kernel configuration: conntrack, NAT, MASQUERADE, REDIRECT, REJECT)",
+                    ": {tool} said: {}\n  help: load the module named above (modprobe) or use a kernel built with that option; a missing libxt_*.so means an incomplete iptables installation",
                     stderr.trim()
                 )
             }

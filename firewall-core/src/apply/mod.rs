@@ -42,6 +42,7 @@
 //! # Ok(()) }
 //! ```
 
+mod diagnose;
 mod error;
 mod failsafe;
 mod interfaces;
@@ -536,7 +537,7 @@ fn classify(tool: &str, out: &RunOutput, text: Option<&str>) -> Cause {
         (Some(t), Some(n)) => t.lines().nth(n.saturating_sub(1)).map(str::to_string),
         _ => None,
     };
-    if let Some(feature) = kernel_feature(&stderr, rule.as_deref()) {
+    if let Some(feature) = diagnose::kernel_feature(&stderr, rule.as_deref()) {
         return Cause::KernelSupport {
             tool: tool.to_string(),
             feature,
@@ -578,69 +579,6 @@ fn error_line(stderr: &str) -> Option<usize> {
         }
     }
     None
-}
-
-/// Whether the failure means missing kernel support, and for what.
-fn kernel_feature(stderr: &str, rule: Option<&str>) -> Option<String> {
-    let s = stderr.to_ascii_lowercase();
-    let kernelish = [
-        "insmod",
-        "table does not exist",
-        "couldn't load",
-        "not supported",
-        "protocol not supported",
-        "could not fetch rule set generation id",
-        "no such file or directory",
-    ];
-    if !kernelish.iter().any(|k| s.contains(k)) {
-        return None;
-    }
-    let rule = rule.unwrap_or("");
-    let feature = [
-        (
-            "MASQUERADE",
-            "MASQUERADE target support (CONFIG_NETFILTER_XT_TARGET_MASQUERADE / nft_masq)",
-        ),
-        (
-            "REDIRECT",
-            "REDIRECT target support (CONFIG_NETFILTER_XT_TARGET_REDIRECT / nft_redir)",
-        ),
-        (
-            "DNAT",
-            "full NAT (CONFIG_NF_NAT, CONFIG_NETFILTER_XT_NAT / nft_nat)",
-        ),
-        (
-            "REJECT",
-            "REJECT target support (CONFIG_IP_NF_TARGET_REJECT / nft_reject)",
-        ),
-        (
-            "conntrack",
-            "connection tracking (CONFIG_NF_CONNTRACK, CONFIG_NETFILTER_XT_MATCH_CONNTRACK)",
-        ),
-        ("LOG", "LOG target support (CONFIG_NETFILTER_XT_TARGET_LOG)"),
-        (
-            "multiport",
-            "multiport match (CONFIG_NETFILTER_XT_MATCH_MULTIPORT)",
-        ),
-        (
-            "comment",
-            "comment match (CONFIG_NETFILTER_XT_MATCH_COMMENT)",
-        ),
-    ]
-    .iter()
-    .find(|(k, _)| rule.contains(k))
-    .map(|(_, f)| (*f).to_string());
-    match feature {
-        Some(f) => Some(f),
-        None if s.contains("nat") => {
-            Some("NAT table support (CONFIG_NF_NAT / CONFIG_IP_NF_NAT)".into())
-        }
-        None if s.contains("insmod") || s.contains("generation id") => {
-            Some("iptables support (CONFIG_IP_NF_IPTABLES / CONFIG_NF_TABLES)".into())
-        }
-        // "No such file or directory" alone is also a missing chain; not kernel.
-        None => None,
-    }
 }
 
 /// `text` with every table that asks for nothing (no rules, no user chains,
