@@ -215,4 +215,18 @@ mod tests {
             None
         );
     }
+
+    /// The old guess from the rule text blamed LOG here (and multiport or
+    /// comment in most rules).
+    #[test]
+    fn the_named_match_not_the_rules_target() {
+        let log = "-A ext-in -m limit --limit 5/min --limit-burst 10 -m comment --comment \"log drops\" -j LOG --log-prefix \"firewall drop: \"";
+        let f = kernel_feature("Warning: Extension limit revision 0 not supported, missing kernel module?\niptables-restore v1.8.9 (nf_tables): RULE_APPEND failed (No such file or directory): rule in chain ext-in\n", Some(log)).unwrap_or_default();
+        assert!(
+            f.contains("`limit` match")
+                && f.contains("CONFIG_NETFILTER_XT_MATCH_LIMIT")
+                && !f.contains("LOG"),
+            "{f}"
+        );
+    }
 }
