@@ -267,6 +267,17 @@ impl ApplyError {
         }
     }
 
+    /// The tool that was killed after its timeout, if that is what failed.
+    pub fn timed_out(&self) -> Option<&super::ToolTimeout> {
+        match self {
+            ApplyError::Failed { cause, .. } => match &**cause {
+                Cause::Io(e) => e.get_ref().and_then(|i| i.downcast_ref()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Whether the previous rules were restored after this failure (or never touched).
     pub fn host_unchanged(&self) -> bool {
         !matches!(

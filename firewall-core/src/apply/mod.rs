@@ -21,7 +21,10 @@
 //!    script ([`crate::render::bash::rollback_functions`]).
 //! 4. **Failsafe** (the policy's `failsafe`, or [`Options::failsafe`]): a detached
 //!    watchdog is armed *before* the first rule changes; see [`FailsafeGuard`].
-//! 5. **Load.** IPv4 then IPv6, each with one `iptables-restore -w` run fed on stdin.
+//! 5. **Load.** IPv4 then IPv6, each with one `iptables-restore -w 10` run fed on stdin.
+//!
+//! Every tool it runs is bounded: killed after a timeout (60 s; `ip` 10 s, the
+//! rollback program 300 s), reported as a [`ToolTimeout`] ([`ApplyError::timed_out`]).
 //! 6. **Routing.** `net.ipv4.ip_forward=1` when the policy routes.
 //! 7. **Verify.** Reads the rules back and compares, per table and chain, the
 //!    chains, their policies, and the rules (by count and by comment, which names
@@ -53,7 +56,7 @@ mod system;
 pub use error::{ApplyError, Cause, Rollback, Step};
 pub use failsafe::FailsafeGuard;
 pub use session::SshSession;
-pub use system::RunOutput;
+pub use system::{RunOutput, ToolTimeout};
 
 use crate::model::{Failsafe, Iface, Model};
 use crate::render::bash::rollback_program;
@@ -424,7 +427,7 @@ fn run(
         let load = |i: usize, text: &str, step: Step| -> Result<(), (Step, Cause)> {
             let tool = &tools.restore[i];
             let out = sys
-                .run(tool, &["-w"], Some(text))
+                .run(tool, &["-w", system::LOCK_WAIT_SECS], Some(text))
                 .map_err(|e| (step, Cause::Io(e)))?;
             if out.success() {
                 Ok(())

@@ -146,7 +146,7 @@ fn applies_and_verifies() {
     assert_eq!(a.rules, (2, 0));
     assert_eq!(a.ip_forward_after, "1");
     let calls = m.calls();
-    assert!(calls.contains(&"iptables-nft-restore -w".to_string()));
+    assert!(calls.contains(&"iptables-nft-restore -w 10".to_string()));
     assert!(calls.contains(&"iptables-nft-save -c".to_string()));
     assert!(!calls.iter().any(|c| c.starts_with("bash")));
 }
@@ -184,8 +184,8 @@ fn tool_missing_and_backend() {
     };
     run(&m, &model(), V4, V6, &opts()).unwrap();
     let calls = m.calls();
-    assert!(calls.contains(&"iptables-legacy-restore -w".to_string()));
-    assert!(calls.contains(&"ip6tables-restore -w".to_string()));
+    assert!(calls.contains(&"iptables-legacy-restore -w 10".to_string()));
+    assert!(calls.contains(&"ip6tables-restore -w 10".to_string()));
 }
 
 #[test]
