@@ -201,6 +201,19 @@ pub enum ApplyError {
         /// What it printed.
         version: String,
     },
+    /// The backend was detected from `iptables`, but the other backend holds
+    /// rules: they would stay in force beside the new ones, unseen. Nothing
+    /// was changed; choose with [`super::Options::backend`].
+    BackendMismatch {
+        /// The backend `iptables` is.
+        selected: super::Backend,
+        /// The backend that holds rules.
+        other: super::Backend,
+        /// The save tool that showed them.
+        tool: String,
+        /// The first rule (or `DROP` policy) it showed.
+        line: String,
+    },
     /// The failsafe window asked for is zero or over an hour.
     InvalidFailsafe {
         /// The window asked for.
@@ -305,6 +318,19 @@ impl fmt::Display for ApplyError {
                 f,
                 "cannot tell the iptables backend: `iptables -V` printed `{}`\n  help: install iptables 1.8 or later (it prints `(nf_tables)` or `(legacy)`)",
                 version.trim()
+            ),
+            ApplyError::BackendMismatch {
+                selected,
+                other,
+                tool,
+                line,
+            } => write!(
+                f,
+                "refusing to apply: iptables here is the {selected} backend, but the {other} backend holds rules that would stay in force beside the new ones, unseen (`{tool}` shows `{}`); nothing was changed\n  help: choose the backend: Options {{ backend: Some(Backend::{}), .. }} replaces those rules (the bash script: FIREWALL_BACKEND={other}); Some(Backend::{}) applies beside them (clear them first with `{} -F` and `-X`)",
+                line.trim(),
+                if *other == super::Backend::Nft { "Nft" } else { "Legacy" },
+                if *selected == super::Backend::Nft { "Nft" } else { "Legacy" },
+                tool.trim_end_matches("-save"),
             ),
             ApplyError::InvalidFailsafe { requested } => write!(
                 f,

@@ -14,7 +14,9 @@
 //! 2. **Preconditions.** Root ([`ApplyError::NotRoot`]); the backend from
 //!    `iptables -V` (`nf_tables` or `legacy`), and the save/restore tools of that
 //!    backend (`iptables-nft-restore`, ...; [`ApplyError::ToolMissing`]). Save,
-//!    load and rollback all use that one backend.
+//!    load and rollback all use that one backend. A detected backend is refused
+//!    when the other one holds rules ([`ApplyError::BackendMismatch`]; choose
+//!    with [`Options::backend`]).
 //! 3. **Backup.** `iptables-save -c`, `ip6tables-save -c` and `ip_forward` into a
 //!    private directory (mode 0700) under [`Options::backup_parent`] (default: the
 //!    temp dir), with `rollback.sh`: the rollback functions shared with the bash
@@ -50,6 +52,7 @@ mod error;
 mod failsafe;
 mod interfaces;
 mod location;
+mod other_backend;
 mod session;
 mod system;
 
@@ -333,7 +336,11 @@ fn run(
     }
     let backend = match options.backend {
         Some(b) => b,
-        None => which_backend(sys)?,
+        None => {
+            let b = which_backend(sys)?;
+            other_backend::check(sys, b)?;
+            b
+        }
     };
     let tools = resolve(sys, backend)?;
     if sys.find("bash").is_none() {

@@ -15,6 +15,8 @@ struct Mock {
     loaded: Mutex<Vec<String>>,
     route_dev: &'static str,
     ifaces: Vec<&'static str>,
+    /// What `iptables-legacy-save` shows (the other backend, on an nft host).
+    legacy_rules: &'static str,
 }
 
 impl Mock {
@@ -29,6 +31,7 @@ impl Mock {
             loaded: Mutex::new(vec![]),
             route_dev: "eth0",
             ifaces: vec!["lo", "eth0", "eth1"],
+            legacy_rules: "",
         }
     }
     fn calls(&self) -> Vec<String> {
@@ -71,6 +74,9 @@ impl System for Mock {
                 code: Some(if self.rollback_ok { 0 } else { 1 }),
                 ..RunOutput::default()
             }),
+            t if t.ends_with("-legacy-save") && self.version.contains("nf_tables") => {
+                ok(self.legacy_rules)
+            }
             t if t.ends_with("-save") => {
                 // Verification reads back what was loaded (last load of the family).
                 let v6 = t.starts_with("ip6");
@@ -480,4 +486,128 @@ fn session_over_an_untrusted_interface_is_refused() {
         ..Mock::new()
     };
     run(&unknown, &m, V4, V6, &o).unwrap();
+}
+
+/// Item 13: rules in the other backend stay in force; a detected backend is
+/// refused then, an explicitly chosen one is used.
+#[test]
+fn rules_in_the_other_backend_are_refused() {
+    let m = Mock {
+        legacy_rules: "# Generated\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j DROP\nCOMMIT\n",
+        ..Mock::new()
+    };
+    let e = run(&m, &model(), V4, V6, &opts()).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(
+            e,
+            ApplyError::BackendMismatch {
+                selected: Backend::Nft,
+                other: Backend::Legacy,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("iptables-legacy-save")
+            && text.contains("-A INPUT -p tcp --dport 22 -j DROP"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Backend::Legacy") && text.contains("FIREWALL_BACKEND=legacy"),
+        "{text}"
+    );
+    assert!(
+        m.calls().iter().all(|c| !c.contains("restore")),
+        "{:?}",
+        m.calls()
+    );
+    // A DROP policy counts too; empty ACCEPT tables do not.
+    let m = Mock {
+        legacy_rules: "*filter\n:INPUT DROP [0:0]\nCOMMIT\n",
+        ..Mock::new()
+    };
+    assert!(matches!(
+        run(&m, &model(), V4, V6, &opts()),
+        Err(ApplyError::BackendMismatch { .. })
+    ));
+    let m = Mock {
+        legacy_rules: "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [5:300]\nCOMMIT\n",
+        ..Mock::new()
+    };
+    run(&m, &model(), V4, V6, &opts()).unwrap();
+    // Chosen explicitly: no check.
+    let m = Mock {
+        legacy_rules: "*filter\n:INPUT DROP [0:0]\nCOMMIT\n",
+        ..Mock::new()
+    };
+    let o = Options {
+        backend: Some(Backend::Nft),
+        ..opts()
+    };
+    run(&m, &model(), V4, V6, &o).unwrap();
+}
+
+/// Item 13: an unusable backup location names the directory and the way to choose another.
+#[test]
+fn unusable_backup_location_is_named() {
+    for parent in ["/proc/no-such-dir", "/proc/sys"] {
+        let o = Options {
+            backup_parent: Some(PathBuf::from(parent)),
+            ..opts()
+        };
+        let e = run(&Mock::new(), &model(), V4, V6, &o).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, ApplyError::BackupLocation { .. }), "{text}");
+        assert!(
+            text.contains(parent) && text.contains("backup_parent") && text.contains("TMPDIR"),
+            "{text}"
+        );
+        assert!(e.host_unchanged());
+    }
+}
+
+/// Item 13: a tool killed at its timeout is reported as such.
+#[test]
+fn a_timeout_is_named() {
+    struct Slow(Mock);
+    impl System for Slow {
+        fn euid(&self) -> io::Result<u32> {
+            self.0.euid()
+        }
+        fn find(&self, tool: &str) -> Option<PathBuf> {
+            self.0.find(tool)
+        }
+        fn run(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> io::Result<RunOutput> {
+            if tool.ends_with("-restore") && !args.contains(&"-c") {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    ToolTimeout {
+                        tool: tool.into(),
+                        after: Duration::from_secs(60),
+                    },
+                ));
+            }
+            self.0.run(tool, args, stdin)
+        }
+        fn run_detached(&self, tool: &str, args: &[&str]) -> io::Result<Option<i32>> {
+            self.0.run_detached(tool, args)
+        }
+        fn read_ip_forward(&self) -> io::Result<String> {
+            self.0.read_ip_forward()
+        }
+        fn write_ip_forward(&self, v: &str) -> io::Result<()> {
+            self.0.write_ip_forward(v)
+        }
+        fn interfaces(&self) -> io::Result<Vec<String>> {
+            self.0.interfaces()
+        }
+    }
+    let e = run(&Slow(Mock::new()), &model(), V4, V6, &opts()).unwrap_err();
+    let t = e
+        .timed_out()
+        .unwrap_or_else(|| panic!("not a timeout: {e}"));
+    assert!(t.tool.ends_with("-restore") && t.after == Duration::from_secs(60));
+    assert!(e.to_string().contains("did not finish within 60 s"), "{e}");
 }
