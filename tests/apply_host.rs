@@ -81,6 +81,9 @@ fn host_inner() {
             assert!(!text.contains("FAILED"), "{text}");
             println!("FAILED AND RESTORED AS EXPECTED: {e}");
         }
+        ("backend", Err(e @ ApplyError::BackendMismatch { .. })) => {
+            println!("REFUSED AS EXPECTED: {e}")
+        }
         ("backup", Err(e @ ApplyError::BackupLocation { .. })) => {
             let text = e.to_string();
             assert!(text.contains(&backup), "{text}");
@@ -389,4 +392,200 @@ fn session_guard_agrees_with_real_traffic() {
         );
     }
     drop(listener);
+}
+
+/// A directory with a fake `ip6tables-nft-restore` and `ip6tables-restore`
+/// that always fail, for the front of PATH.
+fn failing_ip6tables_restore(scratch: &Scratch) -> String {
+    let bin = scratch.0.join("fakebin");
+    std::fs::create_dir_all(&bin).expect("fake bin dir");
+    for name in ["ip6tables-nft-restore", "ip6tables-restore"] {
+        let p = bin.join(name);
+        std::fs::write(
+            &p,
+            "#!/bin/sh\necho 'fake ip6tables-restore: failing on purpose' >&2\nexit 1\n",
+        )
+        .expect("fake tool");
+        let _ = std::process::Command::new("chmod")
+            .args(["755"])
+            .arg(&p)
+            .status();
+    }
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+    )
+}
+
+/// Item 13: the IPv6 load fails and so does ip6tables-restore during the
+/// rollback, but the IPv6 rules never changed: apply() and the script report
+/// the host unchanged (it is, byte for byte), not "RESTORING ... FAILED".
+#[test]
+fn failing_ip6tables_restore_in_rollback_reports_unchanged_host() {
+    if !common::kernel_tests_available(
+        "failing_ip6tables_restore_in_rollback_reports_unchanged_host",
+    ) {
+        return;
+    }
+    let scratch = Scratch::new("ip6fail");
+    let path = failing_ip6tables_restore(&scratch);
+    let t = Topology::new("host_ip6fail");
+    t.load_rules(
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n",
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n",
+    );
+    // Compared without counters: the IPv6 restore (which would put the saved
+    // counters back) is the step that fails, and packets keep counting.
+    let before = t.ruleset(Ns::Firewall);
+    let policy = common::SECTION5_POLICY;
+    let out = apply_in(
+        &t,
+        &scratch,
+        policy,
+        &[("FW_HOST_EXPECT", "restored"), ("PATH", &path)],
+    );
+    assert!(out.contains("FAILED AND RESTORED AS EXPECTED"), "{out}");
+    assert_eq!(t.ruleset(Ns::Firewall), before, "apply() rollback");
+    assert!(!t.ip_forward());
+
+    let out = script_in(&t, &scratch, policy, &[("PATH", &path)]);
+    assert!(
+        !out.status.success(),
+        "the script succeeded with a failing ip6tables-restore"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("previous rules and ip_forward restored"),
+        "{err}"
+    );
+    assert!(err.contains("already equal the saved ones"), "{err}");
+    assert!(!err.contains("ROLLBACK FAILED"), "{err}");
+    assert_eq!(t.ruleset(Ns::Firewall), before, "script rollback");
+    assert!(!t.ip_forward());
+    // Nothing left behind.
+    let left: Vec<_> = std::fs::read_dir(&scratch.0)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("fakebin")],
+        "backup dirs left"
+    );
+}
+
+/// Item 13: a read-only or full backup location: apply() and the script refuse
+/// before changing anything, naming the directory and how to choose another.
+#[test]
+fn unusable_backup_location_names_the_directory() {
+    if !common::kernel_tests_available("unusable_backup_location_names_the_directory") {
+        return;
+    }
+    let scratch = Scratch::new("backup");
+    let t = Topology::new("host_backup");
+    let before = t.ruleset(Ns::Firewall);
+    let policy = common::SECTION5_POLICY;
+    // Read-only (a tmpfs mounted in the inner process's own mount namespace).
+    let out = apply_in(
+        &t,
+        &scratch,
+        policy,
+        &[("FW_HOST_EXPECT", "backup"), ("FW_HOST_RO_BACKUP", "1")],
+    );
+    assert!(out.contains("read-only"), "{out}");
+    assert_eq!(t.ruleset(Ns::Firewall), before);
+    for (mount, what) in [
+        ("mount -t tmpfs -o ro,size=64k fw-ro \"$TMPDIR\"", "read-only"),
+        (
+            "mount -t tmpfs -o size=4k fw-full \"$TMPDIR\" && mkdir \"$TMPDIR/x\" && { head -c 1M /dev/zero >\"$TMPDIR/x/fill\" || true; }",
+            "full",
+        ),
+    ] {
+        // `ip netns exec` runs the script in its own mount namespace: the mount stays there.
+        let text = format!(
+            "export TMPDIR={}\n{mount}\nexport FIREWALL_ALLOW_SESSION_LOCKOUT=1\n{}",
+            scratch.path(),
+            parse(policy).bash()
+        );
+        let out = t.run_script_in_firewall(&text);
+        assert!(!out.status.success(), "{what}: the script succeeded");
+        let err = stderr(&out);
+        assert!(err.contains(scratch.path()) && err.contains("TMPDIR="), "{what}: {err}");
+        assert!(err.contains("nothing was changed"), "{what}: {err}");
+        assert_eq!(t.ruleset(Ns::Firewall), before, "{what}");
+    }
+}
+
+/// Item 13: rules loaded through iptables-legacy while `iptables` is nft: an
+/// apply through nft would leave them in force. apply() and the script refuse;
+/// choosing the backend explicitly applies.
+#[test]
+fn rules_in_the_other_backend_are_refused() {
+    if !common::kernel_tests_available("rules_in_the_other_backend_are_refused") {
+        return;
+    }
+    let legacy_tools = ["iptables-legacy-restore", "iptables-legacy-save"]
+        .iter()
+        .all(|t| {
+            ["/usr/sbin", "/sbin", "/usr/bin"]
+                .iter()
+                .any(|d| std::path::Path::new(d).join(t).exists())
+        });
+    let nft_is_default = std::process::Command::new("iptables")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("nf_tables"));
+    if !legacy_tools || !nft_is_default {
+        assert!(
+            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+            "CI needs iptables-nft as `iptables` and the iptables-legacy tools"
+        );
+        eprintln!("SKIPPED rules_in_the_other_backend_are_refused: needs nft `iptables` and iptables-legacy");
+        return;
+    }
+    let scratch = Scratch::new("backend");
+    let t = Topology::new("host_backend");
+    let legacy = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 80 -j DROP\nCOMMIT\n";
+    let out = t.exec_with_stdin(Ns::Firewall, &["iptables-legacy-restore"], legacy);
+    assert!(
+        out.status.success(),
+        "{}",
+        common::describe("iptables-legacy-restore", &out)
+    );
+    let before = t.ruleset(Ns::Firewall);
+    let policy = common::SECTION5_POLICY;
+    let out = apply_in(&t, &scratch, policy, &[("FW_HOST_EXPECT", "backend")]);
+    assert!(
+        out.contains("iptables-legacy-save") && out.contains("--dport 80"),
+        "{out}"
+    );
+    assert_eq!(t.ruleset(Ns::Firewall), before);
+    let out = script_in(
+        &t,
+        &scratch,
+        policy,
+        &[("FIREWALL_ALLOW_SESSION_LOCKOUT", "1")],
+    );
+    assert!(
+        !out.status.success(),
+        "the script applied beside legacy rules"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("legacy backend holds rules") && err.contains("FIREWALL_BACKEND=legacy"),
+        "{err}"
+    );
+    assert_eq!(t.ruleset(Ns::Firewall), before);
+    // Chosen explicitly: applies (beside them, as asked).
+    let out = script_in(
+        &t,
+        &scratch,
+        policy,
+        &[
+            ("FIREWALL_ALLOW_SESSION_LOCKOUT", "1"),
+            ("FIREWALL_BACKEND", "nft"),
+        ],
+    );
+    assert!(out.status.success(), "{}", common::describe("script", &out));
+    assert_ne!(t.ruleset(Ns::Firewall), before);
 }
