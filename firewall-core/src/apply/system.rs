@@ -223,13 +223,32 @@ impl System for Host {
     }
 
     fn run_detached(&self, tool: &str, args: &[&str]) -> io::Result<Option<i32>> {
-        let status = Command::new(tool)
+        let mut child = Command::new(tool)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()?;
-        Ok(status.code())
+            .spawn()?;
+        // `setsid -f` returns as soon as it forked; bounded all the same.
+        let limit = Duration::from_secs(10);
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status.code());
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    ToolTimeout {
+                        tool: tool.to_string(),
+                        after: limit,
+                    },
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     fn read_ip_forward(&self) -> io::Result<String> {

@@ -262,7 +262,9 @@ fn delimiter(base: &str, text: &str) -> String {
 /// The bash script that applies `model` (whose rendered rulesets are `ipv4`
 /// and `ipv6`, in `iptables-save` format).
 ///
-/// It requires root, checks its tools, saves the current IPv4/IPv6 rules and
+/// It requires root, checks its tools and the host ([`super::preflight`]: every
+/// `extif` exists, the SSH session it runs in survives, the other iptables
+/// backend holds no rules), saves the current IPv4/IPv6 rules and
 /// `ip_forward` into a private `mktemp -d` directory, arms the failsafe watchdog
 /// (if the policy has `failsafe`) before the first rule changes, loads both
 /// families with `iptables-restore -w` / `ip6tables-restore -w` from quoted
