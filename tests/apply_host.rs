@@ -589,3 +589,42 @@ fn rules_in_the_other_backend_are_refused() {
     assert!(out.status.success(), "{}", common::describe("script", &out));
     assert_ne!(t.ruleset(Ns::Firewall), before);
 }
+
+/// Item 8, the `sudo` case: the script's own environment has no
+/// `SSH_CONNECTION` (sudo drops it), its parent's has; the guard still finds
+/// the session and refuses.
+#[test]
+fn script_guard_finds_the_session_in_an_ancestor() {
+    if !common::kernel_tests_available("script_guard_finds_the_session_in_an_ancestor") {
+        return;
+    }
+    let scratch = Scratch::new("ancestor");
+    let t = Topology::new("host_ancestor");
+    let before = t.ruleset(Ns::Firewall);
+    let policy = "extif eth0; open tcp 2222 from 192.0.2.0/24; ssh none;";
+    let file = scratch.0.join("firewall.sh");
+    std::fs::write(&file, parse(policy).bash()).expect("writing the script");
+    let session = format!(
+        "{} 50000 {} 2222",
+        common::addr::OUTSIDE_V4,
+        common::addr::FW_EXT_V4
+    );
+    // `; true` keeps the middle bash (whose environment has the session) as
+    // the script's parent instead of exec'ing into it.
+    let text = format!(
+        "export TMPDIR={}\nSSH_CONNECTION='{session}' bash -c 'env -u SSH_CONNECTION -u SSH_CLIENT bash {}; exit $?'\n",
+        scratch.path(),
+        file.display()
+    );
+    let out = t.run_script_in_firewall(&text);
+    assert!(
+        !out.status.success(),
+        "the script cut an ancestor's session"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("refusing to apply") && err.contains(common::addr::OUTSIDE_V4),
+        "{err}"
+    );
+    assert_eq!(t.ruleset(Ns::Firewall), before);
+}
