@@ -17,6 +17,7 @@ mod common;
 use common::{Ns, Topology, SECTION5_POLICY};
 use firewall::Policy;
 use firewall_core::apply::{self, ApplyError, Cause, Options, Rollback, Step};
+use firewall_core::model::Iface;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -93,6 +94,10 @@ fn apply_inner() {
             "nft" => Some(apply::Backend::Nft),
             _ => None,
         },
+        allow_missing: env_of("FW_APPLY_ALLOW_MISSING")
+            .split_whitespace()
+            .map(|i| Iface::new(i).unwrap_or_else(|e| panic!("FW_APPLY_ALLOW_MISSING: {e}")))
+            .collect(),
     };
     let result = apply::apply_rulesets(policy.model(), &v4, &v6, options);
     let expect = env_of("FW_APPLY_EXPECT");
@@ -263,8 +268,13 @@ fn applied_line(out: &str) -> (String, u32) {
     (dir, pid)
 }
 
+/// Runs a script in the firewall namespace. Like the apply() tests, hermetic
+/// about SSH: the script's session guard would otherwise look at the session
+/// the test runner itself may run in (tests/apply_host.rs tests the guard).
 fn run_bash(t: &Topology, script: &str) -> Output {
-    t.run_script_in_firewall(script)
+    t.run_script_in_firewall(&format!(
+        "export FIREWALL_ALLOW_SESSION_LOCKOUT=1\n{script}"
+    ))
 }
 
 /// A populated starting ruleset: filter rules, a user chain, a mangle table

@@ -1,6 +1,7 @@
 //! [`ApplyError`]: why an apply failed, which step, and whether the previous rules came back.
 
 use super::session::SshSession;
+use crate::model::Iface;
 use crate::Diagnostics;
 use std::fmt;
 use std::io;
@@ -134,7 +135,7 @@ impl fmt::Display for Cause {
                 }
                 write!(
                     f,
-                    ": {tool} said: {}\n  help: load the module (modprobe) or use a kernel built with it (see the howto's kernel configuration: conntrack, NAT, MASQUERADE, REDIRECT, REJECT)",
+                    ": {tool} said: {}\n  help: load the module named above (modprobe) or use a kernel built with that option; a missing libxt_*.so means an incomplete iptables installation",
                     stderr.trim()
                 )
             }
@@ -200,10 +201,39 @@ pub enum ApplyError {
         /// What it printed.
         version: String,
     },
+    /// The backend was detected from `iptables`, but the other backend holds
+    /// rules: they would stay in force beside the new ones, unseen. Nothing
+    /// was changed; choose with [`super::Options::backend`].
+    BackendMismatch {
+        /// The backend `iptables` is.
+        selected: super::Backend,
+        /// The backend that holds rules.
+        other: super::Backend,
+        /// The save tool that showed them.
+        tool: String,
+        /// The first rule (or `DROP` policy) it showed.
+        line: String,
+    },
     /// The failsafe window asked for is zero or over an hour.
     InvalidFailsafe {
         /// The window asked for.
         requested: Duration,
+    },
+    /// An `extif` (without a wildcard) that this host does not have: the real
+    /// external interface would count as trusted. Nothing was changed.
+    MissingInterface {
+        /// The missing external interfaces.
+        missing: Vec<Iface>,
+        /// The interfaces the host has (empty: they could not be read).
+        present: Vec<String>,
+    },
+    /// The backup could not be written where asked (full, read-only, no such
+    /// directory, no permission). Nothing was changed.
+    BackupLocation {
+        /// The directory that could not be written.
+        dir: PathBuf,
+        /// What the system said.
+        error: io::Error,
     },
     /// This process runs in an SSH session that the policy would cut.
     SessionLockout {
@@ -250,6 +280,17 @@ impl ApplyError {
         }
     }
 
+    /// The tool that was killed after its timeout, if that is what failed.
+    pub fn timed_out(&self) -> Option<&super::ToolTimeout> {
+        match self {
+            ApplyError::Failed { cause, .. } => match &**cause {
+                Cause::Io(e) => e.get_ref().and_then(|i| i.downcast_ref()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Whether the previous rules were restored after this failure (or never touched).
     pub fn host_unchanged(&self) -> bool {
         !matches!(
@@ -278,13 +319,45 @@ impl fmt::Display for ApplyError {
                 "cannot tell the iptables backend: `iptables -V` printed `{}`\n  help: install iptables 1.8 or later (it prints `(nf_tables)` or `(legacy)`)",
                 version.trim()
             ),
+            ApplyError::BackendMismatch {
+                selected,
+                other,
+                tool,
+                line,
+            } => write!(
+                f,
+                "refusing to apply: iptables here is the {selected} backend, but the {other} backend holds rules that would stay in force beside the new ones, unseen (`{tool}` shows `{}`); nothing was changed\n  help: choose the backend: Options {{ backend: Some(Backend::{}), .. }} replaces those rules (the bash script: FIREWALL_BACKEND={other}); Some(Backend::{}) applies beside them (clear them first with `{} -F` and `-X`)",
+                line.trim(),
+                if *other == super::Backend::Nft { "Nft" } else { "Legacy" },
+                if *selected == super::Backend::Nft { "Nft" } else { "Legacy" },
+                tool.trim_end_matches("-save"),
+            ),
             ApplyError::InvalidFailsafe { requested } => write!(
                 f,
                 "a failsafe window of {requested:?} is not allowed\n  help: use 1 second to 1 hour"
             ),
+            ApplyError::MissingInterface { missing, present } => {
+                let names: Vec<&str> = missing.iter().map(Iface::as_str).collect();
+                write!(
+                    f,
+                    "refusing to apply: the external interface{} {} {} not exist on this host, so the real external interface would be treated as trusted (everything open); this host has: {}\n  help: correct `extif` in the policy; for an interface that appears later (ppp0, a VPN), allow it with Options {{ allow_missing: vec![Iface::new(\"{}\")?], .. }} (the bash script: FIREWALL_ALLOW_MISSING={})",
+                    if names.len() == 1 { "" } else { "s" },
+                    names.join(", "),
+                    if names.len() == 1 { "does" } else { "do" },
+                    if present.is_empty() { "(the interface list could not be read)".to_string() } else { present.join(", ") },
+                    names.first().copied().unwrap_or("ppp0"),
+                    names.join(","),
+                )
+            }
+            ApplyError::BackupLocation { dir, error } => write!(
+                f,
+                "cannot write the backup of the current rules into {}: {} ({error}); nothing was changed\n  help: choose another directory with Options {{ backup_parent: Some(\"/var/tmp\".into()), .. }}, or set TMPDIR (the default location; the bash script uses TMPDIR too)",
+                dir.display(),
+                super::location::meaning(error),
+            ),
             ApplyError::SessionLockout { session, reason } => write!(
                 f,
-                "refusing to apply: this process runs in the SSH session {session}, and {reason}; the next login would be locked out\n  help: add `open tcp {} from {}{};` (or `open tcp {};`) to the policy, or, if you have another way in (console), override with Options {{ allow_session_lockout: true, .. }}",
+                "refusing to apply: this process runs in the SSH session {session}, and {reason}; the next login would be locked out\n  help: make the policy accept it: over an external interface `open tcp {} from {}{};` (or `open tcp {};`), over another interface `trust` it; or, if you have another way in (console), override with Options {{ allow_session_lockout: true, .. }} (the bash script: FIREWALL_ALLOW_SESSION_LOCKOUT=1)",
                 session.server_port,
                 // `from` takes a network: the client alone is a /32 (/128).
                 if session.client.is_ipv4() { format!("{}", session.client) } else { format!("\"{}", session.client) },
@@ -309,6 +382,7 @@ impl std::error::Error for ApplyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ApplyError::Policy(d) => Some(d),
+            ApplyError::BackupLocation { error, .. } => Some(error),
             ApplyError::Failed { cause, .. } => match &**cause {
                 Cause::Io(e) => Some(e),
                 _ => None,

@@ -3,21 +3,30 @@
 //!
 //! # What [`apply`] does
 //!
-//! 1. **Lockout check.** Inside an SSH session (`SSH_CONNECTION`/`SSH_CLIENT`),
-//!    refuses a policy under which a new connection from that client to that port
-//!    would not be accepted ([`ApplyError::SessionLockout`]; override:
-//!    [`Options::allow_session_lockout`]).
+//! 1. **Interfaces and lockout check.** Every `extif` without a wildcard must
+//!    exist on the host ([`ApplyError::MissingInterface`]; override:
+//!    [`Options::allow_missing`]). Inside an SSH session
+//!    (`SSH_CONNECTION`/`SSH_CLIENT`), refuses a policy under which a new
+//!    connection from that client to that port, on the interface the session
+//!    arrives on, would not be accepted ([`crate::render::guard`] decides, the
+//!    same steps as the bash script's guard; [`ApplyError::SessionLockout`];
+//!    override: [`Options::allow_session_lockout`]).
 //! 2. **Preconditions.** Root ([`ApplyError::NotRoot`]); the backend from
 //!    `iptables -V` (`nf_tables` or `legacy`), and the save/restore tools of that
 //!    backend (`iptables-nft-restore`, ...; [`ApplyError::ToolMissing`]). Save,
-//!    load and rollback all use that one backend.
+//!    load and rollback all use that one backend. A detected backend is refused
+//!    when the other one holds rules ([`ApplyError::BackendMismatch`]; choose
+//!    with [`Options::backend`]).
 //! 3. **Backup.** `iptables-save -c`, `ip6tables-save -c` and `ip_forward` into a
 //!    private directory (mode 0700) under [`Options::backup_parent`] (default: the
 //!    temp dir), with `rollback.sh`: the rollback functions shared with the bash
 //!    script ([`crate::render::bash::rollback_functions`]).
 //! 4. **Failsafe** (the policy's `failsafe`, or [`Options::failsafe`]): a detached
 //!    watchdog is armed *before* the first rule changes; see [`FailsafeGuard`].
-//! 5. **Load.** IPv4 then IPv6, each with one `iptables-restore -w` run fed on stdin.
+//! 5. **Load.** IPv4 then IPv6, each with one `iptables-restore -w 10` run fed on stdin.
+//!
+//! Every tool it runs is bounded: killed after a timeout (60 s; `ip` 10 s, the
+//! rollback program 300 s), reported as a [`ToolTimeout`] ([`ApplyError::timed_out`]).
 //! 6. **Routing.** `net.ipv4.ip_forward=1` when the policy routes.
 //! 7. **Verify.** Reads the rules back and compares, per table and chain, the
 //!    chains, their policies, and the rules (by count and by comment, which names
@@ -38,17 +47,21 @@
 //! # Ok(()) }
 //! ```
 
+mod diagnose;
 mod error;
 mod failsafe;
+mod interfaces;
+mod location;
+mod other_backend;
 mod session;
 mod system;
 
 pub use error::{ApplyError, Cause, Rollback, Step};
 pub use failsafe::FailsafeGuard;
 pub use session::SshSession;
-pub use system::RunOutput;
+pub use system::{RunOutput, ToolTimeout};
 
-use crate::model::{Failsafe, Model};
+use crate::model::{Failsafe, Iface, Model};
 use crate::render::bash::rollback_program;
 use crate::render::iptables::statement_at_line;
 use crate::Policy;
@@ -80,6 +93,10 @@ pub struct Options {
     /// The iptables backend; `None` detects it from `iptables` (what the host's
     /// `iptables` command is). Save, load and rollback all use this one.
     pub backend: Option<Backend>,
+    /// External interfaces that may be missing from the host (they appear
+    /// later: `ppp0`, a VPN); any other missing `extif` is refused
+    /// ([`ApplyError::MissingInterface`]).
+    pub allow_missing: Vec<Iface>,
 }
 
 /// The iptables backend; save, load and rollback always use the same one.
@@ -299,10 +316,12 @@ fn run(
         None => model.failsafe,
     };
 
-    // 1. Lockout check, before anything else: it needs no privileges.
+    // 1. The host's interfaces and the lockout check, before anything else:
+    //    they need no privileges.
+    let host_ifaces = interfaces::check(sys, model, &options.allow_missing)?;
     if !options.allow_session_lockout {
         if let Some(session) = options.ssh_session.or_else(SshSession::from_env) {
-            if let Some(reason) = session::refusal(model, &session, sys) {
+            if let Some(reason) = session::refusal(model, &session, sys, &host_ifaces) {
                 return Err(ApplyError::SessionLockout { session, reason });
             }
         }
@@ -317,7 +336,11 @@ fn run(
     }
     let backend = match options.backend {
         Some(b) => b,
-        None => which_backend(sys)?,
+        None => {
+            let b = which_backend(sys)?;
+            other_backend::check(sys, b)?;
+            b
+        }
     };
     let tools = resolve(sys, backend)?;
     if sys.find("bash").is_none() {
@@ -332,8 +355,10 @@ fn run(
         .backup_parent
         .clone()
         .unwrap_or_else(std::env::temp_dir);
-    let dir =
-        make_backup_dir(&parent).map_err(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))?;
+    let dir = make_backup_dir(&parent).map_err(|e| {
+        location::location_error(&parent, e)
+            .unwrap_or_else(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))
+    })?;
     let backup = || -> Result<(String, [String; 2]), Cause> {
         std::fs::write(dir.join("backend"), format!("{}\n", tools.backend)).map_err(Cause::Io)?;
         std::fs::write(dir.join("rollback.sh"), rollback_program()).map_err(Cause::Io)?;
@@ -350,6 +375,13 @@ fn run(
         Ok(f) => f,
         Err(cause) => {
             let _ = std::fs::remove_dir_all(&dir);
+            let cause = match cause {
+                Cause::Io(e) => match location::location_error(&parent, e) {
+                    Ok(located) => return Err(located),
+                    Err(e) => Cause::Io(e),
+                },
+                other => other,
+            };
             return Err(ApplyError::Failed {
                 step: Step::Backup,
                 cause: Box::new(cause),
@@ -402,7 +434,7 @@ fn run(
         let load = |i: usize, text: &str, step: Step| -> Result<(), (Step, Cause)> {
             let tool = &tools.restore[i];
             let out = sys
-                .run(tool, &["-w"], Some(text))
+                .run(tool, &["-w", system::LOCK_WAIT_SECS], Some(text))
                 .map_err(|e| (step, Cause::Io(e)))?;
             if out.success() {
                 Ok(())
@@ -515,7 +547,7 @@ fn classify(tool: &str, out: &RunOutput, text: Option<&str>) -> Cause {
         (Some(t), Some(n)) => t.lines().nth(n.saturating_sub(1)).map(str::to_string),
         _ => None,
     };
-    if let Some(feature) = kernel_feature(&stderr, rule.as_deref()) {
+    if let Some(feature) = diagnose::kernel_feature(&stderr, rule.as_deref()) {
         return Cause::KernelSupport {
             tool: tool.to_string(),
             feature,
@@ -557,69 +589,6 @@ fn error_line(stderr: &str) -> Option<usize> {
         }
     }
     None
-}
-
-/// Whether the failure means missing kernel support, and for what.
-fn kernel_feature(stderr: &str, rule: Option<&str>) -> Option<String> {
-    let s = stderr.to_ascii_lowercase();
-    let kernelish = [
-        "insmod",
-        "table does not exist",
-        "couldn't load",
-        "not supported",
-        "protocol not supported",
-        "could not fetch rule set generation id",
-        "no such file or directory",
-    ];
-    if !kernelish.iter().any(|k| s.contains(k)) {
-        return None;
-    }
-    let rule = rule.unwrap_or("");
-    let feature = [
-        (
-            "MASQUERADE",
-            "MASQUERADE target support (CONFIG_NETFILTER_XT_TARGET_MASQUERADE / nft_masq)",
-        ),
-        (
-            "REDIRECT",
-            "REDIRECT target support (CONFIG_NETFILTER_XT_TARGET_REDIRECT / nft_redir)",
-        ),
-        (
-            "DNAT",
-            "full NAT (CONFIG_NF_NAT, CONFIG_NETFILTER_XT_NAT / nft_nat)",
-        ),
-        (
-            "REJECT",
-            "REJECT target support (CONFIG_IP_NF_TARGET_REJECT / nft_reject)",
-        ),
-        (
-            "conntrack",
-            "connection tracking (CONFIG_NF_CONNTRACK, CONFIG_NETFILTER_XT_MATCH_CONNTRACK)",
-        ),
-        ("LOG", "LOG target support (CONFIG_NETFILTER_XT_TARGET_LOG)"),
-        (
-            "multiport",
-            "multiport match (CONFIG_NETFILTER_XT_MATCH_MULTIPORT)",
-        ),
-        (
-            "comment",
-            "comment match (CONFIG_NETFILTER_XT_MATCH_COMMENT)",
-        ),
-    ]
-    .iter()
-    .find(|(k, _)| rule.contains(k))
-    .map(|(_, f)| (*f).to_string());
-    match feature {
-        Some(f) => Some(f),
-        None if s.contains("nat") => {
-            Some("NAT table support (CONFIG_NF_NAT / CONFIG_IP_NF_NAT)".into())
-        }
-        None if s.contains("insmod") || s.contains("generation id") => {
-            Some("iptables support (CONFIG_IP_NF_IPTABLES / CONFIG_NF_TABLES)".into())
-        }
-        // "No such file or directory" alone is also a missing chain; not kernel.
-        None => None,
-    }
 }
 
 /// `text` with every table that asks for nothing (no rules, no user chains,

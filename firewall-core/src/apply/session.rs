@@ -6,7 +6,8 @@
 //! accepted), which is exactly the trap: the admin logs out and cannot log in again.
 
 use super::system::System;
-use crate::model::{Model, Net, Proto};
+use crate::model::{Model, Port};
+use crate::render::guard;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -123,66 +124,45 @@ impl fmt::Display for SshSession {
 }
 
 /// `None` when a new connection like `session` would be accepted; otherwise why not.
-pub(crate) fn refusal(model: &Model, session: &SshSession, sys: &dyn System) -> Option<String> {
-    if !model.input.blocks() || session.client.is_loopback() {
-        return None;
-    }
-    // Which interface does the session use? Trusted interfaces accept everything.
-    let dev = route_dev(sys, session.client);
-    if let Some(dev) = &dev {
-        let external = model.extif.iter().any(|e| iface_matches(e.as_str(), dev));
-        let trusted = match &model.trust {
-            None => !external,
-            Some(t) => !external && t.iter().any(|i| iface_matches(i.as_str(), dev)),
-        };
-        if trusted || dev == "lo" {
-            return None;
+///
+/// Decided by [`guard::decide`] (the same steps the bash script's guard runs)
+/// for the interface the session arrives on (`ip -o route get CLIENT`: the
+/// route back to the client; `lo` for a local address). When that route cannot
+/// be read, the connection must be accepted on every interface of the host.
+pub(crate) fn refusal(
+    model: &Model,
+    session: &SshSession,
+    sys: &dyn System,
+    host_ifaces: &[String],
+) -> Option<String> {
+    let port = Port::new(session.server_port)?;
+    let (devs, known) = match route_dev(sys, session.client) {
+        Some(dev) => (vec![dev], true),
+        None if host_ifaces.is_empty() => (
+            model.extif.iter().map(|e| e.as_str().to_string()).collect(),
+            false,
+        ),
+        None => (host_ifaces.to_vec(), false),
+    };
+    for dev in devs {
+        let d = guard::decide(model, &dev, session.client, port);
+        if !d.accepted {
+            let route = if known {
+                String::new()
+            } else {
+                format!(
+                    " (the route to {} could not be read, so every interface must accept it)",
+                    session.client
+                )
+            };
+            return Some(format!(
+                "a new connection to tcp {port} arriving on {dev} ({} interface) would not be accepted{route}: {}",
+                d.arrival.as_str(),
+                d.why
+            ));
         }
     }
-    let port = crate::model::Port::new(session.server_port)?;
-    let client = Net::new(
-        session.client,
-        if session.client.is_ipv4() { 32 } else { 128 },
-    )
-    .ok()?;
-    let opened = model.opens.iter().any(|o| {
-        o.covers(Proto::Tcp, port)
-            && (o.from.is_empty() || o.from.iter().any(|n| n.contains_net(&client)))
-    });
-    // A redirect to this port may be how the session came in (sshd then sees the
-    // target port), and a redirect from it accepts it: give either the benefit of the doubt.
-    let redirected = session.client.is_ipv4()
-        && model
-            .redirects
-            .iter()
-            .any(|r| r.proto == Proto::Tcp && (r.port == port || r.to_port == port));
-    if opened || redirected {
-        return None;
-    }
-    let via = match dev {
-        Some(d) => format!("the external interface {d}"),
-        None => "an external interface (the route to the client could not be read)".to_string(),
-    };
-    let restricted = model
-        .opens
-        .iter()
-        .any(|o| o.covers(Proto::Tcp, port) && !o.from.is_empty());
-    Some(if restricted {
-        format!(
-            "the policy opens tcp {port} only to sources that do not include {}, arriving via {via}",
-            session.client
-        )
-    } else {
-        format!("the policy does not accept new connections to tcp {port} arriving via {via}")
-    })
-}
-
-/// `ppp+` matches `ppp0`, as in iptables.
-fn iface_matches(pattern: &str, dev: &str) -> bool {
-    match pattern.strip_suffix('+') {
-        Some(prefix) => dev.starts_with(prefix),
-        None => pattern == dev,
-    }
+    None
 }
 
 /// The interface the kernel would use to reach `addr` (`ip -o route get`).

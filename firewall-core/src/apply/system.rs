@@ -2,9 +2,11 @@
 //! `ip_forward`, the effective uid. A trait so that the error paths can be
 //! unit-tested with a mock; [`Host`] is the real thing.
 
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Read, Write as _};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// What a tool run produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,7 +32,9 @@ pub(crate) trait System: Sync {
     fn euid(&self) -> io::Result<u32>;
     /// Where `tool` is on `PATH`, if anywhere.
     fn find(&self, tool: &str) -> Option<PathBuf>;
-    /// Runs `tool args...`, feeding `stdin` (or nothing), and waits for it.
+    /// Runs `tool args...`, feeding `stdin` (or nothing), and waits for it; a
+    /// tool still running after its timeout is killed (`io::ErrorKind::TimedOut`
+    /// carrying a [`ToolTimeout`]).
     fn run(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> io::Result<RunOutput>;
     /// Starts `tool args...` with stdin, stdout and stderr on `/dev/null` and
     /// waits for it (for `setsid -f`, which returns once the detached child is
@@ -41,10 +45,156 @@ pub(crate) trait System: Sync {
     fn read_ip_forward(&self) -> io::Result<String>;
     /// Writes `/proc/sys/net/ipv4/ip_forward`.
     fn write_ip_forward(&self, value: &str) -> io::Result<()>;
+    /// The network interfaces of this host (of this network namespace).
+    fn interfaces(&self) -> io::Result<Vec<String>>;
 }
 
 /// This machine (in the network namespace this process runs in).
 pub(crate) struct Host;
+
+/// How long `iptables-restore` and friends wait for the xtables lock (`-w`).
+pub(crate) const LOCK_WAIT_SECS: &str = "10";
+
+/// The longest any one tool may run before it is killed: the rollback
+/// program runs several bounded tools in a row, so it gets more.
+pub(crate) fn timeout_for(tool: &str) -> Duration {
+    match tool {
+        "bash" => Duration::from_secs(300),
+        "ip" => Duration::from_secs(10),
+        _ => Duration::from_secs(60),
+    }
+}
+
+/// A tool that did not finish in time and was killed: the payload of the
+/// `io::ErrorKind::TimedOut` error [`System::run`] returns then (see
+/// [`super::ApplyError::timed_out`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolTimeout {
+    /// The tool.
+    pub tool: String,
+    /// How long it was given.
+    pub after: Duration,
+}
+
+impl std::fmt::Display for ToolTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} did not finish within {} s and was killed (a hung kernel or a lock held by another program?)",
+            self.tool,
+            self.after.as_secs()
+        )
+    }
+}
+
+impl std::error::Error for ToolTimeout {}
+
+/// Runs `tool`, feeding `stdin`, reading its outputs; kills it after `limit`.
+fn run_bounded(
+    tool: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    limit: Duration,
+) -> io::Result<RunOutput> {
+    let deadline = Instant::now() + limit;
+    let mut child = Command::new(tool)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Feed stdin from a thread while the outputs are read on two others, so
+    // that a tool that writes a lot before reading all its input cannot
+    // deadlock us, and this thread can keep the time.
+    let feeder = match (stdin, child.stdin.take()) {
+        (Some(text), Some(mut pipe)) => {
+            let text = text.to_string();
+            Some(std::thread::spawn(move || {
+                // A tool that exits early closes the pipe: its exit status tells why.
+                let _ = pipe.write_all(text.as_bytes());
+            }))
+        }
+        _ => None,
+    };
+    let (tx, rx) = mpsc::channel::<()>();
+    let reader = |pipe: Option<Box<dyn Read + Send>>, tx: mpsc::Sender<()>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            let _ = tx.send(());
+            buf
+        })
+    };
+    let out_reader = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        tx.clone(),
+    );
+    let err_reader = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        tx,
+    );
+    // Both outputs closed (normally: the tool exited), then its status.
+    let mut closed = 0;
+    let mut status = None;
+    while closed < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(()) => closed += 1,
+            Err(_) => break,
+        }
+    }
+    let mut pause = Duration::from_micros(200);
+    while status.is_none() {
+        status = child.try_wait()?;
+        if status.is_some() || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            ToolTimeout {
+                tool: tool.to_string(),
+                after: limit,
+            },
+        ));
+    };
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    // The tool has exited; a grandchild that kept a pipe open is not waited for.
+    let out = if closed == 2 {
+        out_reader.join().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let err = if closed == 2 {
+        err_reader.join().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok(RunOutput {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    })
+}
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
@@ -69,60 +219,36 @@ impl System for Host {
     }
 
     fn run(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> io::Result<RunOutput> {
-        let mut child = Command::new(tool)
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        // Feed stdin from a thread while reading the outputs here, so that a tool
-        // that writes a lot before reading all its input cannot deadlock us.
-        let feeder = match (stdin, child.stdin.take()) {
-            (Some(text), Some(mut pipe)) => {
-                let text = text.to_string();
-                Some(std::thread::spawn(move || {
-                    // A tool that exits early closes the pipe: its exit status tells why.
-                    let _ = pipe.write_all(text.as_bytes());
-                }))
-            }
-            _ => None,
-        };
-        let mut stderr_pipe = child.stderr.take();
-        let err_reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(p) = stderr_pipe.as_mut() {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        });
-        let mut out = Vec::new();
-        if let Some(p) = child.stdout.as_mut() {
-            p.read_to_end(&mut out)?;
-        }
-        let status = child.wait()?;
-        if let Some(f) = feeder {
-            let _ = f.join();
-        }
-        let err = err_reader.join().unwrap_or_default();
-        Ok(RunOutput {
-            code: status.code(),
-            stdout: String::from_utf8_lossy(&out).into_owned(),
-            stderr: String::from_utf8_lossy(&err).into_owned(),
-        })
+        run_bounded(tool, args, stdin, timeout_for(tool))
     }
 
     fn run_detached(&self, tool: &str, args: &[&str]) -> io::Result<Option<i32>> {
-        let status = Command::new(tool)
+        let mut child = Command::new(tool)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()?;
-        Ok(status.code())
+            .spawn()?;
+        // `setsid -f` returns as soon as it forked; bounded all the same.
+        let limit = Duration::from_secs(10);
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status.code());
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    ToolTimeout {
+                        tool: tool.to_string(),
+                        after: limit,
+                    },
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     fn read_ip_forward(&self) -> io::Result<String> {
@@ -131,5 +257,54 @@ impl System for Host {
 
     fn write_ip_forward(&self, value: &str) -> io::Result<()> {
         std::fs::write(IP_FORWARD, format!("{value}\n"))
+    }
+
+    fn interfaces(&self) -> io::Result<Vec<String>> {
+        super::interfaces::read_host()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hung_tool_is_killed_at_its_timeout() {
+        let started = Instant::now();
+        let e = run_bounded("sleep", &["30"], None, Duration::from_millis(300))
+            .expect_err("sleep 30 finished within 300 ms");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let t = e
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<ToolTimeout>())
+            .expect("a ToolTimeout payload");
+        assert_eq!(t.tool, "sleep");
+        assert_eq!(t.after, Duration::from_millis(300));
+        assert!(t.to_string().contains("sleep did not finish"), "{t}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        // Also with stdin that is never read.
+        let e = run_bounded("sleep", &["30"], Some("x\n"), Duration::from_millis(200));
+        assert!(matches!(e, Err(ref e) if e.kind() == io::ErrorKind::TimedOut));
+    }
+
+    #[test]
+    fn a_tool_that_finishes_gives_its_output() {
+        let out = run_bounded(
+            "sh",
+            &["-c", "cat; echo err >&2; exit 3"],
+            Some("in\n"),
+            Duration::from_secs(20),
+        )
+        .expect("sh runs");
+        assert_eq!(out.code, Some(3));
+        assert_eq!(out.stdout, "in\n");
+        assert_eq!(out.stderr, "err\n");
+        let big = "x".repeat(1 << 20);
+        let out = run_bounded("cat", &[], Some(&big), Duration::from_secs(20)).expect("cat");
+        assert_eq!(out.stdout.len(), big.len());
     }
 }

@@ -14,6 +14,9 @@ struct Mock {
     calls: Mutex<Vec<String>>,
     loaded: Mutex<Vec<String>>,
     route_dev: &'static str,
+    ifaces: Vec<&'static str>,
+    /// What `iptables-legacy-save` shows (the other backend, on an nft host).
+    legacy_rules: &'static str,
 }
 
 impl Mock {
@@ -27,6 +30,8 @@ impl Mock {
             calls: Mutex::new(vec![]),
             loaded: Mutex::new(vec![]),
             route_dev: "eth0",
+            ifaces: vec!["lo", "eth0", "eth1"],
+            legacy_rules: "",
         }
     }
     fn calls(&self) -> Vec<String> {
@@ -56,6 +61,11 @@ impl System for Mock {
             .push(format!("{tool} {}", args.join(" ")));
         match tool {
             "iptables" => ok(self.version),
+            "ip" if self.route_dev.is_empty() => Ok(RunOutput {
+                code: Some(2),
+                stderr: "RTNETLINK answers: Network is unreachable\n".into(),
+                ..RunOutput::default()
+            }),
             "ip" => ok(&format!(
                 "203.0.113.9 dev {} src 198.51.100.1\n",
                 self.route_dev
@@ -64,6 +74,9 @@ impl System for Mock {
                 code: Some(if self.rollback_ok { 0 } else { 1 }),
                 ..RunOutput::default()
             }),
+            t if t.ends_with("-legacy-save") && self.version.contains("nf_tables") => {
+                ok(self.legacy_rules)
+            }
             t if t.ends_with("-save") => {
                 // Verification reads back what was loaded (last load of the family).
                 let v6 = t.starts_with("ip6");
@@ -108,6 +121,9 @@ impl System for Mock {
     fn write_ip_forward(&self, _: &str) -> io::Result<()> {
         Ok(())
     }
+    fn interfaces(&self) -> io::Result<Vec<String>> {
+        Ok(self.ifaces.iter().map(|s| s.to_string()).collect())
+    }
 }
 
 /// The test policy, through the real parser.
@@ -136,7 +152,7 @@ fn applies_and_verifies() {
     assert_eq!(a.rules, (2, 0));
     assert_eq!(a.ip_forward_after, "1");
     let calls = m.calls();
-    assert!(calls.contains(&"iptables-nft-restore -w".to_string()));
+    assert!(calls.contains(&"iptables-nft-restore -w 10".to_string()));
     assert!(calls.contains(&"iptables-nft-save -c".to_string()));
     assert!(!calls.iter().any(|c| c.starts_with("bash")));
 }
@@ -174,8 +190,8 @@ fn tool_missing_and_backend() {
     };
     run(&m, &model(), V4, V6, &opts()).unwrap();
     let calls = m.calls();
-    assert!(calls.contains(&"iptables-legacy-restore -w".to_string()));
-    assert!(calls.contains(&"ip6tables-restore -w".to_string()));
+    assert!(calls.contains(&"iptables-legacy-restore -w 10".to_string()));
+    assert!(calls.contains(&"ip6tables-restore -w 10".to_string()));
 }
 
 #[test]
@@ -343,4 +359,255 @@ fn sessions_parse() {
     assert_eq!(s.client.to_string(), "203.0.113.9");
     assert!(SshSession::parse_connection("garbage").is_none());
     assert!(SshSession::parse_connection("1.2.3.4 x 5.6.7.8 22").is_none());
+}
+
+fn compiled(text: &str) -> Model {
+    crate::compile::compile_str(text).unwrap_or_else(|d| panic!("test policy {text}: {d:?}"))
+}
+
+/// Item 7: an `extif` the host lacks is refused before anything runs, naming
+/// the interfaces the host has; the override and wildcards pass.
+#[test]
+fn missing_extif_is_refused() {
+    let typo = compiled("extif eth9; open tcp 22;");
+    let m = Mock::new();
+    let e = run(&m, &typo, V4, V6, &opts()).unwrap_err();
+    match &e {
+        ApplyError::MissingInterface { missing, present } => {
+            assert_eq!(missing, &vec![Iface::new("eth9").unwrap()]);
+            assert_eq!(present, &vec!["lo", "eth0", "eth1"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = e.to_string();
+    assert!(
+        text.contains("eth9") && text.contains("lo, eth0, eth1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("allow_missing") && text.contains("FIREWALL_ALLOW_MISSING=eth9"),
+        "{text}"
+    );
+    assert!(m.calls().is_empty(), "ran tools: {:?}", m.calls());
+    let o = Options {
+        allow_missing: vec![Iface::new("eth9").unwrap()],
+        ..opts()
+    };
+    run(&Mock::new(), &typo, V4, V6, &o).unwrap();
+    // Wildcards need not match anything; a missing trusted interface is allowed.
+    run(
+        &Mock::new(),
+        &compiled("extif \"ppp+\"; open tcp 22;"),
+        V4,
+        V6,
+        &opts(),
+    )
+    .unwrap();
+    run(
+        &Mock::new(),
+        &compiled("extif eth0; trust wg0; open tcp 22;"),
+        V4,
+        V6,
+        &opts(),
+    )
+    .unwrap();
+    // Several missing, one present.
+    let e = run(
+        &Mock::new(),
+        &compiled("extif eth0, ens3, ens4; open tcp 22;"),
+        V4,
+        V6,
+        &opts(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("interfaces ens3, ens4 do not exist"),
+        "{e}"
+    );
+}
+
+/// Item 8: opens apply to the external interfaces only. A session over an
+/// interface that is neither external nor trusted meets the input policy;
+/// the old guard let it pass.
+#[test]
+fn session_over_an_untrusted_interface_is_refused() {
+    let m = compiled("extif eth0; trust eth1; open tcp 22;");
+    let session = SshSession::parse_connection("192.0.2.9 50000 192.0.2.1 22").unwrap();
+    let o = Options {
+        ssh_session: Some(session),
+        allow_session_lockout: false,
+        ..opts()
+    };
+    let mock = Mock {
+        route_dev: "eth2",
+        ifaces: vec!["lo", "eth0", "eth1", "eth2"],
+        ..Mock::new()
+    };
+    let e = run(&mock, &m, V4, V6, &o).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, ApplyError::SessionLockout { .. }), "{text}");
+    assert!(
+        text.contains("eth2 (untrusted interface)") && text.contains("input policy is drop"),
+        "{text}"
+    );
+    // Over the external interface port 22 is open; over the trusted one everything.
+    run(
+        &Mock {
+            route_dev: "eth0",
+            ..Mock::new()
+        },
+        &m,
+        V4,
+        V6,
+        &o,
+    )
+    .unwrap();
+    run(
+        &Mock {
+            route_dev: "eth1",
+            ..Mock::new()
+        },
+        &m,
+        V4,
+        V6,
+        &o,
+    )
+    .unwrap();
+    // The route cannot be read: every interface must accept it.
+    let unknown = Mock {
+        route_dev: "",
+        ifaces: vec!["lo", "eth0", "eth1", "eth2"],
+        ..Mock::new()
+    };
+    let e = run(&unknown, &m, V4, V6, &o).unwrap_err();
+    assert!(e.to_string().contains("could not be read"), "{e}");
+    let unknown = Mock {
+        route_dev: "",
+        ..Mock::new()
+    };
+    run(&unknown, &m, V4, V6, &o).unwrap();
+}
+
+/// Item 13: rules in the other backend stay in force; a detected backend is
+/// refused then, an explicitly chosen one is used.
+#[test]
+fn rules_in_the_other_backend_are_refused() {
+    let m = Mock {
+        legacy_rules: "# Generated\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j DROP\nCOMMIT\n",
+        ..Mock::new()
+    };
+    let e = run(&m, &model(), V4, V6, &opts()).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(
+            e,
+            ApplyError::BackendMismatch {
+                selected: Backend::Nft,
+                other: Backend::Legacy,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("iptables-legacy-save")
+            && text.contains("-A INPUT -p tcp --dport 22 -j DROP"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Backend::Legacy") && text.contains("FIREWALL_BACKEND=legacy"),
+        "{text}"
+    );
+    assert!(
+        m.calls().iter().all(|c| !c.contains("restore")),
+        "{:?}",
+        m.calls()
+    );
+    // A DROP policy counts too; empty ACCEPT tables do not.
+    let m = Mock {
+        legacy_rules: "*filter\n:INPUT DROP [0:0]\nCOMMIT\n",
+        ..Mock::new()
+    };
+    assert!(matches!(
+        run(&m, &model(), V4, V6, &opts()),
+        Err(ApplyError::BackendMismatch { .. })
+    ));
+    let m = Mock {
+        legacy_rules: "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [5:300]\nCOMMIT\n",
+        ..Mock::new()
+    };
+    run(&m, &model(), V4, V6, &opts()).unwrap();
+    // Chosen explicitly: no check.
+    let m = Mock {
+        legacy_rules: "*filter\n:INPUT DROP [0:0]\nCOMMIT\n",
+        ..Mock::new()
+    };
+    let o = Options {
+        backend: Some(Backend::Nft),
+        ..opts()
+    };
+    run(&m, &model(), V4, V6, &o).unwrap();
+}
+
+/// Item 13: an unusable backup location names the directory and the way to choose another.
+#[test]
+fn unusable_backup_location_is_named() {
+    for parent in ["/proc/no-such-dir", "/proc/sys"] {
+        let o = Options {
+            backup_parent: Some(PathBuf::from(parent)),
+            ..opts()
+        };
+        let e = run(&Mock::new(), &model(), V4, V6, &o).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, ApplyError::BackupLocation { .. }), "{text}");
+        assert!(
+            text.contains(parent) && text.contains("backup_parent") && text.contains("TMPDIR"),
+            "{text}"
+        );
+        assert!(e.host_unchanged());
+    }
+}
+
+/// Item 13: a tool killed at its timeout is reported as such.
+#[test]
+fn a_timeout_is_named() {
+    struct Slow(Mock);
+    impl System for Slow {
+        fn euid(&self) -> io::Result<u32> {
+            self.0.euid()
+        }
+        fn find(&self, tool: &str) -> Option<PathBuf> {
+            self.0.find(tool)
+        }
+        fn run(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> io::Result<RunOutput> {
+            if tool.ends_with("-restore") && !args.contains(&"-c") {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    ToolTimeout {
+                        tool: tool.into(),
+                        after: Duration::from_secs(60),
+                    },
+                ));
+            }
+            self.0.run(tool, args, stdin)
+        }
+        fn run_detached(&self, tool: &str, args: &[&str]) -> io::Result<Option<i32>> {
+            self.0.run_detached(tool, args)
+        }
+        fn read_ip_forward(&self) -> io::Result<String> {
+            self.0.read_ip_forward()
+        }
+        fn write_ip_forward(&self, v: &str) -> io::Result<()> {
+            self.0.write_ip_forward(v)
+        }
+        fn interfaces(&self) -> io::Result<Vec<String>> {
+            self.0.interfaces()
+        }
+    }
+    let e = run(&Slow(Mock::new()), &model(), V4, V6, &opts()).unwrap_err();
+    let t = e
+        .timed_out()
+        .unwrap_or_else(|| panic!("not a timeout: {e}"));
+    assert!(t.tool.ends_with("-restore") && t.after == Duration::from_secs(60));
+    assert!(e.to_string().contains("did not finish within 60 s"), "{e}");
 }

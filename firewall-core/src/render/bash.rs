@@ -104,39 +104,53 @@ fw_drop_table() {
     family=ip6
   fi
   if [ "$3" = nft ] && command -v nft >/dev/null 2>&1; then
-    if nft delete table "$family" "$2"; then
+    if timeout 60 nft delete table "$family" "$2"; then
       return 0
     fi
   fi
   # Legacy tables cannot be deleted: leave the table empty, built-in chains ACCEPT.
   {
     printf '*%s\n' "$2"
-    "$4" -t "$2" | sed -n 's/^:\([A-Z]*\) \(ACCEPT\|DROP\) .*/:\1 ACCEPT [0:0]/p'
+    timeout 60 "$4" -t "$2" | sed -n 's/^:\([A-Z]*\) \(ACCEPT\|DROP\) .*/:\1 ACCEPT [0:0]/p'
     printf 'COMMIT\n'
-  } | "$5" -w
+  } | timeout 60 "$5" -w 10
 }
 
 # fw_restore DIR: put back everything saved in DIR (rules of both families,
-# counters included, and ip_forward). Tries every step even if one fails.
+# counters included, and ip_forward). Tries every step even if one fails. A
+# family whose restore failed but whose rules already equal the backup
+# (compared without counters: e.g. the failed change never reached it) is
+# unchanged, not a failure. Every tool is bounded (timeout, -w).
 fw_restore() {
-  local dir=$1 backend fam save restore now table want have failed=0
+  local dir=$1 backend fam save restore now table want have failed=0 famfail strip
+  strip='/^#/d; s/^\[[0-9]*:[0-9]*\] //; s/ \[[0-9]*:[0-9]*\]$/ [0:0]/'
   backend=$(cat "$dir/backend") || return 1
   for fam in 4 6; do
     if [ ! -e "$dir/v$fam.rules" ]; then
       continue
     fi
+    famfail=0
     save=$(fw_tool "$fam" save "$backend")
     restore=$(fw_tool "$fam" restore "$backend")
-    if now=$("$save"); then
+    if now=$(timeout 60 "$save"); then
       for table in $(printf '%s\n' "$now" | sed -n 's/^\*//p'); do
         if ! grep -qxF "*$table" "$dir/v$fam.rules"; then
-          fw_drop_table "$fam" "$table" "$backend" "$save" "$restore" || failed=1
+          fw_drop_table "$fam" "$table" "$backend" "$save" "$restore" || famfail=1
         fi
       done
     else
-      failed=1
+      famfail=1
     fi
-    "$restore" -w -c <"$dir/v$fam.rules" || failed=1
+    timeout 60 "$restore" -w 10 -c <"$dir/v$fam.rules" || famfail=1
+    if [ "$famfail" = 1 ]; then
+      if now=$(timeout 60 "$save") &&
+        [ "$(printf '%s\n' "$now" | sed -e "$strip")" = "$(sed -e "$strip" "$dir/v$fam.rules")" ]; then
+        fw_log "$dir" "IPv$fam: a restore step failed, but the rules equal the backup: unchanged"
+        printf 'firewall: IPv%s: a restore step failed, but the rules already equal the saved ones: unchanged.\n' "$fam" >&2
+      else
+        failed=1
+      fi
+    fi
   done
   if [ -e "$dir/ip_forward" ]; then
     want=$(cat "$dir/ip_forward")
@@ -248,7 +262,9 @@ fn delimiter(base: &str, text: &str) -> String {
 /// The bash script that applies `model` (whose rendered rulesets are `ipv4`
 /// and `ipv6`, in `iptables-save` format).
 ///
-/// It requires root, checks its tools, saves the current IPv4/IPv6 rules and
+/// It requires root, checks its tools and the host ([`super::preflight`]: every
+/// `extif` exists, the SSH session it runs in survives, the other iptables
+/// backend holds no rules), saves the current IPv4/IPv6 rules and
 /// `ip_forward` into a private `mktemp -d` directory, arms the failsafe watchdog
 /// (if the policy has `failsafe`) before the first rule changes, loads both
 /// families with `iptables-restore -w` / `ip6tables-restore -w` from quoted
@@ -290,8 +306,11 @@ pub fn script(model: &Model, ipv4: &str, ipv6: &str) -> String {
     s.push_str(
         "#\n\
          # What this script does, in order:\n\
-         #   - checks it runs as root and that the iptables tools exist;\n\
-         #   - saves the current IPv4 and IPv6 rules and net.ipv4.ip_forward into a\n\
+         #   - checks it runs as root and that the iptables tools exist;\n",
+    );
+    s.push_str(super::preflight::HEADER);
+    s.push_str(
+        "#   - saves the current IPv4 and IPv6 rules and net.ipv4.ip_forward into a\n\
          #      private directory (mktemp -d);\n",
     );
     if model.failsafe.is_some() {
@@ -331,16 +350,15 @@ if ! command -v iptables >/dev/null 2>&1; then
 fi
 # Save, load and rollback must use one backend: rules loaded through
 # iptables-legacy are invisible to iptables-nft and the other way round.
-case "$(iptables -V)" in
-*nf_tables*) fw_backend=nft ;;
-*legacy*) fw_backend=legacy ;;
-*) fw_die "cannot tell the iptables backend from 'iptables -V'" ;;
-esac
-fw_save4=$(fw_tool 4 save "$fw_backend")
+"#,
+    );
+    s.push_str(super::preflight::BACKEND);
+    s.push_str(
+        r#"fw_save4=$(fw_tool 4 save "$fw_backend")
 fw_save6=$(fw_tool 6 save "$fw_backend")
 fw_restore4=$(fw_tool 4 restore "$fw_backend")
 fw_restore6=$(fw_tool 6 restore "$fw_backend")
-for fw_t in "$fw_save4" "$fw_save6" "$fw_restore4" "$fw_restore6" mktemp sed grep"#,
+for fw_t in "$fw_save4" "$fw_save6" "$fw_restore4" "$fw_restore6" mktemp sed grep timeout"#,
     );
     if model.failsafe.is_some() {
         s.push_str(" setsid");
@@ -351,15 +369,26 @@ for fw_t in "$fw_save4" "$fw_save6" "$fw_restore4" "$fw_restore6" mktemp sed gre
     fw_die "$fw_t is missing (Debian/Ubuntu: apt-get install iptables util-linux)"
   fi
 done
-
+"#,
+    );
+    s.push_str(&super::preflight::bash(model));
+    s.push_str(
+        r#"
 # ---- Backup ----
-fw_dir=$(mktemp -d "${TMPDIR:-/tmp}/firewall.XXXXXXXX")
+fw_parent=${TMPDIR:-/tmp}
+if ! fw_dir=$(mktemp -d "$fw_parent/firewall.XXXXXXXX"); then
+  fw_die "cannot create a backup directory in $fw_parent (full, read-only or not writable?); nothing was changed
+  help: choose another directory: TMPDIR=/var/tmp bash $0"
+fi
 # Nothing changed yet: a failure here only removes the half-written backup.
 trap 'rm -rf -- "$fw_dir"' EXIT
-printf '%s\n' "$fw_backend" >"$fw_dir/backend"
-"$fw_save4" -c >"$fw_dir/v4.rules"
-"$fw_save6" -c >"$fw_dir/v6.rules"
-cat /proc/sys/net/ipv4/ip_forward >"$fw_dir/ip_forward"
+if ! { printf '%s\n' "$fw_backend" >"$fw_dir/backend" &&
+  timeout 60 "$fw_save4" -c >"$fw_dir/v4.rules" &&
+  timeout 60 "$fw_save6" -c >"$fw_dir/v6.rules" &&
+  cat /proc/sys/net/ipv4/ip_forward >"$fw_dir/ip_forward"; }; then
+  fw_die "cannot save the current rules into $fw_parent (see the error above: a full or read-only file system?); nothing was changed
+  help: choose another directory: TMPDIR=/var/tmp bash $0"
+fi
 {
   printf '#!/bin/bash\n'
   declare -f "#,
@@ -407,13 +436,13 @@ setsid -f bash "$fw_dir/rollback.sh" watchdog "$fw_dir" {qsecs} </dev/null >/dev
     let d6 = delimiter("FIREWALL_IPV6", ipv6);
     let _ = write!(
         s,
-        "\n# ---- IPv4 rules (one atomic iptables-restore per table) ----\n\"$fw_restore4\" -w <<'{d4}'\n{}{}{d4}\n",
+        "\n# ---- IPv4 rules (one atomic iptables-restore per table) ----\ntimeout 60 \"$fw_restore4\" -w 10 <<'{d4}'\n{}{}{d4}\n",
         ipv4,
         if ipv4.ends_with('\n') || ipv4.is_empty() { "" } else { "\n" }
     );
     let _ = write!(
         s,
-        "\n# ---- IPv6 rules ----\n\"$fw_restore6\" -w <<'{d6}'\n{}{}{d6}\n",
+        "\n# ---- IPv6 rules ----\ntimeout 60 \"$fw_restore6\" -w 10 <<'{d6}'\n{}{}{d6}\n",
         ipv6,
         if ipv6.ends_with('\n') || ipv6.is_empty() {
             ""

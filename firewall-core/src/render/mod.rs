@@ -3,8 +3,10 @@
 use crate::model::Model;
 
 pub mod bash;
+pub mod guard;
 pub mod iptables;
 pub mod policy;
+pub mod preflight;
 
 /// Every text rendered from one model.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,630 @@
+//! What `apply()` and the bash script check about the host before changing
+//! anything (issue 6, items 7, 8 and 13), on the real kernel in network
+//! namespaces: a missing `extif`, the SSH-session guard against real traffic
+//! (IPv4 and IPv6), a rollback whose restore tool fails while the host is
+//! unchanged, and unusable backup locations.
+//!
+//! `apply()` runs inside the firewall namespace by re-executing this test binary
+//! (the ignored test [`host_inner`], driven by `FW_HOST_*` variables), as in
+//! tests/apply.rs. The script runs there with `bash -s`.
+
+mod common;
+
+use common::{Ns, Topology};
+use firewall::Policy;
+use firewall_core::apply::{self, ApplyError, Options, Rollback};
+use firewall_core::model::Iface;
+use std::path::PathBuf;
+use std::process::Output;
+
+const INNER: &str = "host_inner";
+
+fn env_of(name: &str) -> String {
+    std::env::var(name).unwrap_or_default()
+}
+
+fn parse(text: &str) -> Policy {
+    Policy::parse(text).unwrap_or_else(|d| panic!("the policy does not parse:\n{text}\n{d}"))
+}
+
+/// Applies `FW_HOST_POLICY` to the namespace it runs in; `FW_HOST_EXPECT` is
+/// `ok`, `missing`, `lockout`, `restored` (a failed load whose rollback reports
+/// the host unchanged) or `backup` (an unusable backup location).
+#[test]
+#[ignore = "runs inside a network namespace; started by the other tests of this file"]
+fn host_inner() {
+    if common::inner_role().is_none() {
+        return;
+    }
+    let policy = parse(&env_of("FW_HOST_POLICY"));
+    let backup = env_of("FW_HOST_BACKUP_PARENT");
+    if env_of("FW_HOST_RO_BACKUP") == "1" {
+        // `ip netns exec` gave this process its own mount namespace (slave
+        // propagation): this read-only mount is invisible everywhere else.
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "ro,size=64k", "fw-ro", &backup])
+            .output()
+            .expect("mount");
+        assert!(out.status.success(), "{}", common::describe("mount", &out));
+    }
+    let options = Options {
+        allow_session_lockout: env_of("FW_HOST_ALLOW_LOCKOUT") == "1",
+        backup_parent: Some(PathBuf::from(&backup)),
+        allow_missing: env_of("FW_HOST_ALLOW_MISSING")
+            .split_whitespace()
+            .map(|i| Iface::new(i).unwrap_or_else(|e| panic!("{i}: {e}")))
+            .collect(),
+        ..Options::default()
+    };
+    let result = apply::apply(&policy, options);
+    match (env_of("FW_HOST_EXPECT").as_str(), result) {
+        ("ok", Ok(_)) => println!("APPLIED"),
+        ("missing", Err(e @ ApplyError::MissingInterface { .. })) => {
+            println!("REFUSED AS EXPECTED: {e}")
+        }
+        ("lockout", Err(e @ ApplyError::SessionLockout { .. })) => {
+            println!("REFUSED AS EXPECTED: {e}")
+        }
+        ("restored", Err(e @ ApplyError::Failed { .. })) => {
+            assert!(e.host_unchanged(), "{e}");
+            assert!(
+                matches!(
+                    &e,
+                    ApplyError::Failed {
+                        rollback: Rollback::Restored,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            let text = e.to_string();
+            assert!(!text.contains("FAILED"), "{text}");
+            println!("FAILED AND RESTORED AS EXPECTED: {e}");
+        }
+        ("backend", Err(e @ ApplyError::BackendMismatch { .. })) => {
+            println!("REFUSED AS EXPECTED: {e}")
+        }
+        ("backup", Err(e @ ApplyError::BackupLocation { .. })) => {
+            let text = e.to_string();
+            assert!(text.contains(&backup), "{text}");
+            assert!(
+                text.contains("backup_parent") && text.contains("TMPDIR"),
+                "{text}"
+            );
+            println!("REFUSED AS EXPECTED: {e}");
+        }
+        (want, Ok(_)) => panic!("expected {want}, but the apply succeeded"),
+        (want, Err(e)) => panic!("expected {want}, got: {e}"),
+    }
+}
+
+/// A private scratch directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("fw-host-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating a scratch directory");
+        Scratch(dir)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().expect("UTF-8 temp path")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs [`host_inner`] in the firewall namespace; panics unless it passed.
+fn apply_in(t: &Topology, scratch: &Scratch, policy: &str, env: &[(&str, &str)]) -> String {
+    let mut all = vec![
+        ("FW_HOST_POLICY", policy),
+        ("FW_HOST_BACKUP_PARENT", scratch.path()),
+    ];
+    all.extend_from_slice(env);
+    let out = t.run_test_in(Ns::Firewall, INNER, &all);
+    assert!(
+        out.status.success(),
+        "{}",
+        common::describe("apply() in the firewall namespace", &out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the policy's bash script in the firewall namespace with `exports`
+/// (`NAME=value` lines) set first.
+fn script_in(t: &Topology, scratch: &Scratch, policy: &str, exports: &[(&str, &str)]) -> Output {
+    let mut text = format!("export TMPDIR={}\n", scratch.path());
+    for (k, v) in exports {
+        text.push_str(&format!("export {k}='{v}'\n"));
+    }
+    text.push_str(parse(policy).bash());
+    t.run_script_in_firewall(&text)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Item 7: `extif eht0` (a typo) on a host with eth0: apply() and the script
+/// refuse before changing anything and name the host's interfaces; with the
+/// override they apply; a wildcard passes.
+#[test]
+fn missing_extif_is_refused_by_apply_and_script() {
+    if !common::kernel_tests_available("missing_extif_is_refused_by_apply_and_script") {
+        return;
+    }
+    let scratch = Scratch::new("missing");
+    let t = Topology::new("host_missing");
+    let before = t.ruleset(Ns::Firewall);
+    let typo = "extif eht0;\nopen tcp 22;\n";
+
+    let out = apply_in(&t, &scratch, typo, &[("FW_HOST_EXPECT", "missing")]);
+    assert!(out.contains("eht0") && out.contains("eth0, eth1"), "{out}");
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        before,
+        "a refused apply changed rules"
+    );
+
+    let out = script_in(&t, &scratch, typo, &[]);
+    assert!(!out.status.success(), "the script applied a missing extif");
+    let err = stderr(&out);
+    assert!(
+        err.contains("eht0") && err.contains("eth0") && err.contains("eth1"),
+        "{err}"
+    );
+    assert!(err.contains("FIREWALL_ALLOW_MISSING"), "{err}");
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        before,
+        "a refused script changed rules"
+    );
+
+    // The override (an interface that appears later).
+    apply_in(
+        &t,
+        &scratch,
+        typo,
+        &[("FW_HOST_EXPECT", "ok"), ("FW_HOST_ALLOW_MISSING", "eht0")],
+    );
+    let applied = t.ruleset(Ns::Firewall);
+    assert!(applied.contains("-i eht0 "), "{applied}");
+    t.load_rules(EMPTY, EMPTY);
+    let out = script_in(
+        &t,
+        &scratch,
+        typo,
+        &[("FIREWALL_ALLOW_MISSING", "ppp0,eht0")],
+    );
+    assert!(out.status.success(), "{}", common::describe("script", &out));
+    assert_eq!(t.ruleset(Ns::Firewall), applied);
+
+    // A wildcard need not match anything.
+    let wild = "extif \"ppp+\";\nopen tcp 22;\n";
+    apply_in(&t, &scratch, wild, &[("FW_HOST_EXPECT", "ok")]);
+    let out = script_in(&t, &scratch, wild, &[]);
+    assert!(out.status.success(), "{}", common::describe("script", &out));
+}
+
+const EMPTY: &str =
+    "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+
+/// One session-guard case: a session from the outside host (`client`, to
+/// `server` port `port`) and a policy; `accepted` is what the guard must say.
+struct Case {
+    name: &'static str,
+    policy: &'static str,
+    client: &'static str,
+    server: &'static str,
+    /// The port sshd sees (after a redirect).
+    port: u16,
+    /// The port a new connection from the client goes to.
+    connect: u16,
+    accepted: bool,
+}
+
+/// Item 8: apply() and the script, run in a (simulated) SSH session from the
+/// outside host, refuse exactly the policies under which a new connection like
+/// the session's is not accepted; and real traffic agrees: after an accepted
+/// apply a new connection from the client to that port is established, and
+/// after an overridden refusal it is not.
+#[test]
+fn session_guard_agrees_with_real_traffic() {
+    if !common::kernel_tests_available("session_guard_agrees_with_real_traffic") {
+        return;
+    }
+    use common::addr::{FW_EXT_V4, FW_EXT_V6, OUTSIDE_V4, OUTSIDE_V6};
+    let cases = [
+        Case {
+            name: "opened to the client's network, IPv4",
+            policy:
+                "extif eth0; open tcp 2222 from 198.51.100.0/24, \"2001:db8:1::/64\"; ssh none;",
+            client: OUTSIDE_V4,
+            server: FW_EXT_V4,
+            port: 2222,
+            connect: 2222,
+            accepted: true,
+        },
+        Case {
+            name: "opened to the client's network, IPv6",
+            policy:
+                "extif eth0; open tcp 2222 from 198.51.100.0/24, \"2001:db8:1::/64\"; ssh none;",
+            client: OUTSIDE_V6,
+            server: FW_EXT_V6,
+            port: 2222,
+            connect: 2222,
+            accepted: true,
+        },
+        Case {
+            name: "opened to other networks only, IPv4",
+            policy: "extif eth0; open tcp 2222 from 192.0.2.0/24, \"2001:db8:9::/64\"; ssh none;",
+            client: OUTSIDE_V4,
+            server: FW_EXT_V4,
+            port: 2222,
+            connect: 2222,
+            accepted: false,
+        },
+        Case {
+            name: "opened to other networks only, IPv6",
+            policy: "extif eth0; open tcp 2222 from 192.0.2.0/24, \"2001:db8:9::/64\"; ssh none;",
+            client: OUTSIDE_V6,
+            server: FW_EXT_V6,
+            port: 2222,
+            connect: 2222,
+            accepted: false,
+        },
+        // The session arrives on eth0, which is neither external nor trusted:
+        // the open (external interfaces only) does not apply. The old guard
+        // let this through.
+        Case {
+            name: "over an untrusted interface, IPv4",
+            policy: "extif eth1; trust wg0; open tcp 2222; ssh none;",
+            client: OUTSIDE_V4,
+            server: FW_EXT_V4,
+            port: 2222,
+            connect: 2222,
+            accepted: false,
+        },
+        Case {
+            name: "over an untrusted interface, IPv6",
+            policy: "extif eth1; trust wg0; open tcp 2222; ssh none;",
+            client: OUTSIDE_V6,
+            server: FW_EXT_V6,
+            port: 2222,
+            connect: 2222,
+            accepted: false,
+        },
+        // sshd on 2222 reached through `redirect 22 -> 2222`: the session shows 2222.
+        Case {
+            name: "through a redirect, IPv4",
+            policy: "extif eth0; redirect 22 -> 2222; ssh none;",
+            client: OUTSIDE_V4,
+            server: FW_EXT_V4,
+            port: 2222,
+            connect: 22,
+            accepted: true,
+        },
+    ];
+    let scratch = Scratch::new("guard");
+    let t = Topology::new("host_guard");
+    let listener = t.listen_tcp(Ns::Firewall, 2222);
+    for c in &cases {
+        let session = format!("{} 50000 {} {}", c.client, c.server, c.port);
+        let conn: &[(&str, &str)] = &[("SSH_CONNECTION", &session)];
+        // apply()
+        t.load_rules(EMPTY, EMPTY);
+        let before = t.ruleset(Ns::Firewall);
+        let expect = if c.accepted { "ok" } else { "lockout" };
+        let mut env = vec![("FW_HOST_EXPECT", expect)];
+        env.extend_from_slice(conn);
+        let out = apply_in(&t, &scratch, c.policy, &env);
+        if !c.accepted {
+            assert!(out.contains(c.client), "{}: {out}", c.name);
+            assert_eq!(
+                t.ruleset(Ns::Firewall),
+                before,
+                "{}: refused but changed",
+                c.name
+            );
+            let mut env = vec![("FW_HOST_EXPECT", "ok"), ("FW_HOST_ALLOW_LOCKOUT", "1")];
+            env.extend_from_slice(conn);
+            apply_in(&t, &scratch, c.policy, &env);
+        }
+        let by_apply = t.ruleset(Ns::Firewall);
+        assert_eq!(
+            t.tcp_connects(Ns::Outside, c.server, c.connect),
+            c.accepted,
+            "{}: after apply(), the guard's verdict ({}) is not what the rules do",
+            c.name,
+            c.accepted
+        );
+        // The script.
+        t.load_rules(EMPTY, EMPTY);
+        let out = script_in(&t, &scratch, c.policy, conn);
+        assert_eq!(
+            out.status.success(),
+            c.accepted,
+            "{}: {}",
+            c.name,
+            common::describe("script", &out)
+        );
+        if !c.accepted {
+            let err = stderr(&out);
+            assert!(
+                err.contains("refusing to apply") && err.contains(c.client),
+                "{}: {err}",
+                c.name
+            );
+            assert!(err.contains("FIREWALL_ALLOW_SESSION_LOCKOUT=1"), "{err}");
+            assert_eq!(
+                t.ruleset(Ns::Firewall),
+                before,
+                "{}: script refused but changed",
+                c.name
+            );
+            let mut exports = conn.to_vec();
+            exports.push(("FIREWALL_ALLOW_SESSION_LOCKOUT", "1"));
+            let out = script_in(&t, &scratch, c.policy, &exports);
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                c.name,
+                common::describe("script", &out)
+            );
+        }
+        assert_eq!(
+            t.ruleset(Ns::Firewall),
+            by_apply,
+            "{}: script and apply() differ",
+            c.name
+        );
+        assert_eq!(
+            t.tcp_connects(Ns::Outside, c.server, c.connect),
+            c.accepted,
+            "{}: after the script, the guard's verdict ({}) is not what the rules do",
+            c.name,
+            c.accepted
+        );
+    }
+    drop(listener);
+}
+
+/// A directory with a fake `ip6tables-nft-restore` and `ip6tables-restore`
+/// that always fail, for the front of PATH.
+fn failing_ip6tables_restore(scratch: &Scratch) -> String {
+    let bin = scratch.0.join("fakebin");
+    std::fs::create_dir_all(&bin).expect("fake bin dir");
+    for name in ["ip6tables-nft-restore", "ip6tables-restore"] {
+        let p = bin.join(name);
+        std::fs::write(
+            &p,
+            "#!/bin/sh\necho 'fake ip6tables-restore: failing on purpose' >&2\nexit 1\n",
+        )
+        .expect("fake tool");
+        let _ = std::process::Command::new("chmod")
+            .args(["755"])
+            .arg(&p)
+            .status();
+    }
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+    )
+}
+
+/// Item 13: the IPv6 load fails and so does ip6tables-restore during the
+/// rollback, but the IPv6 rules never changed: apply() and the script report
+/// the host unchanged (it is, byte for byte), not "RESTORING ... FAILED".
+#[test]
+fn failing_ip6tables_restore_in_rollback_reports_unchanged_host() {
+    if !common::kernel_tests_available(
+        "failing_ip6tables_restore_in_rollback_reports_unchanged_host",
+    ) {
+        return;
+    }
+    let scratch = Scratch::new("ip6fail");
+    let path = failing_ip6tables_restore(&scratch);
+    let t = Topology::new("host_ip6fail");
+    t.load_rules(
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n",
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n",
+    );
+    // Compared without counters: the IPv6 restore (which would put the saved
+    // counters back) is the step that fails, and packets keep counting.
+    let before = t.ruleset(Ns::Firewall);
+    let policy = common::SECTION5_POLICY;
+    let out = apply_in(
+        &t,
+        &scratch,
+        policy,
+        &[("FW_HOST_EXPECT", "restored"), ("PATH", &path)],
+    );
+    assert!(out.contains("FAILED AND RESTORED AS EXPECTED"), "{out}");
+    assert_eq!(t.ruleset(Ns::Firewall), before, "apply() rollback");
+    assert!(!t.ip_forward());
+
+    let out = script_in(&t, &scratch, policy, &[("PATH", &path)]);
+    assert!(
+        !out.status.success(),
+        "the script succeeded with a failing ip6tables-restore"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("previous rules and ip_forward restored"),
+        "{err}"
+    );
+    assert!(err.contains("already equal the saved ones"), "{err}");
+    assert!(!err.contains("ROLLBACK FAILED"), "{err}");
+    assert_eq!(t.ruleset(Ns::Firewall), before, "script rollback");
+    assert!(!t.ip_forward());
+    // Nothing left behind.
+    let left: Vec<_> = std::fs::read_dir(&scratch.0)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("fakebin")],
+        "backup dirs left"
+    );
+}
+
+/// Item 13: a read-only or full backup location: apply() and the script refuse
+/// before changing anything, naming the directory and how to choose another.
+#[test]
+fn unusable_backup_location_names_the_directory() {
+    if !common::kernel_tests_available("unusable_backup_location_names_the_directory") {
+        return;
+    }
+    let scratch = Scratch::new("backup");
+    let t = Topology::new("host_backup");
+    let before = t.ruleset(Ns::Firewall);
+    let policy = common::SECTION5_POLICY;
+    // Read-only (a tmpfs mounted in the inner process's own mount namespace).
+    let out = apply_in(
+        &t,
+        &scratch,
+        policy,
+        &[("FW_HOST_EXPECT", "backup"), ("FW_HOST_RO_BACKUP", "1")],
+    );
+    assert!(out.contains("read-only"), "{out}");
+    assert_eq!(t.ruleset(Ns::Firewall), before);
+    for (mount, what) in [
+        ("mount -t tmpfs -o ro,size=64k fw-ro \"$TMPDIR\"", "read-only"),
+        (
+            "mount -t tmpfs -o size=4k fw-full \"$TMPDIR\" && mkdir \"$TMPDIR/x\" && { head -c 1M /dev/zero >\"$TMPDIR/x/fill\" || true; }",
+            "full",
+        ),
+    ] {
+        // `ip netns exec` runs the script in its own mount namespace: the mount stays there.
+        let text = format!(
+            "export TMPDIR={}\n{mount}\nexport FIREWALL_ALLOW_SESSION_LOCKOUT=1\n{}",
+            scratch.path(),
+            parse(policy).bash()
+        );
+        let out = t.run_script_in_firewall(&text);
+        assert!(!out.status.success(), "{what}: the script succeeded");
+        let err = stderr(&out);
+        assert!(err.contains(scratch.path()) && err.contains("TMPDIR="), "{what}: {err}");
+        assert!(err.contains("nothing was changed"), "{what}: {err}");
+        assert_eq!(t.ruleset(Ns::Firewall), before, "{what}");
+    }
+}
+
+/// Item 13: rules loaded through iptables-legacy while `iptables` is nft: an
+/// apply through nft would leave them in force. apply() and the script refuse;
+/// choosing the backend explicitly applies.
+#[test]
+fn rules_in_the_other_backend_are_refused() {
+    if !common::kernel_tests_available("rules_in_the_other_backend_are_refused") {
+        return;
+    }
+    let legacy_tools = ["iptables-legacy-restore", "iptables-legacy-save"]
+        .iter()
+        .all(|t| {
+            ["/usr/sbin", "/sbin", "/usr/bin"]
+                .iter()
+                .any(|d| std::path::Path::new(d).join(t).exists())
+        });
+    let nft_is_default = std::process::Command::new("iptables")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("nf_tables"));
+    if !legacy_tools || !nft_is_default {
+        assert!(
+            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+            "CI needs iptables-nft as `iptables` and the iptables-legacy tools"
+        );
+        eprintln!("SKIPPED rules_in_the_other_backend_are_refused: needs nft `iptables` and iptables-legacy");
+        return;
+    }
+    let scratch = Scratch::new("backend");
+    let t = Topology::new("host_backend");
+    let legacy = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 80 -j DROP\nCOMMIT\n";
+    let out = t.exec_with_stdin(Ns::Firewall, &["iptables-legacy-restore"], legacy);
+    assert!(
+        out.status.success(),
+        "{}",
+        common::describe("iptables-legacy-restore", &out)
+    );
+    let before = t.ruleset(Ns::Firewall);
+    let policy = common::SECTION5_POLICY;
+    let out = apply_in(&t, &scratch, policy, &[("FW_HOST_EXPECT", "backend")]);
+    assert!(
+        out.contains("iptables-legacy-save") && out.contains("--dport 80"),
+        "{out}"
+    );
+    assert_eq!(t.ruleset(Ns::Firewall), before);
+    let out = script_in(
+        &t,
+        &scratch,
+        policy,
+        &[("FIREWALL_ALLOW_SESSION_LOCKOUT", "1")],
+    );
+    assert!(
+        !out.status.success(),
+        "the script applied beside legacy rules"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("legacy backend holds rules") && err.contains("FIREWALL_BACKEND=legacy"),
+        "{err}"
+    );
+    assert_eq!(t.ruleset(Ns::Firewall), before);
+    // Chosen explicitly: applies (beside them, as asked).
+    let out = script_in(
+        &t,
+        &scratch,
+        policy,
+        &[
+            ("FIREWALL_ALLOW_SESSION_LOCKOUT", "1"),
+            ("FIREWALL_BACKEND", "nft"),
+        ],
+    );
+    assert!(out.status.success(), "{}", common::describe("script", &out));
+    assert_ne!(t.ruleset(Ns::Firewall), before);
+}
+
+/// Item 8, the `sudo` case: the script's own environment has no
+/// `SSH_CONNECTION` (sudo drops it), its parent's has; the guard still finds
+/// the session and refuses.
+#[test]
+fn script_guard_finds_the_session_in_an_ancestor() {
+    if !common::kernel_tests_available("script_guard_finds_the_session_in_an_ancestor") {
+        return;
+    }
+    let scratch = Scratch::new("ancestor");
+    let t = Topology::new("host_ancestor");
+    let before = t.ruleset(Ns::Firewall);
+    let policy = "extif eth0; open tcp 2222 from 192.0.2.0/24; ssh none;";
+    let file = scratch.0.join("firewall.sh");
+    std::fs::write(&file, parse(policy).bash()).expect("writing the script");
+    let session = format!(
+        "{} 50000 {} 2222",
+        common::addr::OUTSIDE_V4,
+        common::addr::FW_EXT_V4
+    );
+    // `; true` keeps the middle bash (whose environment has the session) as
+    // the script's parent instead of exec'ing into it.
+    let text = format!(
+        "export TMPDIR={}\nSSH_CONNECTION='{session}' bash -c 'env -u SSH_CONNECTION -u SSH_CLIENT bash {}; exit $?'\n",
+        scratch.path(),
+        file.display()
+    );
+    let out = t.run_script_in_firewall(&text);
+    assert!(
+        !out.status.success(),
+        "the script cut an ancestor's session"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("refusing to apply") && err.contains(common::addr::OUTSIDE_V4),
+        "{err}"
+    );
+    assert_eq!(t.ruleset(Ns::Firewall), before);
+}
