@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::syntax::{self, AddrText, IfaceName, Num, PolicySyntax, PortItem, Stmt, StmtKind};
 use proc_macro2::{Span, TokenStream};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -453,6 +453,8 @@ impl Lower {
 
     fn nets(&mut self, id: StmtId, addrs: &[AddrText]) -> Vec<Net> {
         let mut out = Vec::new();
+        // A set, so that a long `from` list is not searched once per entry.
+        let mut seen = HashSet::new();
         for a in addrs {
             if self.address(a).is_none() {
                 continue;
@@ -467,7 +469,7 @@ impl Lower {
                 }
             };
             match parsed {
-                Ok(n) if out.contains(&n) => self.error(
+                Ok(n) if !seen.insert(n) => self.error(
                     Code::Duplicate,
                     a.span,
                     format!("{n} is listed twice in this `from`"),

@@ -16,19 +16,9 @@
 use crate::model::{Iface, Model, Verdict};
 
 /// An interface as the language writes it: bare when it is an identifier,
-/// quoted otherwise (`"br-lan"`).
+/// quoted otherwise (`"br-lan"`, and keywords such as `"type"`).
 pub fn iface(i: &Iface) -> String {
-    let s = i.as_str();
-    let ident = s != "_"
-        && s.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ident {
-        s.to_string()
-    } else {
-        format!("\"{s}\"")
-    }
+    i.written()
 }
 
 /// The policy, one statement (or `//` comment) per line.
