@@ -469,3 +469,32 @@ fn positions_count_characters() {
         "{e}"
     );
 }
+
+/// 100,000 nested brackets overflowed the stack inside syn (an abort the test
+/// harness cannot even report): now one `syntax` diagnostic, of every bracket
+/// kind, anywhere in the policy.
+#[test]
+fn deep_nesting_is_an_error_not_an_abort() {
+    let n = 100_000;
+    for (open, close) in [("(", ")"), ("[", "]"), ("{", "}")] {
+        for text in [
+            format!("{}{}", open.repeat(n), close.repeat(n)),
+            format!(
+                "extif eth0; open tcp 22; {}{}",
+                open.repeat(n),
+                close.repeat(n)
+            ),
+            format!(
+                "extif eth0; open tcp 22 {}{};",
+                open.repeat(n),
+                close.repeat(n)
+            ),
+        ] {
+            check(&text);
+            assert_eq!(codes(&text), vec![Code::Syntax], "{open}{close} x {n}");
+        }
+    }
+    // Unbalanced: the lexer refuses it first, also without recursing.
+    check(&"(".repeat(n));
+    check(&format!("extif eth0; {}", "[(".repeat(n / 2)));
+}

@@ -22,6 +22,7 @@ use std::str::FromStr;
 
 /// Parses and checks a policy given as tokens (the macro's input).
 pub fn compile(tokens: TokenStream) -> Result<Model, Vec<SpannedDiagnostic>> {
+    syntax::depth::check(&tokens).map_err(|d| vec![d])?;
     let whole = whole_span(&tokens);
     let parsed: PolicySyntax =
         syn::parse::Parser::parse2(<PolicySyntax as syn::parse::Parse>::parse, tokens)

@@ -5,6 +5,7 @@
 //! its check. After a bad statement the parser skips to the next `;` and goes
 //! on, so one compile reports every mistake.
 
+pub mod depth;
 mod error;
 mod lit;
 
