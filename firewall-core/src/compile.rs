@@ -69,9 +69,11 @@ pub fn compile_str(text: &str) -> Result<Model, Vec<SpannedDiagnostic>> {
             Code::Syntax,
             SpanRange::single(e.span()),
             format!("this is not policy text: {e}"),
-            "check for an unclosed string, comment or bracket",
+            "check for an unclosed string, comment or bracket (comments are `//` and `/* */`, not `#`)",
         )]
     })?;
+    syntax::depth::check(&tokens).map_err(|d| vec![d])?;
+    syntax::whitespace::check(text, &tokens).map_err(|d| vec![d])?;
     compile(tokens)
 }
 

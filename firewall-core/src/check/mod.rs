@@ -323,6 +323,71 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_comma_is_called_a_missing_comma() {
+        for (text, column, example) in [
+            ("extif eth0; open tcp 22 80;", 25, "`open tcp 22, 80;`"),
+            ("extif eth0 eth1; open tcp 22;", 12, "`extif eth0, eth1;`"),
+            (
+                "extif eth0 \"ppp0\"; open tcp 22;",
+                12,
+                "`extif eth0, eth1;`",
+            ),
+            (
+                "extif eth0; trust eth1 eth2; open tcp 22;",
+                24,
+                "`trust eth1, \"br-lan\";`",
+            ),
+            (
+                "extif eth0; open tcp 22 from 10.0.0.0/8 192.0.2.0/24;",
+                41,
+                "`open tcp 22 from 198.51.100.0/24, 203.0.113.7;`",
+            ),
+            (
+                "extif eth0; open tcp 22; block out tcp 25 465;",
+                43,
+                "`block out tcp 25, 465;`",
+            ),
+        ] {
+            assert_eq!(
+                helps(text),
+                vec![(
+                    Code::Syntax,
+                    column,
+                    format!("separate the items with `,`, as in {example}")
+                )],
+                "{text}"
+            );
+        }
+        // A next statement is a missing `;`; other words are not list items.
+        let ds = helps("extif eth0 open tcp 22;");
+        assert_eq!(ds[0].2, "end every statement with `;`");
+        let ds = helps("extif eth0; open tcp 22; masquerade all;");
+        assert!(ds[0].2.starts_with("end the statement with `;`"), "{ds:?}");
+    }
+
+    #[test]
+    fn a_hash_is_not_taken_for_a_doc_comment() {
+        let ds = compile_str("# the gateway\nextif eth0;\nopen tcp 22;")
+            .err()
+            .unwrap_or_default();
+        assert_eq!(ds.len(), 1, "{ds:?}");
+        assert_eq!(ds[0].message, "`#` does not start a comment in a policy");
+        assert!(ds[0].help.contains("`// ...`") && ds[0].help.contains("`/* ... */`"));
+        for doc in [
+            "/// the gateway\nextif eth0; open tcp 22;",
+            "//! the gateway\nextif eth0; open tcp 22;",
+        ] {
+            let ds = compile_str(doc).err().unwrap_or_default();
+            assert!(ds[0].message.starts_with("doc comments"), "{ds:?}");
+        }
+        // A `#` line that does not even lex: the help names the comments too.
+        let ds = compile_str("# it's \"quoted\nextif eth0; open tcp 22;")
+            .err()
+            .unwrap_or_default();
+        assert!(ds[0].help.contains("not `#`"), "{ds:?}");
+    }
+
+    #[test]
     fn ten_thousand_distinct_ports_check_quickly_and_cleanly() {
         let ports: Vec<String> = (1000..11000).map(|p| p.to_string()).collect();
         let text = format!("extif eth0; open tcp 22, {};", ports.join(", "));
