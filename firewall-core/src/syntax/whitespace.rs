@@ -120,15 +120,19 @@ pub fn check(text: &str, tokens: &TokenStream) -> Result<(), SpannedDiagnostic> 
     let Some((offset, c)) = found else {
         return Ok(());
     };
-    let name = foreign_space(c).unwrap_or("space");
+    let name = foreign_space(c).unwrap_or("Space");
+    // rustc's own words (its lexer's "confusables" table), so that both
+    // entry points say the same.
+    let like = if c == '\u{1680}' {
+        "'-' (Minus/Hyphen)"
+    } else {
+        "' ' (Space)"
+    };
     Err(SpannedDiagnostic::new(
         Code::Syntax,
         span_at(text, offset, c),
         format!("unknown start of token: {}", c.escape_unicode()),
-        format!(
-            "Unicode character U+{:04X} ({name}) looks like a space, but it is not one: replace it with a space",
-            u32::from(c)
-        ),
+        format!("Unicode character '{c}' ({name}) looks like {like}, but it is not"),
     ))
 }
 
