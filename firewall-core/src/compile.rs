@@ -15,15 +15,19 @@ use crate::model::{
     Redirect, StmtId, Verdict,
 };
 use crate::syntax::{self, AddrText, IfaceName, Num, PolicySyntax, PortItem, Stmt, StmtKind};
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::str::FromStr;
 
 /// Parses and checks a policy given as tokens (the macro's input).
 pub fn compile(tokens: TokenStream) -> Result<Model, Vec<SpannedDiagnostic>> {
-    syntax::depth::check(&tokens).map_err(|d| vec![d])?;
-    let whole = whole_span(&tokens);
+    // Taken apart once (iterating a shared stream would copy it), checked for
+    // nesting before syn recurses into it, and put back together.
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    syntax::depth::check_trees(&trees).map_err(|d| vec![d])?;
+    let whole = whole_span(&trees);
+    let tokens: TokenStream = trees.into_iter().collect();
     let parsed: PolicySyntax =
         syn::parse::Parser::parse2(<PolicySyntax as syn::parse::Parse>::parse, tokens)
             .map_err(syntax::to_diagnostics)?;
@@ -72,20 +76,17 @@ pub fn compile_str(text: &str) -> Result<Model, Vec<SpannedDiagnostic>> {
             "check for an unclosed string, comment or bracket (comments are `//` and `/* */`, not `#`)",
         )]
     })?;
-    syntax::depth::check(&tokens).map_err(|d| vec![d])?;
     syntax::whitespace::check(text, &tokens).map_err(|d| vec![d])?;
     compile(tokens)
 }
 
-fn whole_span(tokens: &TokenStream) -> SpanRange {
-    let mut it = tokens.clone().into_iter();
-    match it.next() {
-        Some(first) => {
-            let start = first.span();
-            let end = it.last().map_or(start, |t| t.span());
-            SpanRange { start, end }
-        }
-        None => SpanRange::single(Span::call_site()),
+fn whole_span(trees: &[TokenTree]) -> SpanRange {
+    match (trees.first(), trees.last()) {
+        (Some(first), Some(last)) => SpanRange {
+            start: first.span(),
+            end: last.span(),
+        },
+        _ => SpanRange::single(Span::call_site()),
     }
 }
 

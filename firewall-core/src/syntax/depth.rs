@@ -12,23 +12,32 @@ pub const MAX_DEPTH: usize = 16;
 /// Walks `tokens` without recursion; an error at the first bracket that opens
 /// a group deeper than [`MAX_DEPTH`].
 pub fn check(tokens: &TokenStream) -> Result<(), SpannedDiagnostic> {
-    let mut stack = vec![tokens.clone().into_iter()];
-    while let Some(top) = stack.last_mut() {
-        match top.next() {
-            Some(TokenTree::Group(g)) => {
-                if stack.len() >= MAX_DEPTH {
-                    return Err(SpannedDiagnostic::new(
-                        Code::Syntax,
-                        SpanRange::single(g.span_open()),
-                        format!("brackets nested more than {MAX_DEPTH} deep: this is not a policy"),
-                        "a policy has no brackets: write its statements one after another, e.g. `extif eth0; open tcp 22;`",
-                    ));
+    check_trees(&tokens.clone().into_iter().collect::<Vec<_>>())
+}
+
+/// [`check`] on top-level token trees already in hand (what `compile` has:
+/// iterating a shared `TokenStream` copies it).
+pub fn check_trees(trees: &[TokenTree]) -> Result<(), SpannedDiagnostic> {
+    for tree in trees {
+        let TokenTree::Group(g) = tree else { continue };
+        let mut stack = vec![g.stream().into_iter()];
+        while let Some(top) = stack.last_mut() {
+            match top.next() {
+                Some(TokenTree::Group(g)) => {
+                    if stack.len() + 1 >= MAX_DEPTH {
+                        return Err(SpannedDiagnostic::new(
+                            Code::Syntax,
+                            SpanRange::single(g.span_open()),
+                            format!("brackets nested more than {MAX_DEPTH} deep: this is not a policy"),
+                            "a policy has no brackets: write its statements one after another, e.g. `extif eth0; open tcp 22;`",
+                        ));
+                    }
+                    stack.push(g.stream().into_iter());
                 }
-                stack.push(g.stream().into_iter());
-            }
-            Some(_) => {}
-            None => {
-                stack.pop();
+                Some(_) => {}
+                None => {
+                    stack.pop();
+                }
             }
         }
     }

@@ -105,7 +105,7 @@ pub fn check(text: &str, tokens: &TokenStream) -> Result<(), SpannedDiagnostic> 
     let mut found = None;
     for r in token_ranges(tokens)
         .into_iter()
-        .chain([text.len()..text.len()])
+        .chain(std::iter::once(text.len()..text.len()))
     {
         if r.start > at {
             if let Some(gap) = text.get(at..r.start) {
