@@ -4,6 +4,8 @@
 # same crate with an empty `main` (the baseline: what any crate pays), so the
 # difference is what the macro costs while the crate compiles. Dependencies
 # are built once, up front; each timed run touches `src/main.rs` only.
+# A second row per N repeats one host on every line: refused, with N-1
+# `duplicate` errors (what emitting and printing diagnostics costs).
 #
 #   bash bench/check.sh            # N = 1000 and 10000
 #   SIZES="10000" REPS=5 bash bench/check.sh
@@ -32,13 +34,17 @@ firewall = { path = "$here" }
 [workspace]
 TOML
 
-policy() { # N
+policy() { # N [same]
   echo "use firewall::{firewall, Firewall};"
   echo "const F: Firewall = firewall! {"
   echo "    extif eth0;"
   local i
   for ((i = 0; i < $1; i++)); do
-    echo "    open tcp 22 from 10.$((i / 65536 % 256)).$((i / 256 % 256)).$((i % 256));"
+    if [ "${2:-}" = same ]; then
+      echo "    open tcp 22 from 10.0.0.1;"
+    else
+      echo "    open tcp 22 from 10.$((i / 65536 % 256)).$((i / 256 % 256)).$((i % 256));"
+    fi
   done
   echo "};"
   echo "fn main() { print!(\"{}\", F.bash().len()); }"
@@ -50,8 +56,8 @@ median_check() {
   for ((i = 0; i < REPS; i++)); do
     touch "$work/src/main.rs"
     t0=$(date +%s.%N)
-    (cd "$work" && CARGO_TARGET_DIR="$work/target" cargo check -q --offline 2>/dev/null) ||
-      (cd "$work" && CARGO_TARGET_DIR="$work/target" cargo check -q)
+    # A refused policy fails the check: that is its expected outcome.
+    (cd "$work" && CARGO_TARGET_DIR="$work/target" cargo check -q --offline >/dev/null 2>&1) || true
     t1=$(date +%s.%N)
     times+=("$(echo "$t1 - $t0" | bc)")
   done
@@ -65,7 +71,17 @@ base=$(median_check)
 echo "| lines of \`open tcp 22 from HOST;\` | \`cargo check\` | empty crate (baseline) | macro's share |"
 echo "|---|---|---|---|"
 for n in $SIZES; do
-  policy "$n" >"$work/src/main.rs"
-  t=$(median_check)
-  printf '| %s | %.2f s | %.2f s | %.2f s |\n' "$n" "$t" "$base" "$(echo "$t - $base" | bc)"
+  for kind in distinct same; do
+    policy "$n" "$kind" >"$work/src/main.rs"
+    if [ "$kind" = same ]; then
+      # Must be refused with one error per repeated line (not per pair).
+      errors=$(cd "$work" && CARGO_TARGET_DIR="$work/target" cargo check --offline 2>&1 | grep -c '^error: duplicate' || true)
+      label="$n, one host repeated ($errors errors)"
+    else
+      (cd "$work" && CARGO_TARGET_DIR="$work/target" cargo check -q --offline) # must compile
+      label="$n, distinct hosts"
+    fi
+    t=$(median_check)
+    printf '| %s | %.2f s | %.2f s | %.2f s |\n' "$label" "$t" "$base" "$(echo "$t - $base" | bc)"
+  done
 done

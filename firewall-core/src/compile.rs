@@ -337,6 +337,7 @@ impl Lower {
 
     fn ifaces(&mut self, id: StmtId, names: &[IfaceName], what: &str) -> Vec<Iface> {
         let mut out: Vec<Iface> = Vec::new();
+        let mut seen = HashSet::new();
         for n in names {
             match Iface::new(&n.name) {
                 Ok(i) if i.is_loopback() => self.error(
@@ -345,7 +346,7 @@ impl Lower {
                     format!("`lo` cannot be in `{what}`: the loopback interface is always trusted"),
                     "remove `lo` from the list",
                 ),
-                Ok(i) if out.contains(&i) => self.error(
+                Ok(i) if !seen.insert(i.clone()) => self.error(
                     Code::Duplicate,
                     n.span,
                     format!("interface `{i}` is listed twice in `{what}`"),

@@ -6,7 +6,7 @@
 use crate::compile::{Once, Spans};
 use crate::diagnostic::{Code, SpannedDiagnostic};
 use crate::model::Iface;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The prefix of an iptables wildcard (`eth+` -> `eth`).
 fn wildcard_prefix(i: &Iface) -> Option<&str> {
@@ -24,13 +24,14 @@ pub(super) fn check(model: &crate::model::Model, spans: &Spans, out: &mut Vec<Sp
         .iter()
         .filter_map(|i| wildcard_prefix(i).map(|p| (p, i)))
         .collect();
+    let external: HashSet<&Iface> = model.extif.iter().collect();
     for (i, iface) in trust.iter().enumerate() {
         let span = spans
             .ifaces
             .get(&(id, i))
             .copied()
             .unwrap_or_else(|| spans.of(id));
-        if model.extif.contains(iface) {
+        if external.contains(iface) {
             out.push(SpannedDiagnostic::new(
                 Code::Interface,
                 span,

@@ -388,6 +388,26 @@ mod tests {
     }
 
     #[test]
+    fn an_open_range_over_several_nat_ports_is_one_diagnostic() {
+        let ds =
+            helps("extif eth0; open tcp 22, 40..=50; dnat 45 -> 203.0.113.2; redirect 47 -> 2525;");
+        assert_eq!(ds.len(), 1, "{ds:?}");
+        assert_eq!((ds[0].0, ds[0].1), (Code::Shadowed, 26));
+        assert!(
+            ds[0]
+                .2
+                .starts_with("write `40..=44, 46, 48..=50` instead of `40..=50`"),
+            "{ds:?}"
+        );
+        // 10,000 dnat ports inside one open range: still one.
+        let dnats: String = (1000..11_000)
+            .map(|p| format!("dnat {p} -> 203.0.113.2;"))
+            .collect();
+        let text = format!("extif eth0; open tcp 22, 1000..=20000; {dnats}");
+        assert_eq!(codes(&text), vec![(Code::Shadowed, 26)]);
+    }
+
+    #[test]
     fn ten_thousand_distinct_ports_check_quickly_and_cleanly() {
         let ports: Vec<String> = (1000..11000).map(|p| p.to_string()).collect();
         let text = format!("extif eth0; open tcp 22, {};", ports.join(", "));
