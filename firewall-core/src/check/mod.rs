@@ -293,6 +293,12 @@ mod tests {
             codes("extif eth0; open tcp 22 from 10.0.0.0/8, 10.1.2.3;"),
             vec![(Code::Redundant, 42)]
         );
+        // A port twice in one statement is one port-list mistake, whatever
+        // else covers it.
+        assert_eq!(
+            codes("extif eth0; open tcp 22 from 10.1.0.0/16; open tcp 22, 22 from 10.1.0.0/16, 192.0.2.0/24;"),
+            vec![(Code::Duplicate, 56), (Code::Duplicate, 64)]
+        );
         // IPv6 and IPv4 do not contain each other.
         assert_eq!(
             codes("extif eth0; open tcp 22 from \"::/0\"; open tcp 22 from 10.0.0.0/8;"),

@@ -11,7 +11,7 @@
 use crate::compile::Spans;
 use crate::diagnostic::{Code, SpannedDiagnostic};
 use crate::model::{Model, Net, Open, Port, PortRange, Proto, StmtId};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Display;
 
 /// One port item of an `open`.
@@ -360,12 +360,18 @@ fn report(
 ) {
     // (statement, network index) -> the items covered for it, in order.
     let mut per_net: BTreeMap<(StmtId, usize), Vec<(usize, Cause)>> = BTreeMap::new();
+    // Items reported as listed twice in their own statement: (statement, index).
+    let mut twice: HashSet<(StmtId, usize)> = HashSet::new();
     for (k, item) in items.iter().enumerate() {
         let Some(per) = &causes[k] else { continue };
         let from = &item.open.from;
         // The same port twice in one statement is a port-list mistake.
-        if let Some(Cause::Same { by }) = per.iter().flatten().next() {
-            if items[*by].stmt() == item.stmt() {
+        let same_stmt = per.iter().flatten().find_map(|c| match c {
+            Cause::Same { by } if items[*by].stmt() == item.stmt() => Some(by),
+            _ => None,
+        });
+        if let Some(by) = same_stmt {
+            {
                 let what = format!(
                     "{} {}",
                     item.proto(),
@@ -377,6 +383,7 @@ fn report(
                     format!("{what} is listed twice"),
                     overlap_help(item.range, items[*by].range),
                 ));
+                twice.insert((item.stmt(), item.index));
                 continue;
             }
         }
@@ -428,6 +435,9 @@ fn report(
         // The ports of this statement that stay uncovered for `n`.
         let mut rest = Vec::new();
         for (index, range) in item.open.ports.iter().enumerate() {
+            if twice.contains(&(stmt, index)) {
+                continue; // removed anyway, by its own diagnostic
+            }
             match covered
                 .iter()
                 .find(|(c, _)| items[*c].index == index && items[*c].stmt() == stmt)
