@@ -1,10 +1,14 @@
 //! Parse + check + render, the work `firewall!` does while a crate compiles.
 //!
-//! `cargo bench --bench compile` runs criterion on three policies (the howto's,
-//! 1,000 and 10,000 open ports), then prints a table that splits the time into
-//! lexing (the baseline: what any macro pays to see its tokens), parse+check,
-//! and render, with each total as a multiple of its lexing time.
-//! Targets (issue 2): howto under 1 ms, 10,000 ports under 50 ms.
+//! `cargo bench --bench compile` runs criterion on the policies below (the
+//! howto's, 1,000 and 10,000 open ports, 10,000 lines of one allowed host
+//! each, one `from` list of 10,000 hosts, and 1,000 repetitions of the range
+//! `1..=65535`, which is refused), then prints a table that splits the time
+//! into lexing (the baseline: what any macro pays to see its tokens),
+//! parse+check, and render, with each total as a multiple of its lexing time.
+//! Targets: howto under 1 ms, 10,000 ports under 50 ms (issue 2); 10,000
+//! per-host lines under 50 ms, and every check O(n log n) (issue 6).
+//! `bash bench/check.sh` measures `cargo check` of a user crate with them.
 
 use criterion::{criterion_group, Criterion};
 use firewall::Policy;
@@ -32,11 +36,42 @@ fn ports_policy(n: u16) -> String {
     )
 }
 
+/// The `i`-th host of 10.0.0.0/8.
+fn host(i: usize) -> String {
+    format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256)
+}
+
+/// `n` lines of `open tcp 22 from HOST;`, as many people allow hosts one by one.
+fn per_host_policy(n: usize) -> String {
+    let mut s = String::from("extif eth0;\n");
+    for i in 0..n {
+        s.push_str(&format!("open tcp 22 from {};\n", host(i)));
+    }
+    s
+}
+
+/// One `from` list of `n` hosts.
+fn long_from_policy(n: usize) -> String {
+    let hosts: Vec<String> = (0..n).map(host).collect();
+    format!("extif eth0; open tcp 22 from {};", hosts.join(", "))
+}
+
+/// `n` repetitions of the whole port range: refused, one diagnostic per repetition.
+fn repeated_range_policy(n: usize) -> String {
+    format!(
+        "extif eth0; open tcp 22, {};",
+        vec!["1..=65535"; n].join(", ")
+    )
+}
+
 fn policies() -> Vec<(&'static str, String)> {
     vec![
         ("howto", HOWTO.to_string()),
         ("1000 ports", ports_policy(1_000)),
         ("10000 ports", ports_policy(10_000)),
+        ("10000 per-host lines", per_host_policy(10_000)),
+        ("10000-host from", long_from_policy(10_000)),
+        ("1000x 1..=65535 (refused)", repeated_range_policy(1_000)),
     ]
 }
 
@@ -79,13 +114,19 @@ fn table() {
         let check = median(runs, || {
             black_box(firewall_core::compile::compile_str(black_box(&text)).is_ok());
         });
-        let model = match firewall_core::compile::compile_str(&text) {
-            Ok(m) => m,
-            Err(_) => panic!("bench policy `{name}` must be valid"),
+        let render = match firewall_core::compile::compile_str(&text) {
+            Ok(model) => median(runs, || {
+                black_box(firewall_core::render::render(black_box(&model)).bash.len());
+            }),
+            Err(ds) => {
+                assert!(
+                    name.contains("refused"),
+                    "bench policy `{name}` must be valid: {}",
+                    ds[0].message
+                );
+                Duration::ZERO
+            }
         };
-        let render = median(runs, || {
-            black_box(firewall_core::render::render(black_box(&model)).bash.len());
-        });
         let total = check + render;
         println!(
             "| {name} | {lex:.2?} | {check:.2?} | {render:.2?} | {total:.2?} | {:.1}x |",

@@ -32,6 +32,15 @@ fn parse_stderr(stderr: &str) -> Vec<Shown> {
             i += 1;
             continue;
         };
+        // rustc's lexer refuses some text before the macro runs (a no-break
+        // space); `Policy::parse` must refuse it the same way, as `syntax`.
+        if rest.starts_with("unknown start of token: ") {
+            if let Some(shown) = lexer_error(&lines, i, rest) {
+                out.push(shown);
+            }
+            i += 1;
+            continue;
+        }
         let Some((code, message)) = rest.split_once(": ") else {
             i += 1;
             continue;
@@ -85,6 +94,29 @@ fn parse_stderr(stderr: &str) -> Vec<Shown> {
         i = arrow_at + 1;
     }
     out
+}
+
+/// rustc's "unknown start of token" error at `lines[i]`, as a `syntax`
+/// diagnostic: its `help:` block is the help, its `-->` the position.
+fn lexer_error(lines: &[&str], i: usize, message: &str) -> Option<Shown> {
+    let arrow = lines[i..]
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix("--> "))?;
+    let mut parts = arrow.rsplitn(3, ':');
+    let column: usize = parts.next()?.parse().ok()?;
+    let line: usize = parts.next()?.parse().ok()?;
+    let help = lines[i + 1..]
+        .iter()
+        .take_while(|l| !l.starts_with("error"))
+        .find_map(|l| l.strip_prefix("help: "))?;
+    Some(Shown {
+        line,
+        column,
+        code: "syntax".to_string(),
+        message: message.to_string(),
+        help: help.to_string(),
+        width: Some(1),
+    })
 }
 
 /// Where `d` lands in the test file, given where the policy text starts.

@@ -191,6 +191,32 @@ fn edge_cases() {
         "extif eth0; open tcp 22; icmp r\"accept\";",
         "\u{1f}lockout\u{1f}x\u{1f}y",
         "extif eth0; open tcp 22; # [doc = \"x\"] log drops;",
+        // Issue 6: Unicode spaces, numbers that are not plain decimal, missing
+        // commas, `#`, wildcards, accepting input policies.
+        "\u{a0}",
+        "extif\u{a0}eth0;",
+        "extif eth0;\u{3000}\u{1680}",
+        "extif eth0; /* \u{a0} */ open\u{2009}tcp 22; // \u{a0}",
+        "extif \"\u{a0}\"; open tcp 22;",
+        "extif eth0; open tcp 0x;",
+        "extif eth0; open tcp 0x16u8;",
+        "extif eth0; open tcp 0b;",
+        "extif eth0; open tcp 0_0;",
+        "extif eth0; open tcp 00;",
+        "extif eth0; open tcp 22; failsafe 0x_s;",
+        "extif eth0; open tcp 22; failsafe 01min;",
+        "extif eth0; open tcp 22 80 90;",
+        "extif eth0 eth1 eth2;",
+        "extif eth0; open tcp 22 from 10.0.0.0/8 10.0.0.1 \"::1\";",
+        "#",
+        "#!",
+        "#![",
+        "# ;",
+        "#\n#\n#",
+        "extif \"+\"; trust \"+\";",
+        "extif \"eth+\"; trust \"eth+\", eth1, \"eth1+\"; open tcp 22;",
+        "extif eth0; policy input accept; log drops; open tcp 22 from \"::/0\", 0.0.0.0/0;",
+        "extif eth0; open tcp 22 from 0.0.0.0/0, 10.0.0.0/8, 10.0.0.1; open tcp 1..=65535 from 10.0.0.0/8;",
     ] {
         check(text);
     }
@@ -371,6 +397,11 @@ proptest! {
     }
 
     #[test]
+    fn random_policy_alphabet_with_unicode_spaces(text in "[a-z0-9 ;,.:/\"#_\u{a0}\u{2009}\u{3000}\n]{0,120}") {
+        check(&text);
+    }
+
+    #[test]
     fn random_policy_alphabet(text in "[a-z0-9 ;,.:/\"{}()=>\\-\n]{0,120}") {
         check(&text);
     }
@@ -468,4 +499,33 @@ fn positions_count_characters() {
         (Code::Duplicate, "3:21".to_string(), "3:24".to_string()),
         "{e}"
     );
+}
+
+/// 100,000 nested brackets overflowed the stack inside syn (an abort the test
+/// harness cannot even report): now one `syntax` diagnostic, of every bracket
+/// kind, anywhere in the policy.
+#[test]
+fn deep_nesting_is_an_error_not_an_abort() {
+    let n = 100_000;
+    for (open, close) in [("(", ")"), ("[", "]"), ("{", "}")] {
+        for text in [
+            format!("{}{}", open.repeat(n), close.repeat(n)),
+            format!(
+                "extif eth0; open tcp 22; {}{}",
+                open.repeat(n),
+                close.repeat(n)
+            ),
+            format!(
+                "extif eth0; open tcp 22 {}{};",
+                open.repeat(n),
+                close.repeat(n)
+            ),
+        ] {
+            check(&text);
+            assert_eq!(codes(&text), vec![Code::Syntax], "{open}{close} x {n}");
+        }
+    }
+    // Unbalanced: the lexer refuses it first, also without recursing.
+    check(&"(".repeat(n));
+    check(&format!("extif eth0; {}", "[(".repeat(n / 2)));
 }

@@ -15,14 +15,19 @@ use crate::model::{
     Redirect, StmtId, Verdict,
 };
 use crate::syntax::{self, AddrText, IfaceName, Num, PolicySyntax, PortItem, Stmt, StmtKind};
-use proc_macro2::{Span, TokenStream};
-use std::collections::HashMap;
+use proc_macro2::{Span, TokenStream, TokenTree};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::str::FromStr;
 
 /// Parses and checks a policy given as tokens (the macro's input).
 pub fn compile(tokens: TokenStream) -> Result<Model, Vec<SpannedDiagnostic>> {
-    let whole = whole_span(&tokens);
+    // Taken apart once (iterating a shared stream would copy it), checked for
+    // nesting before syn recurses into it, and put back together.
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    syntax::depth::check_trees(&trees).map_err(|d| vec![d])?;
+    let whole = whole_span(&trees);
+    let tokens: TokenStream = trees.into_iter().collect();
     let parsed: PolicySyntax =
         syn::parse::Parser::parse2(<PolicySyntax as syn::parse::Parse>::parse, tokens)
             .map_err(syntax::to_diagnostics)?;
@@ -68,21 +73,20 @@ pub fn compile_str(text: &str) -> Result<Model, Vec<SpannedDiagnostic>> {
             Code::Syntax,
             SpanRange::single(e.span()),
             format!("this is not policy text: {e}"),
-            "check for an unclosed string, comment or bracket",
+            "check for an unclosed string, comment or bracket (comments are `//` and `/* */`, not `#`)",
         )]
     })?;
+    syntax::whitespace::check(text, &tokens).map_err(|d| vec![d])?;
     compile(tokens)
 }
 
-fn whole_span(tokens: &TokenStream) -> SpanRange {
-    let mut it = tokens.clone().into_iter();
-    match it.next() {
-        Some(first) => {
-            let start = first.span();
-            let end = it.last().map_or(start, |t| t.span());
-            SpanRange { start, end }
-        }
-        None => SpanRange::single(Span::call_site()),
+fn whole_span(trees: &[TokenTree]) -> SpanRange {
+    match (trees.first(), trees.last()) {
+        (Some(first), Some(last)) => SpanRange {
+            start: first.span(),
+            end: last.span(),
+        },
+        _ => SpanRange::single(Span::call_site()),
     }
 }
 
@@ -333,6 +337,7 @@ impl Lower {
 
     fn ifaces(&mut self, id: StmtId, names: &[IfaceName], what: &str) -> Vec<Iface> {
         let mut out: Vec<Iface> = Vec::new();
+        let mut seen = HashSet::new();
         for n in names {
             match Iface::new(&n.name) {
                 Ok(i) if i.is_loopback() => self.error(
@@ -341,7 +346,7 @@ impl Lower {
                     format!("`lo` cannot be in `{what}`: the loopback interface is always trusted"),
                     "remove `lo` from the list",
                 ),
-                Ok(i) if out.contains(&i) => self.error(
+                Ok(i) if !seen.insert(i.clone()) => self.error(
                     Code::Duplicate,
                     n.span,
                     format!("interface `{i}` is listed twice in `{what}`"),
@@ -453,6 +458,8 @@ impl Lower {
 
     fn nets(&mut self, id: StmtId, addrs: &[AddrText]) -> Vec<Net> {
         let mut out = Vec::new();
+        // A set, so that a long `from` list is not searched once per entry.
+        let mut seen = HashSet::new();
         for a in addrs {
             if self.address(a).is_none() {
                 continue;
@@ -467,7 +474,7 @@ impl Lower {
                 }
             };
             match parsed {
-                Ok(n) if out.contains(&n) => self.error(
+                Ok(n) if !seen.insert(n) => self.error(
                     Code::Duplicate,
                     a.span,
                     format!("{n} is listed twice in this `from`"),

@@ -103,6 +103,22 @@ impl Net {
             && self.prefix <= other.prefix
             && mask(other.addr, self.prefix) == self.addr
     }
+
+    /// The network of `prefix` bits that contains this one (`None` if `prefix`
+    /// is longer than this network's own).
+    ///
+    /// ```
+    /// use firewall_core::model::Net;
+    /// let n: Net = "198.51.100.128/25".parse().unwrap();
+    /// assert_eq!(n.supernet(24).unwrap().to_string(), "198.51.100.0/24");
+    /// assert!(n.supernet(26).is_none());
+    /// ```
+    pub fn supernet(&self, prefix: u8) -> Option<Net> {
+        (prefix <= self.prefix).then(|| Net {
+            addr: mask(self.addr, prefix),
+            prefix,
+        })
+    }
 }
 
 fn mask(addr: IpAddr, prefix: u8) -> IpAddr {

@@ -83,6 +83,32 @@ impl Iface {
         &self.0
     }
 
+    /// The name as the policy language writes it: bare when it is a plain
+    /// identifier, quoted otherwise (`"br-lan"`, `"ppp+"`, and Rust keywords
+    /// such as `"type"`, which are not identifiers to the parser).
+    ///
+    /// ```
+    /// use firewall_core::model::Iface;
+    /// let w = |n| Iface::new(n).unwrap().written();
+    /// assert_eq!(w("eth0"), "eth0");
+    /// assert_eq!(w("br-lan"), "\"br-lan\"");
+    /// assert_eq!(w("type"), "\"type\"");
+    /// ```
+    pub fn written(&self) -> String {
+        let s = self.0.as_str();
+        let ident = s
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !is_keyword(s);
+        if ident {
+            s.to_string()
+        } else {
+            format!("\"{s}\"")
+        }
+    }
+
     /// Whether this is the loopback interface.
     pub fn is_loopback(&self) -> bool {
         self.0 == "lo"
@@ -93,4 +119,64 @@ impl fmt::Display for Iface {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Words that are not identifiers to the parser: Rust's keywords of every
+/// edition (what `syn` refuses as an identifier, plus `gen`) and `_`.
+fn is_keyword(s: &str) -> bool {
+    matches!(
+        s,
+        "_" | "abstract"
+            | "as"
+            | "async"
+            | "await"
+            | "become"
+            | "box"
+            | "break"
+            | "const"
+            | "continue"
+            | "crate"
+            | "do"
+            | "dyn"
+            | "else"
+            | "enum"
+            | "extern"
+            | "false"
+            | "final"
+            | "fn"
+            | "for"
+            | "gen"
+            | "if"
+            | "impl"
+            | "in"
+            | "let"
+            | "loop"
+            | "macro"
+            | "match"
+            | "mod"
+            | "move"
+            | "mut"
+            | "override"
+            | "priv"
+            | "pub"
+            | "ref"
+            | "return"
+            | "Self"
+            | "self"
+            | "static"
+            | "struct"
+            | "super"
+            | "trait"
+            | "true"
+            | "try"
+            | "type"
+            | "typeof"
+            | "unsafe"
+            | "unsized"
+            | "use"
+            | "virtual"
+            | "where"
+            | "while"
+            | "yield"
+    )
 }

@@ -16,19 +16,9 @@
 use crate::model::{Iface, Model, Verdict};
 
 /// An interface as the language writes it: bare when it is an identifier,
-/// quoted otherwise (`"br-lan"`).
+/// quoted otherwise (`"br-lan"`, and keywords such as `"type"`).
 pub fn iface(i: &Iface) -> String {
-    let s = i.as_str();
-    let ident = s != "_"
-        && s.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ident {
-        s.to_string()
-    } else {
-        format!("\"{s}\"")
-    }
+    i.written()
 }
 
 /// The policy, one statement (or `//` comment) per line.
@@ -90,4 +80,44 @@ pub fn text(model: &Model) -> String {
     let mut s = lines(model).join("\n");
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Policy;
+
+    #[test]
+    fn keyword_interface_names_are_quoted_and_parse_back() {
+        // Every Rust keyword (and `_`) is a valid interface name but not an
+        // identifier to the parser: written bare, the source would not parse.
+        for kw in [
+            "_", "abstract", "as", "async", "await", "become", "box", "break", "const", "continue",
+            "crate", "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen",
+            "if", "impl", "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override",
+            "priv", "pub", "ref", "return", "Self", "self", "static", "struct", "super", "trait",
+            "true", "try", "type", "typeof", "unsafe", "unsized", "use", "virtual", "where",
+            "while", "yield",
+        ] {
+            let text = format!("extif \"{kw}\"; trust \"{kw}1\", \"{kw}\"; open tcp 22;")
+                .replace(&format!(", \"{kw}\";"), ";");
+            let p = Policy::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(
+                p.source().contains(&format!("extif \"{kw}\";")),
+                "{}",
+                p.source()
+            );
+            let again = Policy::parse(p.source())
+                .unwrap_or_else(|e| panic!("{kw}: the source does not parse: {e}\n{}", p.source()));
+            assert_eq!(again.source(), p.source(), "{kw}");
+            assert_eq!(again.iptables_restore(), p.iptables_restore(), "{kw}");
+        }
+        // Plain names stay bare.
+        let p =
+            Policy::parse("extif eth0, from, open; open tcp 22;").unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            p.source().starts_with("extif eth0, from, open;\n"),
+            "{}",
+            p.source()
+        );
+    }
 }

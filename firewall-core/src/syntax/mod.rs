@@ -5,8 +5,10 @@
 //! its check. After a bad statement the parser skips to the next `;` and goes
 //! on, so one compile reports every mistake.
 
+pub mod depth;
 mod error;
 mod lit;
+pub mod whitespace;
 
 pub(crate) use error::to_diagnostics;
 pub use lit::{AddrText, DurationLit, IfaceName, Num, PortItem, Word};
@@ -168,8 +170,8 @@ impl Parse for PolicySyntax {
                 .map_or_else(String::new, |(id, _)| id.to_string());
             match input.parse::<Stmt>() {
                 Ok(stmt) => {
+                    end_of_statement(input, &stmt, &mut out.errors)?;
                     out.stmts.push(stmt);
-                    end_of_statement(input, &mut out.errors)?;
                 }
                 Err(e) => {
                     out.errors.push(e);
@@ -182,8 +184,30 @@ impl Parse for PolicySyntax {
     }
 }
 
-/// After a statement: `;`, or a "missing `;`" error and recovery.
-fn end_of_statement(input: ParseStream, errors: &mut Vec<syn::Error>) -> syn::Result<()> {
+/// What a statement ends with, when that is a comma list: an item of it
+/// (next to the end of the statement) means a `,` is missing, not a `;`.
+fn list_item_example(stmt: &Stmt, next: &TokenTree) -> Option<&'static str> {
+    let number = matches!(next, TokenTree::Literal(l) if l.to_string().starts_with(|c: char| c.is_ascii_digit()));
+    let string = matches!(next, TokenTree::Literal(l) if l.to_string().starts_with('"'));
+    let ident = matches!(next, TokenTree::Ident(_));
+    match &stmt.kind {
+        StmtKind::Extif(_) if ident || string => Some("`extif eth0, eth1;`"),
+        StmtKind::Trust(_) if ident || string => Some("`trust eth1, \"br-lan\";`"),
+        StmtKind::Open { from, .. } if from.is_empty() && number => Some("`open tcp 22, 80;`"),
+        StmtKind::Open { from, .. } if !from.is_empty() && (number || string) => {
+            Some("`open tcp 22 from 198.51.100.0/24, 203.0.113.7;`")
+        }
+        StmtKind::BlockOut { .. } if number => Some("`block out tcp 25, 465;`"),
+        _ => None,
+    }
+}
+
+/// After a statement: `;`, or a "missing `;`" (or `,`) error and recovery.
+fn end_of_statement(
+    input: ParseStream,
+    stmt: &Stmt,
+    errors: &mut Vec<syn::Error>,
+) -> syn::Result<()> {
     if input.peek(Token![;]) {
         input.parse::<Token![;]>()?;
         return Ok(());
@@ -209,12 +233,21 @@ fn end_of_statement(input: ParseStream, errors: &mut Vec<syn::Error>) -> syn::Re
             ));
             Ok(())
         }
-        Some(_) => {
-            errors.push(lit::unexpected(
-                input,
-                "expected `;` at the end of the statement",
-                "end the statement with `;` (see the statement table in the docs)",
-            ));
+        Some((tt, _)) => {
+            if let Some(example) = list_item_example(stmt, &tt) {
+                errors.push(error::error_spanned(
+                    &tt,
+                    Code::Syntax,
+                    format!("missing `,` before `{tt}`"),
+                    format!("separate the items with `,`, as in {example}"),
+                ));
+            } else {
+                errors.push(lit::unexpected(
+                    input,
+                    "expected `;` at the end of the statement",
+                    "end the statement with `;` (see the statement table in the docs)",
+                ));
+            }
             skip_past_semicolon(input)
         }
     }
