@@ -93,6 +93,10 @@ fn apply_inner() {
             "nft" => Some(apply::Backend::Nft),
             _ => None,
         },
+        lock_wait: env_of("FW_APPLY_LOCK_WAIT")
+            .parse()
+            .ok()
+            .map(Duration::from_secs),
     };
     let result = apply::apply_rulesets(policy.model(), &v4, &v6, options);
     let expect = env_of("FW_APPLY_EXPECT");

@@ -2,6 +2,7 @@
 //! `ip_forward`, the effective uid. A trait so that the error paths can be
 //! unit-tested with a mock; [`Host`] is the real thing.
 
+use std::fs::File;
 use std::io::{self, Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -32,6 +33,21 @@ pub(crate) trait System: Sync {
     fn find(&self, tool: &str) -> Option<PathBuf>;
     /// Runs `tool args...`, feeding `stdin` (or nothing), and waits for it.
     fn run(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> io::Result<RunOutput>;
+    /// [`System::run`], with the child's stdout on a copy of `hold` (the
+    /// applier lock): the child holds the lock until it exits, even if this
+    /// process dies first (see [`super::lock`]). Its stdout is not captured.
+    fn run_holding(
+        &self,
+        tool: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+        hold: &File,
+    ) -> io::Result<RunOutput> {
+        let _ = hold;
+        self.run(tool, args, stdin)
+    }
+    /// The per-network-namespace state prefix (`/run/firewall/net-<inode>`, see [`super::lock`]).
+    fn state_prefix(&self) -> io::Result<PathBuf>;
     /// Starts `tool args...` with stdin, stdout and stderr on `/dev/null` and
     /// waits for it (for `setsid -f`, which returns once the detached child is
     /// forked: that child must not hold our pipes, or reading them would wait
@@ -69,50 +85,21 @@ impl System for Host {
     }
 
     fn run(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> io::Result<RunOutput> {
-        let mut child = Command::new(tool)
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        // Feed stdin from a thread while reading the outputs here, so that a tool
-        // that writes a lot before reading all its input cannot deadlock us.
-        let feeder = match (stdin, child.stdin.take()) {
-            (Some(text), Some(mut pipe)) => {
-                let text = text.to_string();
-                Some(std::thread::spawn(move || {
-                    // A tool that exits early closes the pipe: its exit status tells why.
-                    let _ = pipe.write_all(text.as_bytes());
-                }))
-            }
-            _ => None,
-        };
-        let mut stderr_pipe = child.stderr.take();
-        let err_reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(p) = stderr_pipe.as_mut() {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        });
-        let mut out = Vec::new();
-        if let Some(p) = child.stdout.as_mut() {
-            p.read_to_end(&mut out)?;
-        }
-        let status = child.wait()?;
-        if let Some(f) = feeder {
-            let _ = f.join();
-        }
-        let err = err_reader.join().unwrap_or_default();
-        Ok(RunOutput {
-            code: status.code(),
-            stdout: String::from_utf8_lossy(&out).into_owned(),
-            stderr: String::from_utf8_lossy(&err).into_owned(),
-        })
+        run_with(tool, args, stdin, Stdio::piped())
+    }
+
+    fn run_holding(
+        &self,
+        tool: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+        hold: &File,
+    ) -> io::Result<RunOutput> {
+        run_with(tool, args, stdin, Stdio::from(hold.try_clone()?))
+    }
+
+    fn state_prefix(&self) -> io::Result<PathBuf> {
+        super::lock::state_prefix()
     }
 
     fn run_detached(&self, tool: &str, args: &[&str]) -> io::Result<Option<i32>> {
@@ -132,4 +119,57 @@ impl System for Host {
     fn write_ip_forward(&self, value: &str) -> io::Result<()> {
         std::fs::write(IP_FORWARD, format!("{value}\n"))
     }
+}
+
+/// Runs `tool args...` with `stdout` (when piped: captured), feeding `stdin`.
+fn run_with(
+    tool: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    stdout: Stdio,
+) -> io::Result<RunOutput> {
+    let mut child = Command::new(tool)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Feed stdin from a thread while reading the outputs here, so that a tool
+    // that writes a lot before reading all its input cannot deadlock us.
+    let feeder = match (stdin, child.stdin.take()) {
+        (Some(text), Some(mut pipe)) => {
+            let text = text.to_string();
+            Some(std::thread::spawn(move || {
+                // A tool that exits early closes the pipe: its exit status tells why.
+                let _ = pipe.write_all(text.as_bytes());
+            }))
+        }
+        _ => None,
+    };
+    let mut stderr_pipe = child.stderr.take();
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(p) = stderr_pipe.as_mut() {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let mut out = Vec::new();
+    if let Some(p) = child.stdout.as_mut() {
+        p.read_to_end(&mut out)?;
+    }
+    let status = child.wait()?;
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    let err = err_reader.join().unwrap_or_default();
+    Ok(RunOutput {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    })
 }

@@ -5,6 +5,8 @@ use crate::model::*;
 use std::sync::Mutex;
 
 struct Mock {
+    /// A private state prefix (lock, pending file) per mock.
+    state: StateDir,
     euid: u32,
     version: &'static str,
     missing: Vec<&'static str>,
@@ -18,7 +20,12 @@ struct Mock {
 
 impl Mock {
     fn new() -> Mock {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let state = std::env::temp_dir().join(format!("fw-mock-state-{}-{n}", std::process::id()));
+        let _ = std::fs::create_dir_all(&state);
         Mock {
+            state: StateDir(state),
             euid: 0,
             version: "iptables v1.8.9 (nf_tables)\n",
             missing: vec![],
@@ -42,7 +49,19 @@ fn ok(stdout: &str) -> io::Result<RunOutput> {
     })
 }
 
+/// A private directory, removed on drop.
+struct StateDir(PathBuf);
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 impl System for Mock {
+    fn state_prefix(&self) -> io::Result<PathBuf> {
+        Ok(self.state.0.join("net-1"))
+    }
     fn euid(&self) -> io::Result<u32> {
         Ok(self.euid)
     }
@@ -172,7 +191,7 @@ fn tool_missing_and_backend() {
         missing: vec!["ip6tables-legacy-restore"],
         ..Mock::new()
     };
-    run(&m, &model(), V4, V6, &opts()).unwrap();
+    let _ = run(&m, &model(), V4, V6, &opts()).unwrap();
     let calls = m.calls();
     assert!(calls.contains(&"iptables-legacy-restore -w".to_string()));
     assert!(calls.contains(&"ip6tables-restore -w".to_string()));
@@ -272,13 +291,13 @@ fn ssh_session_check() {
         allow_session_lockout: true,
         ..o.clone()
     };
-    run(&Mock::new(), &model(), V4, V6, &o2).unwrap();
+    let _ = run(&Mock::new(), &model(), V4, V6, &o2).unwrap();
     // A session over a trusted interface is fine.
     let m = Mock {
         route_dev: "eth1",
         ..Mock::new()
     };
-    run(&m, &model(), V4, V6, &o).unwrap();
+    let _ = run(&m, &model(), V4, V6, &o).unwrap();
     // Port 22 from a source outside the `from` list is refused.
     let mut restricted = model();
     restricted.opens[0].from = vec!["198.51.100.0/24".parse().unwrap()];
