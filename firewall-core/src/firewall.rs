@@ -69,7 +69,9 @@ impl Firewall {
         Policy::parse(self.source)
     }
 
-    /// Applies the policy to this host; see [`Policy::apply`].
+    /// Applies the policy to this host; see [`Policy::apply`]. With a
+    /// `failsafe` statement, call [`Applied::confirm`] on the result within the
+    /// window, or the previous rules come back at the deadline.
     pub fn apply(&self) -> Result<Applied, ApplyError> {
         let policy = self.policy().map_err(ApplyError::Policy)?;
         apply::apply(&policy, apply::Options::default())

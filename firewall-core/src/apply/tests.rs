@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::model::*;
+use std::path::Path;
 use std::sync::Mutex;
 
 struct Mock {
@@ -79,6 +80,7 @@ impl System for Mock {
                 "203.0.113.9 dev {} src 198.51.100.1\n",
                 self.route_dev
             )),
+            "bash" if args.contains(&"takeover") => ok("took over /old\n"),
             "bash" => Ok(RunOutput {
                 code: Some(if self.rollback_ok { 0 } else { 1 }),
                 ..RunOutput::default()
@@ -362,4 +364,76 @@ fn sessions_parse() {
     assert_eq!(s.client.to_string(), "203.0.113.9");
     assert!(SshSession::parse_connection("garbage").is_none());
     assert!(SshSession::parse_connection("1.2.3.4 x 5.6.7.8 22").is_none());
+}
+
+#[test]
+fn every_apply_arms_the_watchdog_and_disarms_it_after_verification() {
+    let m = Mock::new();
+    let a = run(&m, &model(), V4, V6, &opts()).unwrap();
+    assert!(a.failsafe.is_none());
+    assert!(!a.took_over);
+    let pid = std::process::id().to_string();
+    let calls = m.calls();
+    let arm = calls
+        .iter()
+        .find(|c| c.starts_with("setsid -f bash "))
+        .unwrap_or_else(|| panic!("no watchdog in {calls:?}"));
+    assert!(arm.contains(" watchdog "), "{arm}");
+    assert!(arm.ends_with(&format!(" 0 {pid}")), "{arm}");
+    // Disarmed: the backup directory is gone, the pending file cleared.
+    let dir = arm.split_whitespace().nth(5).unwrap();
+    assert!(!Path::new(dir).exists(), "{dir} left behind");
+    assert!(!m.state.0.join("net-1.pending").exists());
+}
+
+#[test]
+fn a_held_lock_makes_apply_busy_and_changes_nothing() {
+    let m = Mock::new();
+    let prefix = m.state_prefix().unwrap();
+    let held = lock::Lock::acquire(&prefix, Duration::ZERO).unwrap();
+    let o = Options {
+        lock_wait: Some(Duration::from_millis(100)),
+        ..opts()
+    };
+    let e = run(&m, &model(), V4, V6, &o).unwrap_err();
+    match &e {
+        ApplyError::Busy { holder, .. } => assert_eq!(*holder, Some(std::process::id())),
+        other => panic!("{other:?}"),
+    }
+    assert!(e.host_unchanged());
+    assert!(e.to_string().contains("nothing was changed"), "{e}");
+    assert!(m
+        .calls()
+        .iter()
+        .all(|c| !c.contains("restore") && !c.contains("setsid")));
+    drop(held);
+    let _ = run(&m, &model(), V4, V6, &o).unwrap();
+}
+
+#[test]
+fn a_pending_failsafe_is_taken_over() {
+    let m = Mock::new();
+    let old = m.state.0.join("old-backup");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("armed"), "").unwrap();
+    std::fs::write(
+        m.state.0.join("net-1.pending"),
+        format!("{}\n", old.display()),
+    )
+    .unwrap();
+    let o = Options {
+        failsafe: Some(Duration::from_secs(30)),
+        ..opts()
+    };
+    let a = run(&m, &model(), V4, V6, &o).unwrap();
+    assert!(a.took_over);
+    assert!(m
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("bash ") && c.contains(" takeover ")));
+    // This apply's watchdog is the pending one now.
+    let guard = a.failsafe.as_ref().unwrap();
+    let pending = std::fs::read_to_string(m.state.0.join("net-1.pending")).unwrap();
+    assert_eq!(pending.trim_end(), guard.backup_dir().display().to_string());
+    let _ = std::fs::remove_dir_all(guard.backup_dir());
 }
