@@ -142,3 +142,99 @@ pub(crate) fn disarm(dir: &Path, prefix: &Path) {
     clear(prefix, dir);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::{ApplyError, FailsafeGuard};
+    use std::process::Command;
+    use std::time::Instant;
+
+    fn write(path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    fn takeover(dir: &Path) -> (Option<i32>, String) {
+        let out = Command::new("bash")
+            .arg(dir.join("rollback.sh"))
+            .arg("takeover")
+            .arg(dir)
+            .output()
+            .expect("running bash");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// A backup directory as `apply()` writes it (without the rules of the kernel).
+    fn backup(root: &Path, name: &str, prefix: &Path, backend: &str, v4: &str) -> PathBuf {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        write(&dir.join("backend"), &format!("{backend}\n"));
+        write(&dir.join("state"), &format!("{}\n", prefix.display()));
+        write(&dir.join("v4.rules"), v4);
+        write(&dir.join("v6.rules"), "v6\n");
+        write(&dir.join("ip_forward"), "0\n");
+        write(
+            &dir.join("rollback.sh"),
+            &crate::render::bash::rollback_program(),
+        );
+        dir
+    }
+
+    /// The real `rollback.sh takeover` on plain files (no iptables involved).
+    #[test]
+    fn takeover_claims_the_pending_backup_and_the_old_guard_says_so() {
+        let root = std::env::temp_dir().join(format!("fw-takeover-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let prefix = root.join("net-1");
+        let a = backup(&root, "a", &prefix, "nft", "before A\n");
+        write(&a.join("armed"), "");
+        set(&prefix, &a).unwrap();
+
+        // Not pending any more (no `armed`) or another backend: not taken over.
+        let b = backup(&root, "b", &prefix, "legacy", "before B\n");
+        assert_eq!(takeover(&b).0, Some(3));
+        assert!(a.join("armed").exists());
+        std::fs::remove_dir_all(&b).unwrap();
+
+        let b = backup(&root, "b", &prefix, "nft", "before B\n");
+        let (code, out) = takeover(&b);
+        assert_eq!(code, Some(0));
+        assert_eq!(out.trim(), format!("took over {}", a.display()));
+        assert_eq!(
+            std::fs::read_to_string(b.join("prev/v4.rules")).unwrap(),
+            "before A\n"
+        );
+        assert!(!a.join("armed").exists() && a.join("superseded").exists());
+        assert!(last_was(&prefix, "superseded", &a));
+        let guard = FailsafeGuard::new(
+            a.clone(),
+            Failsafe::from_secs(30).unwrap(),
+            Instant::now(),
+            prefix.clone(),
+        );
+        assert!(matches!(
+            guard.confirm(),
+            Err(ApplyError::FailsafeSuperseded { .. })
+        ));
+
+        // B pending in turn: C gets B's taken-over backup, the last confirmed rules.
+        write(&b.join("armed"), "");
+        set(&prefix, &b).unwrap();
+        let c = backup(&root, "c", &prefix, "nft", "before C\n");
+        assert_eq!(takeover(&c).0, Some(0));
+        assert_eq!(
+            std::fs::read_to_string(c.join("prev/v4.rules")).unwrap(),
+            "before A\n"
+        );
+        // Nothing pending: nothing to do.
+        let d = backup(&root, "d", &prefix, "nft", "before D\n");
+        clear(&prefix, &b);
+        assert_eq!(takeover(&d), (Some(0), String::new()));
+        assert!(!d.join("prev").exists());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
