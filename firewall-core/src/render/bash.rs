@@ -661,6 +661,9 @@ fw_on_exit() {{
       printf 'firewall: previous rules and ip_forward restored; nothing changed.\n' >&2
       fw_pending_clear "$fw_prefix" "$fw_dir"
       rm -rf -- "$fw_dir"
+      if [ "$status" = 130 ]; then
+        exit 130
+      fi
       exit 1
     else
       printf 'firewall: ROLLBACK FAILED; the saved rules are in %s; retry with: bash %s/rollback.sh restore %s\n' "$fw_dir" "$fw_dir" "$fw_dir" >&2
