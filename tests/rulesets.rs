@@ -217,8 +217,24 @@ fn every_statement_loads() {
         &v6,
         &["-s 198.51.100.0/24", "ctorigdstport", "-A FORWARD -i eth1"],
     );
-    // icmp drop with an input policy that drops: no icmp rule at all.
-    assert_lacks(&v4, &["-A ext-in -p icmp"]);
+    // icmp drop under `policy input reject`: ICMP is dropped before the
+    // rejects (no "port unreachable" for a ping), never accepted.
+    for saved in [&v4, &v6] {
+        let ext_in: Vec<&str> = table_rules(saved, "filter")
+            .into_iter()
+            .filter(|l| l.starts_with("-A ext-in "))
+            .collect();
+        let n = ext_in.len();
+        assert!(
+            ext_in[n - 3].contains("-m comment --comment \"icmp drop\" -j DROP")
+                && ext_in[n - 3].contains("icmp"),
+            "{ext_in:#?}"
+        );
+    }
+    assert_lacks(
+        &v4,
+        &["-A ext-in -p icmp -m comment --comment \"icmp accept\""],
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! [`Firewall`]: the constant a `firewall!` block expands to.
 
 use crate::apply::{self, Applied, ApplyError};
-use crate::{Diagnostics, Policy};
+use crate::model::Model;
+use crate::{compile, Diagnostics, Policy};
 
 /// A checked, rendered policy, built at compile time by `firewall!`.
 ///
@@ -69,23 +70,35 @@ impl Firewall {
         Policy::parse(self.source)
     }
 
-    /// Applies the policy to this host; see [`Policy::apply`]. With a
-    /// `failsafe` statement, call [`Applied::confirm`] on the result within the
-    /// window, or the previous rules come back at the deadline.
+    /// The checked model behind the constant, for the facts `apply()` needs
+    /// (router or not, `failsafe`, the SSH-session check). Parsing only: the
+    /// rules themselves are never rendered again.
+    fn model(&self) -> Result<Model, ApplyError> {
+        compile::compile_str(self.source).map_err(|ds| {
+            ApplyError::Policy(Diagnostics::new(ds.iter().map(|d| d.located()).collect()))
+        })
+    }
+
+    /// Applies the policy to this host: exactly the rulesets compiled into this
+    /// constant ([`Firewall::iptables_restore`], [`Firewall::ip6tables_restore`]),
+    /// not a fresh rendering, so what a reviewer read is what is loaded. See
+    /// [`Policy::apply`] for the steps. With a `failsafe` statement, call
+    /// [`Applied::confirm`] on the result within the window, or the previous
+    /// rules come back at the deadline.
     pub fn apply(&self) -> Result<Applied, ApplyError> {
-        let policy = self.policy().map_err(ApplyError::Policy)?;
-        apply::apply(&policy, apply::Options::default())
+        self.apply_with(apply::Options::default())
     }
 
     /// Applies with options; see [`Policy::apply_with`].
     pub fn apply_with(&self, options: apply::Options) -> Result<Applied, ApplyError> {
-        let policy = self.policy().map_err(ApplyError::Policy)?;
-        apply::apply(&policy, options)
+        apply::apply_rulesets(&self.model()?, self.ipv4, self.ipv6, options)
     }
 
     /// Applies with a failsafe window; see [`Policy::apply_with_failsafe`].
     pub fn apply_with_failsafe(&self, window: std::time::Duration) -> Result<Applied, ApplyError> {
-        let policy = self.policy().map_err(ApplyError::Policy)?;
-        policy.apply_with_failsafe(window)
+        self.apply_with(apply::Options {
+            failsafe: Some(window),
+            ..apply::Options::default()
+        })
     }
 }

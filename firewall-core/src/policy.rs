@@ -27,11 +27,27 @@ impl Policy {
     pub fn parse(text: &str) -> Result<Policy, Diagnostics> {
         let model = compile::compile_str(text)
             .map_err(|ds| Diagnostics::new(ds.iter().map(|d| d.located()).collect()))?;
-        Ok(Policy::from_model(model))
+        Ok(Policy::checked(model))
     }
 
-    /// Renders a model that has already been checked.
-    pub fn from_model(model: Model) -> Policy {
+    /// A policy from a model built in code: checked exactly like parsed text
+    /// (it is written in canonical form, [`crate::render::policy::text`], and
+    /// parsed again), so a model the checks refuse never reaches a renderer or
+    /// `apply()`. Diagnostics point into that canonical text.
+    ///
+    /// ```
+    /// use firewall_core::{Code, Policy};
+    /// let mut model = Policy::parse("extif eth0; open tcp 22;").unwrap().model().clone();
+    /// model.opens.clear(); // now it would lock the administrator out
+    /// let err = Policy::from_model(model).unwrap_err();
+    /// assert!(err.has(Code::Lockout));
+    /// ```
+    pub fn from_model(model: Model) -> Result<Policy, Diagnostics> {
+        Policy::parse(&render::policy::text(&model))
+    }
+
+    /// Renders a model that has just passed the checks.
+    fn checked(model: Model) -> Policy {
         let r = render::render(&model);
         Policy {
             model,

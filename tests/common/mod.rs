@@ -574,6 +574,28 @@ ip -6 route add default via 2001:db8:2::1
         }
     }
 
+    /// [`Topology::tcp_banner`] from a fixed local source port (`nc -p`): for
+    /// rules that look at the client's port, e.g. `block out` of the range a
+    /// client picked its port from.
+    pub fn tcp_banner_from_port(
+        &self,
+        ns: Ns,
+        addr: &str,
+        port: u16,
+        src_port: u16,
+    ) -> Option<String> {
+        let w = CONNECT_TIMEOUT_SECS.to_string();
+        let p = port.to_string();
+        let sp = src_port.to_string();
+        let out = self.exec_bounded(ns, &["nc", "-d", "-n", "-w", &w, "-p", &sp, addr, &p]);
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if text.is_empty() {
+            None
+        } else {
+            Some(text)
+        }
+    }
+
     /// Whether `addr` answers one ping from `ns` within a second (IPv4 or IPv6).
     pub fn ping(&self, ns: Ns, addr: &str) -> bool {
         self.exec_bounded(ns, &["ping", "-n", "-q", "-c1", "-W1", addr])

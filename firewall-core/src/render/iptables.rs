@@ -35,35 +35,57 @@
 //! (only on the input side, only with `log drops;`, and only when the input policy
 //! drops or rejects: it logs what that policy drops), then, when the chain's policy
 //! is `reject`, `-p tcp -j REJECT --reject-with tcp-reset` followed by `-j REJECT
-//! --reject-with icmp-port-unreachable` (IPv6: `icmp6-port-unreachable`).
+//! --reject-with icmp-port-unreachable` (IPv6: `icmp6-port-unreachable`). On the
+//! input side with `icmp drop` (the default), `-p icmp -j DROP` (IPv6: `-p
+//! ipv6-icmp`) comes before those rejects: `icmp drop` means no answer at all, not
+//! even a "port unreachable" that tells a ping sweep the host is there.
 //!
 //! * `INPUT`: accept `RELATED,ESTABLISHED`; IPv6 only: accept neighbour discovery
-//!   (ICMPv6 133–136 with hop limit 255) *before* the invalid drop, because IPv6
-//!   breaks without it; drop `INVALID`; accept `lo`; `-i EXT -g ext-in` per external
-//!   interface; then the trusted interfaces: with `trust`, `-i T -j ACCEPT` each and
-//!   the input tail; without it, one `-j ACCEPT` (every interface that is not
-//!   external is trusted, as in the howto).
-//! * `ext-in`: ICMP (`icmp accept;`: IPv4 `-p icmp`, IPv6 echo-request accepted; with
-//!   the default `icmp drop` and an accepting input policy the same rules drop;
-//!   ICMP errors pass as `RELATED` already); each `open`, per source network of the
-//!   family (`-s NET`; an `open` whose `from` has no network of this family renders
-//!   nothing in it), its ports in `multiport` rules of at most 15 entries (a range
-//!   counts 2), a lone port or range as plain `--dport`; IPv4: each `redirect`'s
-//!   connections exactly (`--dport TO -m conntrack --ctstate DNAT --ctorigdstport
-//!   PORT`; the target port itself is not opened); then the input tail.
+//!   (ICMPv6 133–136 with hop limit 255) and the rest of what RFC 4890 (4.4.1) says
+//!   a host must accept, each only as it arrives from the link itself: inverse
+//!   neighbour discovery (141, 142) and SEND certificate path (148, 149) with hop
+//!   limit 255; multicast listener discovery (130, 131, 132, 143) from `fe80::/10`,
+//!   and its reports (131, 143) also from `::`, and multicast router discovery
+//!   (151–153) from `fe80::/10`, all with hop limit 1; and DHCPv6 replies (`-s
+//!   fe80::/10 -d fe80::/10 -p udp --sport 547 --dport 546`: conntrack cannot pair
+//!   a server's unicast answer with the client's multicast request). ICMP errors
+//!   pass as `RELATED`, echo as `icmp` says. All of this *before* the invalid drop,
+//!   because IPv6 breaks without it; drop `INVALID`; accept `lo`; `-i EXT -g
+//!   ext-in` per external interface; then the trusted interfaces: with `trust`, `-i
+//!   T -j ACCEPT` each and the input tail; without it, one `-j ACCEPT` (every
+//!   interface that is not external is trusted, as in the howto).
+//! * `ext-in`: ICMP (`icmp accept;`: IPv4 `-p icmp`, IPv6 echo-request accepted;
+//!   with the default `icmp drop` and an accepting input policy the same rules
+//!   drop, under a rejecting one the tail drops ICMP; ICMP errors pass as `RELATED`
+//!   already); each `open`, per source network of the family (`-s NET`; an `open`
+//!   whose `from` has no network of this family renders nothing in it), its ports
+//!   in `multiport` rules of at most 15 entries (a range counts 2), a lone port or
+//!   range as plain `--dport`; IPv4: each `redirect`'s connections exactly
+//!   (`--dport TO -m conntrack --ctstate DNAT --ctorigdstport PORT`; the target
+//!   port itself is not opened); then the input tail.
 //! * `FORWARD`: accept `RELATED,ESTABLISHED`; drop `INVALID`; `-i EXT -g ext-fwd`;
-//!   IPv4 routers (`masquerade`/`dnat`) then drop forwarded connections matching
-//!   `block out` (`-o EXT`), and accept the trusted interfaces outward (`trust`:
-//!   `-i T` each; else everything not external). IPv6 forwards nothing by rule: the
-//!   forward policy decides. Then the forward tail.
+//!   when something forwards outward (IPv4 routers, `masquerade`/`dnat`; or `policy
+//!   forward accept`, both families) drop new forwarded connections matching `block
+//!   out` (`-o EXT`); IPv4 routers then accept the trusted interfaces outward
+//!   (`trust`: `-i T` each; else everything not external). IPv6 forwards nothing by
+//!   rule: the forward policy decides. Then the forward tail.
 //! * `ext-fwd`: IPv4: exactly the DNAT'd connections of each `dnat` (`-d TO --dport
 //!   TO_PORT -m conntrack --ctstate DNAT --ctorigdstport PORT`); `forward drop;`
-//!   drops the rest; then the forward tail.
+//!   drops the rest, and so does a final `-j DROP` under `policy forward accept`
+//!   (nothing from outside reaches inside unless a `dnat` says so: the accepting
+//!   policy is for what the other interfaces forward); then the forward tail.
 //! * `OUTPUT`: when the output policy blocks: accept `RELATED,ESTABLISHED`, IPv6
-//!   neighbour discovery and `lo` first. `-o EXT -g ext-out`; when the output policy
-//!   blocks, the trusted interfaces are accepted and the output tail follows.
-//! * `ext-out`: each `block out` dropped (multiport chunks as above), then the
-//!   output tail.
+//!   neighbour discovery, the same RFC 4890 messages as on `INPUT` (a host that
+//!   cannot send its multicast listener reports stops receiving neighbour discovery
+//!   behind a switch that snoops MLD) and DHCPv6 requests (`-s fe80::/10 -d
+//!   ff02::1:2 -p udp --sport 546 --dport 547`), and `lo` first. `-o EXT -g
+//!   ext-out`; when the output policy blocks, the trusted interfaces are accepted
+//!   and the output tail follows.
+//! * `ext-out`: each `block out` dropped (multiport chunks as above), `NEW`
+//!   connections only (`-m conntrack --ctstate NEW`): under the default `policy
+//!   output accept` nothing accepts replies before it, and the reply to a client
+//!   whose source port lies in a blocked range must still leave. Then the output
+//!   tail.
 //!
 //! # `*nat`
 //!
@@ -172,6 +194,14 @@ impl Family {
         self == Family::V4
     }
 
+    /// Matches every ICMP packet of the family.
+    fn icmp_proto(self) -> &'static str {
+        match self {
+            Family::V4 => "-p icmp",
+            Family::V6 => "-p ipv6-icmp",
+        }
+    }
+
     fn reject_unreachable(self) -> &'static str {
         match self {
             Family::V4 => "icmp-port-unreachable",
@@ -187,7 +217,14 @@ const C_ESTABLISHED: &str = "default: replies to accepted connections";
 const C_INVALID: &str = "default: drop invalid packets";
 const C_LOOPBACK: &str = "default: loopback";
 const C_ND: &str = "default: IPv6 neighbour discovery";
+const C_INVERSE_ND: &str = "default: IPv6 inverse neighbour discovery (RFC 4890)";
+const C_SEND: &str = "default: IPv6 SEND certificate path (RFC 4890)";
+const C_MLD: &str = "default: IPv6 multicast listener discovery (RFC 4890)";
+const C_MRD: &str = "default: IPv6 multicast router discovery (RFC 4890)";
+const C_DHCPV6: &str = "default: DHCPv6 replies from a link-local server";
+const C_DHCPV6_OUT: &str = "default: DHCPv6 requests to the servers of the link";
 const C_UNTRUSTED_TRUSTED: &str = "default: every interface that is not external is trusted";
+const C_FORWARD_ACCEPT: &str = "policy forward accept: from outside only what a dnat forwards";
 
 /// One table being built: its chains (name, policy) and its rules, in order.
 struct Table {
@@ -332,6 +369,10 @@ fn input_tail(t: &mut Table, chain: &str, model: &Model, fam: Family) {
             &format!("-j LOG --log-prefix \"{LOG_PREFIX}\""),
         );
     }
+    if model.input == Verdict::Reject && !model.icmp_accept {
+        // `icmp drop` means no answer at all: not even the reject's error.
+        t.rule(chain, fam.icmp_proto(), "icmp drop", "-j DROP");
+    }
     reject_tail(t, chain, "input", model.input, fam);
 }
 
@@ -385,6 +426,70 @@ fn neighbour_discovery(t: &mut Table, chain: &str, hop_limit: bool) {
     }
 }
 
+/// What RFC 4890 (section 4.4.1) says an IPv6 host must accept besides
+/// neighbour discovery, errors and echo (RELATED and `icmp` decide those),
+/// each only as it arrives from the link itself, plus DHCPv6 replies from a
+/// link-local server. On `OUTPUT` (`incoming` false: only rendered when the
+/// output policy blocks) the same messages leave, and DHCPv6 requests to the
+/// link's servers instead of the replies.
+fn ipv6_link_local_services(t: &mut Table, chain: &str, incoming: bool) {
+    const LINK_LOCAL: &str = "fe80::/10";
+    // Inverse neighbour discovery, SEND certificate path: hop limit 255.
+    for (ty, comment) in [
+        (141, C_INVERSE_ND),
+        (142, C_INVERSE_ND),
+        (148, C_SEND),
+        (149, C_SEND),
+    ] {
+        t.rule(
+            chain,
+            &format!("-p ipv6-icmp -m icmp6 --icmpv6-type {ty} -m hl --hl-eq 255"),
+            comment,
+            "-j ACCEPT",
+        );
+    }
+    // Multicast listener discovery (query, report, done, v2 report) from a
+    // link-local address; a report may come from `::` before the sender has
+    // one (RFC 3590). Multicast router discovery likewise. Hop limit 1.
+    let from_link = [
+        (LINK_LOCAL, 130, C_MLD),
+        (LINK_LOCAL, 131, C_MLD),
+        (LINK_LOCAL, 132, C_MLD),
+        (LINK_LOCAL, 143, C_MLD),
+        ("::/128", 131, C_MLD),
+        ("::/128", 143, C_MLD),
+        (LINK_LOCAL, 151, C_MRD),
+        (LINK_LOCAL, 152, C_MRD),
+        (LINK_LOCAL, 153, C_MRD),
+    ];
+    for (src, ty, comment) in from_link {
+        t.rule(
+            chain,
+            &format!("-s {src} -p ipv6-icmp -m icmp6 --icmpv6-type {ty} -m hl --hl-eq 1"),
+            comment,
+            "-j ACCEPT",
+        );
+    }
+    // DHCPv6: a server (or relay) answers the client's link-local address
+    // from its own, port 547 to 546; conntrack cannot pair that with the
+    // multicast request (All_DHCP_Relay_Agents_and_Servers, ff02::1:2).
+    if incoming {
+        t.rule(
+            chain,
+            &format!("-s {LINK_LOCAL} -d {LINK_LOCAL} -p udp --sport 547 --dport 546"),
+            C_DHCPV6,
+            "-j ACCEPT",
+        );
+    } else {
+        t.rule(
+            chain,
+            &format!("-s {LINK_LOCAL} -d ff02::1:2/128 -p udp --sport 546 --dport 547"),
+            C_DHCPV6_OUT,
+            "-j ACCEPT",
+        );
+    }
+}
+
 /// Accepts traffic from (`dir` = `-i`) or to (`-o`) the trusted interfaces.
 fn trusted(t: &mut Table, chain: &str, dir: &str, trust: Option<&[Iface]>) {
     match trust {
@@ -413,13 +518,16 @@ fn extif_goto(t: &mut Table, chain: &str, dir: &str, model: &Model, target: &str
     }
 }
 
+/// Drops new connections to the ports of `b`: only `NEW`, so that replies of
+/// connections accepted from outside (whose client port may lie in a blocked
+/// range) always leave, whatever the output policy.
 fn block_out_rules(t: &mut Table, chain: &str, prefix: &str, b: &BlockOut) {
     let comment = b.to_string();
     for m in port_matches(b.proto, &b.ports) {
         let matches = if prefix.is_empty() {
-            m
+            format!("{m} -m conntrack --ctstate NEW")
         } else {
-            format!("{prefix} {m}")
+            format!("{prefix} {m} -m conntrack --ctstate NEW")
         };
         t.rule(chain, &matches, &comment, "-j DROP");
     }
@@ -444,6 +552,7 @@ fn filter(model: &Model, fam: Family) -> Table {
     established(&mut t, "INPUT");
     if !fam.is_v4() {
         neighbour_discovery(&mut t, "INPUT", true);
+        ipv6_link_local_services(&mut t, "INPUT", true);
     }
     invalid(&mut t, "INPUT");
     t.rule("INPUT", "-i lo", C_LOOPBACK, "-j ACCEPT");
@@ -509,12 +618,17 @@ fn filter(model: &Model, fam: Family) -> Table {
     established(&mut t, "FORWARD");
     invalid(&mut t, "FORWARD");
     extif_goto(&mut t, "FORWARD", "-i", model, "ext-fwd");
-    if fam.is_v4() && model.is_router() {
+    let router = fam.is_v4() && model.is_router();
+    // Whatever forwards outward (a router's trusted accepts, or the policy
+    // itself) meets `block out` first.
+    if router || forward == Verdict::Accept {
         for b in &model.block_out {
             for e in &model.extif {
                 block_out_rules(&mut t, "FORWARD", &format!("-o {e}"), b);
             }
         }
+    }
+    if router {
         trusted(&mut t, "FORWARD", "-i", trust);
     }
     reject_tail(&mut t, "FORWARD", "forward", forward, fam);
@@ -535,6 +649,10 @@ fn filter(model: &Model, fam: Family) -> Table {
     }
     if model.forward_drop {
         t.rule("ext-fwd", "", "forward drop", "-j DROP");
+    } else if forward == Verdict::Accept {
+        // Nothing from outside reaches inside unless a `dnat` says so, also
+        // when the policy accepts (that is for what the inside forwards).
+        t.rule("ext-fwd", "", C_FORWARD_ACCEPT, "-j DROP");
     }
     reject_tail(&mut t, "ext-fwd", "forward", forward, fam);
 
@@ -544,6 +662,7 @@ fn filter(model: &Model, fam: Family) -> Table {
         established(&mut t, "OUTPUT");
         if !fam.is_v4() {
             neighbour_discovery(&mut t, "OUTPUT", false);
+            ipv6_link_local_services(&mut t, "OUTPUT", false);
         }
         t.rule("OUTPUT", "-o lo", C_LOOPBACK, "-j ACCEPT");
     }
@@ -850,8 +969,10 @@ mod tests {
         for chain in ["INPUT", "ext-in"] {
             let rules = chain_rules(&v4, "filter", chain);
             let n = rules.len();
-            assert!(rules[n - 3].contains("-m limit --limit 5/min --limit-burst 10"));
-            assert!(rules[n - 3].ends_with("-j LOG --log-prefix \"firewall drop: \""));
+            assert!(rules[n - 4].contains("-m limit --limit 5/min --limit-burst 10"));
+            assert!(rules[n - 4].ends_with("-j LOG --log-prefix \"firewall drop: \""));
+            // icmp drop: a ping is dropped, not answered with the reject's error
+            assert!(rules[n - 3].ends_with("-p icmp -m comment --comment \"icmp drop\" -j DROP"));
             assert!(rules[n - 2].contains("-p tcp -m comment --comment \"policy input reject\" -j REJECT --reject-with tcp-reset"));
             assert!(rules[n - 1].ends_with(
                 "\"policy input reject\" -j REJECT --reject-with icmp-port-unreachable"
@@ -936,13 +1057,13 @@ mod tests {
             ),
             3
         );
-        assert!(fwd[4].starts_with("-A FORWARD -o eth0 -p tcp --dport 25 -m comment --comment \"block out tcp 25\" -j DROP"));
+        assert!(fwd[4].starts_with("-A FORWARD -o eth0 -p tcp --dport 25 -m conntrack --ctstate NEW -m comment --comment \"block out tcp 25\" -j DROP"));
         assert!(fwd[5].starts_with("-A FORWARD -o ppp+ -p tcp --dport 25"));
         let dn = m.dnats[0].to_string();
         let rd = m.redirects[0].to_string();
         assert!(v4.contains(&format!("-A ext-fwd -d 203.0.113.2/32 -p tcp --dport 22 -m conntrack --ctstate DNAT --ctorigdstport 221 -m comment --comment \"{dn}\" -j ACCEPT")));
         assert!(v4.contains(
-            "-A ext-out -p tcp --dport 25 -m comment --comment \"block out tcp 25\" -j DROP"
+            "-A ext-out -p tcp --dport 25 -m conntrack --ctstate NEW -m comment --comment \"block out tcp 25\" -j DROP"
         ));
         let pre = chain_rules(&v4, "nat", "PREROUTING");
         assert_eq!(
@@ -998,6 +1119,170 @@ mod tests {
         assert!(v6.contains("-A ext-in -p tcp -m multiport --dports 22,80"));
         // and the IPv4 nat is not empty
         assert!(ipv4(&m).contains("MASQUERADE"));
+    }
+
+    #[test]
+    fn block_out_drops_new_connections_only() {
+        let mut m = policy("extif eth0; open tcp 22; block out tcp 32768..=60999;");
+        for text in [ipv4(&m), ipv6(&m)] {
+            assert_eq!(
+                chain_rules(&text, "filter", "ext-out"),
+                vec!["-A ext-out -p tcp --dport 32768:60999 -m conntrack --ctstate NEW -m comment --comment \"block out tcp 32768..=60999\" -j DROP"]
+            );
+        }
+        // every block-out rule, in every chain, is NEW only
+        m.masquerade = true;
+        m.output = Verdict::Drop;
+        let v4 = ipv4(&m);
+        let blocks: Vec<&str> = v4.lines().filter(|l| l.contains("block out")).collect();
+        assert_eq!(blocks.len(), 2, "{blocks:#?}");
+        assert!(blocks
+            .iter()
+            .all(|r| r.contains("-m conntrack --ctstate NEW")));
+    }
+
+    #[test]
+    fn forward_accept_forwards_nothing_from_outside_but_dnat() {
+        let drop_rest = format!("-A ext-fwd -m comment --comment \"{C_FORWARD_ACCEPT}\" -j DROP");
+        let mut m = gateway();
+        m.forward = Some(Verdict::Accept);
+        let v4 = ipv4(&m);
+        assert!(v4.contains(":FORWARD ACCEPT [0:0]"));
+        let ext = chain_rules(&v4, "filter", "ext-fwd");
+        assert_eq!(ext.len(), 2, "{ext:#?}");
+        assert!(ext[0].contains("--ctstate DNAT --ctorigdstport 221"));
+        assert_eq!(ext[1], drop_rest);
+        // IPv6 (no dnat) and a host that is not a router: the drop alone
+        for text in [ipv6(&m), ipv6(&base()), {
+            let mut h = base();
+            h.forward = Some(Verdict::Accept);
+            ipv4(&h)
+        }] {
+            let ext = chain_rules(&text, "filter", "ext-fwd");
+            if text.contains(":FORWARD ACCEPT") {
+                assert_eq!(ext, vec![drop_rest.as_str()]);
+            } else {
+                assert!(ext.is_empty(), "{ext:#?}");
+            }
+        }
+        // what forwards outward meets block out first, in both families
+        let mut h = policy("extif eth0; open tcp 22; policy forward accept; block out tcp 25;");
+        for text in [ipv4(&h), ipv6(&h)] {
+            let fwd = chain_rules(&text, "filter", "FORWARD");
+            assert!(
+                fwd[3]
+                    .starts_with("-A FORWARD -o eth0 -p tcp --dport 25 -m conntrack --ctstate NEW"),
+                "{fwd:#?}"
+            );
+            assert_eq!(fwd.len(), 4, "{fwd:#?}");
+        }
+        // `forward drop` already drops the rest: no second drop
+        h.forward_drop = true;
+        assert_eq!(
+            chain_rules(&ipv4(&h), "filter", "ext-fwd"),
+            vec!["-A ext-fwd -m comment --comment \"forward drop\" -j DROP"]
+        );
+    }
+
+    #[test]
+    fn icmp_drop_under_reject_drops_icmp_before_rejecting() {
+        let mut m = base();
+        m.input = Verdict::Reject;
+        m.trust = Some(vec![iface("eth1")]);
+        for (text, icmp) in [(ipv4(&m), "-p icmp"), (ipv6(&m), "-p ipv6-icmp")] {
+            for chain in ["INPUT", "ext-in"] {
+                let rules = chain_rules(&text, "filter", chain);
+                let n = rules.len();
+                assert_eq!(
+                    rules[n - 3],
+                    format!("-A {chain} {icmp} -m comment --comment \"icmp drop\" -j DROP")
+                );
+                assert!(rules[n - 1].contains("-j REJECT"));
+            }
+        }
+        // icmp accept: ICMP is accepted in ext-in, and no drop precedes the rejects
+        m.icmp_accept = true;
+        let v4 = ipv4(&m);
+        assert!(!v4.contains("\"icmp drop\""));
+        assert!(v4.contains("-A ext-in -p icmp -m comment --comment \"icmp accept\" -j ACCEPT"));
+        // drop policy: the policy already answers nothing
+        assert!(!ipv4(&base()).contains("icmp drop"));
+        assert!(!ipv6(&base()).contains("icmp drop"));
+    }
+
+    #[test]
+    fn ipv6_input_keeps_rfc4890_link_local_services() {
+        let v6 = ipv6(&base());
+        let input = chain_rules(&v6, "filter", "INPUT");
+        let inv = index_of(&input, "INVALID");
+        let ll: Vec<&str> = input[..inv]
+            .iter()
+            .copied()
+            .filter(|r| !r.contains(C_ND) && !r.contains("RELATED,ESTABLISHED"))
+            .collect();
+        let c = |s: &str| format!("-m comment --comment \"{s}\" -j ACCEPT");
+        let icmp = |src: &str, ty: u16, hl: u8, comment: &str| {
+            format!(
+                "-A INPUT {src}-p ipv6-icmp -m icmp6 --icmpv6-type {ty} -m hl --hl-eq {hl} {}",
+                c(comment)
+            )
+        };
+        let ll_src = "-s fe80::/10 ";
+        let unspecified = "-s ::/128 ";
+        assert_eq!(
+            ll,
+            vec![
+                icmp("", 141, 255, C_INVERSE_ND),
+                icmp("", 142, 255, C_INVERSE_ND),
+                icmp("", 148, 255, C_SEND),
+                icmp("", 149, 255, C_SEND),
+                icmp(ll_src, 130, 1, C_MLD),
+                icmp(ll_src, 131, 1, C_MLD),
+                icmp(ll_src, 132, 1, C_MLD),
+                icmp(ll_src, 143, 1, C_MLD),
+                icmp(unspecified, 131, 1, C_MLD),
+                icmp(unspecified, 143, 1, C_MLD),
+                icmp(ll_src, 151, 1, C_MRD),
+                icmp(ll_src, 152, 1, C_MRD),
+                icmp(ll_src, 153, 1, C_MRD),
+                format!(
+                    "-A INPUT -s fe80::/10 -d fe80::/10 -p udp --sport 547 --dport 546 {}",
+                    c(C_DHCPV6)
+                ),
+            ]
+        );
+        // IPv4 has none of it
+        assert!(!ipv4(&base()).contains("RFC 4890") && !ipv4(&base()).contains("DHCPv6"));
+    }
+
+    #[test]
+    fn ipv6_output_drop_lets_link_local_services_leave() {
+        let mut m = base();
+        m.output = Verdict::Drop;
+        let v6 = ipv6(&m);
+        let out = chain_rules(&v6, "filter", "OUTPUT");
+        let lo = index_of(&out, "-o lo");
+        let before_lo = &out[..lo];
+        for needle in [
+            "-s fe80::/10 -p ipv6-icmp -m icmp6 --icmpv6-type 143 -m hl --hl-eq 1",
+            "-s ::/128 -p ipv6-icmp -m icmp6 --icmpv6-type 131 -m hl --hl-eq 1",
+            "--icmpv6-type 141 -m hl --hl-eq 255",
+        ] {
+            assert!(
+                before_lo.iter().any(|r| r.contains(needle)),
+                "{needle}: {out:#?}"
+            );
+        }
+        assert!(before_lo.contains(&format!(
+            "-A OUTPUT -s fe80::/10 -d ff02::1:2/128 -p udp --sport 546 --dport 547 -m comment --comment \"{C_DHCPV6_OUT}\" -j ACCEPT"
+        ).as_str()));
+        // the replies' rule is for INPUT only
+        assert!(!out.iter().any(|r| r.contains("--sport 547 --dport 546")));
+        assert!(!ipv4(&m).contains("RFC 4890"));
+        // output accept: nothing to open
+        assert!(!chain_rules(&ipv6(&base()), "filter", "OUTPUT")
+            .iter()
+            .any(|r| r.contains("RFC 4890")));
     }
 
     #[test]
