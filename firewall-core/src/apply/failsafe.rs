@@ -29,7 +29,11 @@
 //!
 //! Limits: the watchdog is an ordinary process: a reboot, or killing it by its
 //! pid (`watchdog.pid`), cancels the failsafe (after a reboot the boot-time
-//! rules apply anyway). It needs `bash` and `setsid` (util-linux).
+//! rules apply anyway; a later apply does not take a failsafe over whose
+//! watchdog is gone). Killing the applying process *and* its watchdog during
+//! a load (e.g. SIGKILL to the whole cgroup) leaves whatever was loaded; the
+//! backup directory then stays for a manual `rollback.sh restore`. It needs
+//! `bash` and `setsid` (util-linux).
 
 use super::error::ApplyError;
 use crate::model::Failsafe;

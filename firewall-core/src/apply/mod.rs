@@ -155,6 +155,27 @@ impl fmt::Display for Backend {
 /// With a failsafe it holds the pending [`FailsafeGuard`]: call
 /// [`Applied::confirm`] once the new rules are known to work, or they are
 /// replaced by the previous ones at the deadline (also if it is dropped).
+/// Hence `#[must_use]`: discarding it is a warning,
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// fn run(p: &firewall_core::Policy) -> Result<(), firewall_core::apply::ApplyError> {
+///     p.apply()?; // error: unused `Applied` that must be used
+///     Ok(())
+/// }
+/// ```
+///
+/// and this is what to write instead:
+///
+/// ```
+/// #![deny(unused_must_use)]
+/// fn run(p: &firewall_core::Policy) -> Result<(), firewall_core::apply::ApplyError> {
+///     let mut applied = p.apply()?;
+///     // ... check that the new rules work (a new ssh login) ...
+///     applied.confirm()?;
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
 #[must_use = "with a failsafe the previous rules come back at the deadline unless you call .confirm() (a no-op without failsafe)"]
 pub struct Applied {

@@ -201,6 +201,14 @@ mod tests {
         std::fs::remove_dir_all(&b).unwrap();
 
         let b = backup(&root, "b", &prefix, "nft", "before B\n");
+        // Its watchdog was killed (a cancelled failsafe): nothing pending.
+        write(&a.join("watchdog.pid"), "99999999\n");
+        assert_eq!(takeover(&b), (Some(0), String::new()));
+        assert!(a.join("armed").exists() && !b.join("prev").exists());
+        write(
+            &a.join("watchdog.pid"),
+            &format!("{}\n", std::process::id()),
+        );
         let (code, out) = takeover(&b);
         assert_eq!(code, Some(0));
         assert_eq!(out.trim(), format!("took over {}", a.display()));

@@ -254,7 +254,7 @@ fw_confirm() {
 
 # fw_takeover DIR: the caller holds the lock and has saved the current rules
 # into DIR. If another apply's failsafe is still pending (PREFIX.pending names
-# a backup whose `armed` exists), claim it: its backup (the last rules someone
+# a backup whose `armed` exists and whose watchdog runs), claim it: its backup (the last rules someone
 # confirmed) becomes DIR/prev, which any rollback or revert of DIR restores,
 # and its watchdog exits without reverting. Prints "took over OLD" when it did.
 # Returns 3 if the pending failsafe uses another iptables backend.
@@ -263,6 +263,11 @@ fw_takeover() {
   prefix=$(cat "$dir/state") || return 1
   old=$(cat "$prefix.pending" 2>/dev/null) || return 0
   if [ -z "$old" ] || [ "$old" = "$dir" ] || [ ! -e "$old/armed" ]; then
+    return 0
+  fi
+  # A watchdog that was killed (how an administrator cancels a failsafe) left
+  # nothing pending: its rules stay, and the rules saved now are the base.
+  if [ -e "$old/watchdog.pid" ] && ! fw_alive "$(cat "$old/watchdog.pid" 2>/dev/null)"; then
     return 0
   fi
   if [ "$(cat "$old/backend" 2>/dev/null)" != "$(cat "$dir/backend")" ]; then
