@@ -12,7 +12,8 @@ use std::time::Duration;
 pub enum Step {
     /// Saving the current rules and `ip_forward` into the backup directory.
     Backup,
-    /// Starting the failsafe watchdog.
+    /// Starting the watchdog (the failsafe, and the guard against an
+    /// interrupted load), or taking over a pending failsafe.
     ArmFailsafe,
     /// `iptables-restore` of the IPv4 rules.
     LoadIpv4,
@@ -29,7 +30,7 @@ impl Step {
     pub const fn describe(self) -> &'static str {
         match self {
             Step::Backup => "saving the current rules",
-            Step::ArmFailsafe => "starting the failsafe watchdog",
+            Step::ArmFailsafe => "starting the watchdog (failsafe, interrupted-load guard)",
             Step::LoadIpv4 => "loading the IPv4 rules (iptables-restore)",
             Step::LoadIpv6 => "loading the IPv6 rules (ip6tables-restore)",
             Step::IpForward => "enabling net.ipv4.ip_forward",
