@@ -38,6 +38,8 @@ fi
 ns=fwbench-$$
 work=$(mktemp -d)
 cleanup() {
+  # The applier lock and state apply() keeps for this namespace.
+  ino=$(stat -L -c %i "/run/netns/$ns" 2>/dev/null) && rm -f -- "/run/firewall/net-$ino".*
   ip netns del "$ns" 2>/dev/null || true
   rm -rf -- "$work"
 }

@@ -102,7 +102,7 @@ fn apply(args: Vec<String>) -> i32 {
         "howto: confirm from anywhere with: {}",
         guard.confirm_command()
     );
-    println!("howto: or type yes and Enter here:");
+    println!("howto: or type y and Enter here:");
     let deadline = guard.deadline();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -112,21 +112,24 @@ fn apply(args: Vec<String>) -> i32 {
     });
     let left = deadline.saturating_duration_since(Instant::now());
     match rx.recv_timeout(left) {
-        Ok(line) if line.trim() == "yes" => match applied.confirm() {
-            Ok(()) => {
-                println!("howto: confirmed, the new rules stay.");
-                0
+        Ok(line) if matches!(line.trim(), "y" | "Y" | "yes" | "Yes" | "YES") => {
+            match applied.confirm() {
+                Ok(()) => {
+                    println!("howto: confirmed, the new rules stay.");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("howto: {e}");
+                    1
+                }
             }
-            Err(e) => {
-                eprintln!("howto: {e}");
-                1
-            }
-        },
+        }
         _ => {
             println!(
                 "howto: not confirmed; the watchdog restores the previous rules at the deadline."
             );
-            1
+            // As the bash script: 3 = not confirmed.
+            3
         }
     }
 }

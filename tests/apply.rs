@@ -98,6 +98,10 @@ fn apply_inner() {
             .split_whitespace()
             .map(|i| Iface::new(i).unwrap_or_else(|e| panic!("FW_APPLY_ALLOW_MISSING: {e}")))
             .collect(),
+        lock_wait: env_of("FW_APPLY_LOCK_WAIT")
+            .parse()
+            .ok()
+            .map(Duration::from_secs),
     };
     let result = apply::apply_rulesets(policy.model(), &v4, &v6, options);
     let expect = env_of("FW_APPLY_EXPECT");

@@ -82,7 +82,9 @@ impl Firewall {
     /// Applies the policy to this host: exactly the rulesets compiled into this
     /// constant ([`Firewall::iptables_restore`], [`Firewall::ip6tables_restore`]),
     /// not a fresh rendering, so what a reviewer read is what is loaded. See
-    /// [`Policy::apply`] for the steps.
+    /// [`Policy::apply`] for the steps. With a `failsafe` statement, call
+    /// [`Applied::confirm`] on the result within the window, or the previous
+    /// rules come back at the deadline.
     pub fn apply(&self) -> Result<Applied, ApplyError> {
         self.apply_with(apply::Options::default())
     }

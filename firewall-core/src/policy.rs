@@ -88,6 +88,11 @@ impl Policy {
     /// on failure, honouring `failsafe`.
     ///
     /// See [`crate::apply`] for the steps, and [`Policy::apply_with`] for options.
+    ///
+    /// It returns as soon as the rules are in place; nothing prompts. With a
+    /// `failsafe` statement the returned [`Applied`] holds the pending failsafe:
+    /// call [`Applied::confirm`] within the window, or the previous rules come
+    /// back at the deadline (also if the value is dropped or this process dies).
     pub fn apply(&self) -> Result<Applied, ApplyError> {
         apply::apply(self, apply::Options::default())
     }

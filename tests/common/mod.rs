@@ -689,6 +689,14 @@ ip -6 route add default via 2001:db8:2::1
 
 impl Drop for Topology {
     fn drop(&mut self) {
+        // The applier state apply() and the script keep per namespace
+        // (/run/firewall/net-<inode>.lock, ...): the inode of the bind mount.
+        use std::os::unix::fs::MetadataExt as _;
+        if let Ok(meta) = std::fs::metadata(format!("/run/netns/{}", self.firewall)) {
+            for suffix in ["lock", "pending", "pending.tmp", "last"] {
+                let _ = std::fs::remove_file(format!("/run/firewall/net-{}.{suffix}", meta.ino()));
+            }
+        }
         for name in [&self.outside, &self.firewall, &self.inside] {
             // Deleting the namespace deletes its veth ends (and so their peers).
             let _ = run(&["ip", "netns", "del", name], None);

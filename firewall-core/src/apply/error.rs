@@ -13,7 +13,8 @@ use std::time::Duration;
 pub enum Step {
     /// Saving the current rules and `ip_forward` into the backup directory.
     Backup,
-    /// Starting the failsafe watchdog.
+    /// Starting the watchdog (the failsafe, and the guard against an
+    /// interrupted load), or taking over a pending failsafe.
     ArmFailsafe,
     /// `iptables-restore` of the IPv4 rules.
     LoadIpv4,
@@ -30,7 +31,7 @@ impl Step {
     pub const fn describe(self) -> &'static str {
         match self {
             Step::Backup => "saving the current rules",
-            Step::ArmFailsafe => "starting the failsafe watchdog",
+            Step::ArmFailsafe => "starting the watchdog (failsafe, interrupted-load guard)",
             Step::LoadIpv4 => "loading the IPv4 rules (iptables-restore)",
             Step::LoadIpv6 => "loading the IPv6 rules (ip6tables-restore)",
             Step::IpForward => "enabling net.ipv4.ip_forward",
@@ -253,8 +254,28 @@ pub enum ApplyError {
     },
     /// `confirm()` came after the failsafe deadline: the previous rules are back.
     FailsafeExpired {
-        /// The backup directory (its `log` says when the rules were restored).
+        /// The backup directory (removed once the rules were restored; the
+        /// watchdog's log line is in syslog, tag `firewall`).
         backup: PathBuf,
+    },
+    /// `confirm()` came after a later apply took this failsafe over (see
+    /// [`super::Applied::took_over`]): that apply's confirmation decides now.
+    FailsafeSuperseded {
+        /// The backup directory the later apply took over.
+        backup: PathBuf,
+    },
+    /// Another applier (an `apply()`, the bash script, or a watchdog restoring
+    /// rules) holds the lock of this network namespace (see the
+    /// [`lock`](super#one-applier-at-a-time)); nothing was changed.
+    Busy {
+        /// The lock file (`/run/firewall/net-<inode>.lock`).
+        lock: PathBuf,
+        /// The holder's pid, when it wrote it and still runs.
+        holder: Option<u32>,
+        /// How long this apply waited ([`super::Options::lock_wait`]).
+        waited: Duration,
+        /// Set when the lock file could not be opened or locked at all.
+        error: Option<io::Error>,
     },
 }
 
@@ -371,9 +392,38 @@ impl fmt::Display for ApplyError {
             } => write!(f, "{step} failed: {cause}\n  {rollback}"),
             ApplyError::FailsafeExpired { backup } => write!(
                 f,
-                "too late to confirm: the failsafe deadline passed and the previous rules were restored (see {}/log)\n  help: apply again and confirm within the window, or use a longer failsafe",
+                "too late to confirm: the failsafe ({}) is no longer pending: its deadline passed and the previous rules were restored (syslog: journalctl -t firewall)\n  help: apply again and confirm within the window, or use a longer failsafe",
                 backup.display()
             ),
+            ApplyError::FailsafeSuperseded { backup } => write!(
+                f,
+                "nothing to confirm: a later apply took this failsafe ({}) over; its rules and its confirmation decide now",
+                backup.display()
+            ),
+            ApplyError::Busy {
+                lock,
+                holder,
+                waited,
+                error,
+            } => {
+                if let Some(e) = error {
+                    return write!(
+                        f,
+                        "cannot take the applier lock {}: {e}\n  help: /run/firewall (or $TMPDIR/firewall-run) must be writable by root",
+                        lock.display()
+                    );
+                }
+                write!(f, "another apply is running in this network namespace")?;
+                if let Some(pid) = holder {
+                    write!(f, " (pid {pid})")?;
+                }
+                write!(
+                    f,
+                    "; waited {:.1} s for the lock {}; nothing was changed\n  help: run again once it has finished, or wait longer (Options {{ lock_wait: Some(..), .. }})",
+                    waited.as_secs_f64(),
+                    lock.display()
+                )
+            }
         }
     }
 }
@@ -387,6 +437,7 @@ impl std::error::Error for ApplyError {
                 Cause::Io(e) => Some(e),
                 _ => None,
             },
+            ApplyError::Busy { error: Some(e), .. } => Some(e),
             _ => None,
         }
     }

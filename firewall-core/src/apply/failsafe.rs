@@ -16,16 +16,24 @@
 //! watchdog polls ten times a second and exits as soon as it is confirmed.
 //!
 //! Dropping the guard without confirming leaves the watchdog running: the
-//! previous rules come back at the deadline, which is the point.
+//! previous rules come back at the deadline, which is the point. So
+//! [`super::Applied`] and this guard are `#[must_use]`: keep the value and
+//! call [`confirm`](FailsafeGuard::confirm) (or [`super::Applied::confirm`])
+//! once you know the new rules work.
 //!
-//! After a confirmation the watchdog deletes the backup directory. After a
-//! revert it keeps it, with a `log` line (also sent to syslog via `logger`) and
-//! a `reverted` marker, so that an administrator can see what happened; it
-//! lives in the temp dir ([`super::Options::backup_parent`]).
+//! The backup directory is removed once it is no longer needed: after a
+//! confirmation, and after a successful revert (the watchdog logs it to syslog
+//! via `logger -t firewall`). Only a revert that failed keeps it, with a `log`
+//! and a `reverted` marker, for manual recovery (`bash DIR/rollback.sh restore
+//! DIR`, see the README).
 //!
 //! Limits: the watchdog is an ordinary process: a reboot, or killing it by its
 //! pid (`watchdog.pid`), cancels the failsafe (after a reboot the boot-time
-//! rules apply anyway). It needs `bash` and `setsid` (util-linux).
+//! rules apply anyway; a later apply does not take a failsafe over whose
+//! watchdog is gone). Killing the applying process *and* its watchdog during
+//! a load (e.g. SIGKILL to the whole cgroup) leaves whatever was loaded; the
+//! backup directory then stays for a manual `rollback.sh restore`. It needs
+//! `bash` and `setsid` (util-linux).
 
 use super::error::ApplyError;
 use crate::model::Failsafe;
@@ -47,18 +55,27 @@ use std::time::{Duration, Instant};
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
+#[must_use = "the previous rules come back at the deadline unless you call .confirm() on it"]
 pub struct FailsafeGuard {
     dir: PathBuf,
     window: Failsafe,
     deadline: Instant,
+    /// The per-namespace state prefix (`/run/firewall/net-<inode>`).
+    prefix: PathBuf,
 }
 
 impl FailsafeGuard {
-    pub(crate) fn new(dir: PathBuf, window: Failsafe, armed_at: Instant) -> FailsafeGuard {
+    pub(crate) fn new(
+        dir: PathBuf,
+        window: Failsafe,
+        armed_at: Instant,
+        prefix: PathBuf,
+    ) -> FailsafeGuard {
         FailsafeGuard {
             dir,
             window,
             deadline: armed_at + window.as_duration(),
+            prefix,
         }
     }
 
@@ -109,7 +126,8 @@ impl FailsafeGuard {
     /// Keeps the new rules: disarms the watchdog and waits (at most 3 s) for it to exit.
     ///
     /// Fails with [`ApplyError::FailsafeExpired`] when the deadline has passed and
-    /// the previous rules are back.
+    /// the previous rules are back, and with [`ApplyError::FailsafeSuperseded`]
+    /// when a later apply took this failsafe over.
     pub fn confirm(self) -> Result<(), ApplyError> {
         let pid = self.watchdog_pid();
         match std::fs::rename(self.dir.join("armed"), self.dir.join("confirmed")) {
@@ -117,7 +135,14 @@ impl FailsafeGuard {
                 if let Some(pid) = pid {
                     wait_gone(pid, Duration::from_secs(3));
                 }
+                // The watchdog removes it; this is for a watchdog that was killed.
+                let _ = std::fs::remove_dir_all(&self.dir);
                 Ok(())
+            }
+            Err(_) if super::pending::last_was(&self.prefix, "superseded", &self.dir) => {
+                Err(ApplyError::FailsafeSuperseded {
+                    backup: self.dir.clone(),
+                })
             }
             Err(_) => Err(ApplyError::FailsafeExpired {
                 backup: self.dir.clone(),
@@ -130,7 +155,9 @@ impl FailsafeGuard {
     pub fn wait_for_revert(&self, grace: Duration) -> bool {
         let until = self.deadline + grace;
         loop {
-            if self.dir.join("reverted").exists() {
+            if self.dir.join("reverted").exists()
+                || super::pending::last_was(&self.prefix, "reverted", &self.dir)
+            {
                 return true;
             }
             if Instant::now() >= until {

@@ -21,16 +21,20 @@
 //!    private directory (mode 0700) under [`Options::backup_parent`] (default: the
 //!    temp dir), with `rollback.sh`: the rollback functions shared with the bash
 //!    script ([`crate::render::bash::rollback_functions`]).
-//! 4. **Failsafe** (the policy's `failsafe`, or [`Options::failsafe`]): a detached
-//!    watchdog is armed *before* the first rule changes; see [`FailsafeGuard`].
-//! 5. **Load.** IPv4 then IPv6, each with one `iptables-restore -w 10` run fed on stdin.
-//!
-//! Every tool it runs is bounded: killed after a timeout (60 s; `ip` 10 s, the
-//! rollback program 300 s), reported as a [`ToolTimeout`] ([`ApplyError::timed_out`]).
+//!    Before it: the applier lock of this network namespace (see below).
+//! 4. **Watchdog** (always) and **failsafe** (the policy's `failsafe`, or
+//!    [`Options::failsafe`]): a detached watchdog is armed *before* the first
+//!    rule changes. It restores the backup at once if this process dies before
+//!    step 7 passed, and at the failsafe deadline unless confirmed; see
+//!    [`FailsafeGuard`]. A failsafe an earlier apply left pending is taken over
+//!    (see below).
+//! 5. **Load.** IPv4 and IPv6 concurrently, each with one `iptables-restore -w 10` run fed on stdin.
+
 //! 6. **Routing.** `net.ipv4.ip_forward=1` when the policy routes.
 //! 7. **Verify.** Reads the rules back and compares, per table and chain, the
 //!    chains, their policies, and the rules (by count and by comment, which names
-//!    the statement each rule came from).
+//!    the statement each rule came from). Then the watchdog is told the load is
+//!    complete; without failsafe it is disarmed and the backup removed.
 //!
 //! If step 5, 6 or 7 fails, `rollback.sh rollback` restores both families, removes
 //! tables that did not exist before, and puts `ip_forward` back; the error says
@@ -38,12 +42,46 @@
 //! `iptables-restore` rejects at "line N" is reported with the policy statement
 //! in that rule's comment ([`ApplyError::statement`]).
 //!
+//! Every tool it runs is bounded: killed after a timeout (60 s; `ip` 10 s, the
+//! rollback program 300 s), reported as a [`ToolTimeout`] ([`ApplyError::timed_out`]).
+//!
+//! # Interrupted applies
+//!
+//! SIGTERM, SIGINT (Ctrl-C) or SIGKILL of the applying process at any point
+//! leaves the old rules or the complete new ones, never a mixture (IPv4 new and
+//! IPv6 old, filter new and nat old, a router without `ip_forward`): until step 7
+//! passed, the watchdog reverts within about 0.2 s of the process's death (after
+//! the last `iptables-restore` it started has exited). No signal handler is
+//! needed for that.
+//!
+//! # One applier at a time
+//!
+//! Exactly one applier runs at a time per network namespace: [`apply`], the
+//! generated bash script and the watchdogs all take `flock(2)` on
+//! `/run/firewall/net-<inode>.lock` (`<inode>` of `/proc/self/ns/net`;
+//! `$TMPDIR/firewall-run/` when `/run` is not writable), from before the backup
+//! until the new rules are verified or rolled back. Another apply waits for it
+//! at most [`Options::lock_wait`] (default 10 s), then fails with
+//! [`ApplyError::Busy`], naming the holder's pid; nothing is changed.
+//!
+//! # A failsafe still pending
+//!
+//! An apply made while an earlier apply's failsafe is still pending (applied,
+//! not yet confirmed) takes that failsafe over: the earlier watchdog exits
+//! without reverting, and the earlier backup, the rules from before the
+//! unconfirmed apply (the last ones someone confirmed), becomes this apply's
+//! backup. So if this apply fails, or has a failsafe of its own that is not
+//! confirmed, those rules come back; an apply without failsafe is final.
+//! [`Applied::took_over`] says it happened; confirming the earlier guard then
+//! fails with [`ApplyError::FailsafeSuperseded`]. The bash script does the same.
+//!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use firewall_core::Policy;
 //! let policy = Policy::parse("extif eth0; open tcp 22, 80;")?;
-//! let applied = policy.apply()?;
+//! let mut applied = policy.apply()?;
 //! println!("applied with the {} backend", applied.backend);
+//! applied.confirm()?; // keeps the rules of a policy with `failsafe` (no-op without)
 //! # Ok(()) }
 //! ```
 
@@ -52,7 +90,9 @@ mod error;
 mod failsafe;
 mod interfaces;
 mod location;
+mod lock;
 mod other_backend;
+mod pending;
 mod session;
 mod system;
 
@@ -97,6 +137,10 @@ pub struct Options {
     /// later: `ppp0`, a VPN); any other missing `extif` is refused
     /// ([`ApplyError::MissingInterface`]).
     pub allow_missing: Vec<Iface>,
+    /// How long to wait for another applier of this network namespace to
+    /// finish (see [one applier at a time](self#one-applier-at-a-time));
+    /// `None`: 10 s. Then [`ApplyError::Busy`].
+    pub lock_wait: Option<Duration>,
 }
 
 /// The iptables backend; save, load and rollback always use the same one.
@@ -125,7 +169,33 @@ impl fmt::Display for Backend {
 }
 
 /// What an apply did.
+///
+/// With a failsafe it holds the pending [`FailsafeGuard`]: call
+/// [`Applied::confirm`] once the new rules are known to work, or they are
+/// replaced by the previous ones at the deadline (also if it is dropped).
+/// Hence `#[must_use]`: discarding it is a warning,
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// fn run(p: &firewall_core::Policy) -> Result<(), firewall_core::apply::ApplyError> {
+///     p.apply()?; // error: unused `Applied` that must be used
+///     Ok(())
+/// }
+/// ```
+///
+/// and this is what to write instead:
+///
+/// ```
+/// #![deny(unused_must_use)]
+/// fn run(p: &firewall_core::Policy) -> Result<(), firewall_core::apply::ApplyError> {
+///     let mut applied = p.apply()?;
+///     // ... check that the new rules work (a new ssh login) ...
+///     applied.confirm()?;
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
+#[must_use = "with a failsafe the previous rules come back at the deadline unless you call .confirm() (a no-op without failsafe)"]
 pub struct Applied {
     /// The backend used for save, load and rollback.
     pub backend: Backend,
@@ -140,6 +210,10 @@ pub struct Applied {
     /// The pending failsafe, when one was asked for: confirm it or the previous
     /// rules come back at the deadline.
     pub failsafe: Option<FailsafeGuard>,
+    /// Whether a failsafe an earlier apply left pending (not yet confirmed) was
+    /// taken over: then a rollback or revert of this apply restores the rules
+    /// from before that earlier apply (see [pending failsafes](self#a-failsafe-still-pending)).
+    pub took_over: bool,
 }
 
 impl Applied {
@@ -346,9 +420,16 @@ fn run(
     if sys.find("bash").is_none() {
         return Err(missing("bash"));
     }
-    if window.is_some() && sys.find("setsid").is_none() {
+    if sys.find("setsid").is_none() {
         return Err(missing("setsid"));
     }
+
+    // 2b. One applier at a time per network namespace (lock.rs), held until
+    //     the new rules are verified or rolled back.
+    let prefix = sys
+        .state_prefix()
+        .map_err(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))?;
+    let lock = lock::Lock::acquire(&prefix, options.lock_wait.unwrap_or(lock::DEFAULT_WAIT))?;
 
     // 3. Backup.
     let parent = options
@@ -361,6 +442,7 @@ fn run(
     })?;
     let backup = || -> Result<(String, [String; 2]), Cause> {
         std::fs::write(dir.join("backend"), format!("{}\n", tools.backend)).map_err(Cause::Io)?;
+        std::fs::write(dir.join("state"), format!("{}\n", prefix.display())).map_err(Cause::Io)?;
         std::fs::write(dir.join("rollback.sh"), rollback_program()).map_err(Cause::Io)?;
         let [v4, v6] = save_both(sys, &tools, true).map_err(Cause::Io)?;
         check_saved(&v4, &tools.save[0])?;
@@ -390,39 +472,30 @@ fn run(
         }
     };
 
-    // 4. Failsafe: armed before the first rule changes, so that a SIGKILL at any
-    //    later point still brings the previous rules back.
-    let mut guard = None;
-    if let Some(window) = window {
-        let armed_at = Instant::now();
-        let arm = || -> Result<(), Cause> {
-            std::fs::write(dir.join("armed"), b"").map_err(Cause::Io)?;
-            let prog = dir.join("rollback.sh");
-            let secs = window.as_secs().to_string();
-            let (p, d) = (prog.to_string_lossy(), dir.to_string_lossy());
-            let code = sys
-                .run_detached("setsid", &["-f", "bash", &p, "watchdog", &d, &secs])
-                .map_err(Cause::Io)?;
-            if code == Some(0) {
-                Ok(())
+    // 4. The watchdog (pending.rs), armed before the first rule changes, with
+    //    or without failsafe: it reverts if this process dies (even SIGKILL)
+    //    before the new rules are verified, and at the failsafe deadline. A
+    //    failsafe an earlier apply left pending is taken over.
+    let armed_at = Instant::now();
+    let took_over = match pending::arm(sys, &dir, &prefix, window) {
+        Ok(t) => t,
+        Err((cause, claimed)) => {
+            let rollback = if claimed {
+                let r = roll_back(sys, &dir);
+                pending::clear(&prefix, &dir);
+                r
             } else {
-                Err(Cause::Tool {
-                    tool: "setsid".to_string(),
-                    code,
-                    stderr: String::new(),
-                })
-            }
-        };
-        if let Err(cause) = arm() {
-            let _ = std::fs::remove_dir_all(&dir);
+                pending::disarm(&dir, &prefix);
+                Rollback::NothingChanged
+            };
             return Err(ApplyError::Failed {
                 step: Step::ArmFailsafe,
                 cause: Box::new(cause),
-                rollback: Rollback::NothingChanged,
+                rollback,
             });
         }
-        guard = Some(FailsafeGuard::new(dir.clone(), window, armed_at));
-    }
+    };
+    let guard = window.map(|w| FailsafeGuard::new(dir.clone(), w, armed_at, prefix.clone()));
 
     // 5.-7. Load, route, verify; any failure rolls everything back.
     let change = || -> Result<(String, (usize, usize)), (Step, Cause)> {
@@ -434,7 +507,12 @@ fn run(
         let load = |i: usize, text: &str, step: Step| -> Result<(), (Step, Cause)> {
             let tool = &tools.restore[i];
             let out = sys
-                .run(tool, &["-w", system::LOCK_WAIT_SECS], Some(text))
+                .run_holding(
+                    tool,
+                    &["-w", system::LOCK_WAIT_SECS],
+                    Some(text),
+                    lock.file(),
+                )
                 .map_err(|e| (step, Cause::Io(e)))?;
             if out.success() {
                 Ok(())
@@ -486,13 +564,16 @@ fn run(
                 },
             )
         })?;
+        pending::loaded(&dir).map_err(|e| (Step::Verify, Cause::Io(e)))?;
         Ok((after, (n4, n6)))
     };
-    match change() {
+    let result = change();
+    match result {
         Ok((ip_forward_after, rules)) => {
             if guard.is_none() {
-                let _ = std::fs::remove_dir_all(&dir);
+                pending::disarm(&dir, &prefix);
             }
+            drop(lock);
             Ok(Applied {
                 backend: tools.backend,
                 ip_forward_before,
@@ -500,10 +581,13 @@ fn run(
                 rules,
                 elapsed: started.elapsed(),
                 failsafe: guard,
+                took_over,
             })
         }
         Err((step, cause)) => {
             let rollback = roll_back(sys, &dir);
+            pending::clear(&prefix, &dir);
+            drop(lock);
             Err(ApplyError::Failed {
                 step,
                 cause: Box::new(cause),

@@ -2,6 +2,7 @@
 //! `ip_forward`, the effective uid. A trait so that the error paths can be
 //! unit-tested with a mock; [`Host`] is the real thing.
 
+use std::fs::File;
 use std::io::{self, Read, Write as _};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -36,6 +37,21 @@ pub(crate) trait System: Sync {
     /// tool still running after its timeout is killed (`io::ErrorKind::TimedOut`
     /// carrying a [`ToolTimeout`]).
     fn run(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> io::Result<RunOutput>;
+    /// [`System::run`], with the child's stdout on a copy of `hold` (the
+    /// applier lock): the child holds the lock until it exits, even if this
+    /// process dies first (see [`super::lock`]). Its stdout is not captured.
+    fn run_holding(
+        &self,
+        tool: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+        hold: &File,
+    ) -> io::Result<RunOutput> {
+        let _ = hold;
+        self.run(tool, args, stdin)
+    }
+    /// The per-network-namespace state prefix (`/run/firewall/net-<inode>`, see [`super::lock`]).
+    fn state_prefix(&self) -> io::Result<PathBuf>;
     /// Starts `tool args...` with stdin, stdout and stderr on `/dev/null` and
     /// waits for it (for `setsid -f`, which returns once the detached child is
     /// forked: that child must not hold our pipes, or reading them would wait
@@ -89,12 +105,14 @@ impl std::fmt::Display for ToolTimeout {
 
 impl std::error::Error for ToolTimeout {}
 
-/// Runs `tool`, feeding `stdin`, reading its outputs; kills it after `limit`.
+/// Runs `tool` with `stdout` (captured when piped), feeding `stdin`, reading
+/// its outputs; kills it after `limit`.
 fn run_bounded(
     tool: &str,
     args: &[&str],
     stdin: Option<&str>,
     limit: Duration,
+    stdout: Stdio,
 ) -> io::Result<RunOutput> {
     let deadline = Instant::now() + limit;
     let mut child = Command::new(tool)
@@ -104,7 +122,7 @@ fn run_bounded(
         } else {
             Stdio::null()
         })
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()?;
     // Feed stdin from a thread while the outputs are read on two others, so
@@ -219,7 +237,27 @@ impl System for Host {
     }
 
     fn run(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> io::Result<RunOutput> {
-        run_bounded(tool, args, stdin, timeout_for(tool))
+        run_bounded(tool, args, stdin, timeout_for(tool), Stdio::piped())
+    }
+
+    fn run_holding(
+        &self,
+        tool: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+        hold: &File,
+    ) -> io::Result<RunOutput> {
+        run_bounded(
+            tool,
+            args,
+            stdin,
+            timeout_for(tool),
+            Stdio::from(hold.try_clone()?),
+        )
+    }
+
+    fn state_prefix(&self) -> io::Result<PathBuf> {
+        super::lock::state_prefix()
     }
 
     fn run_detached(&self, tool: &str, args: &[&str]) -> io::Result<Option<i32>> {
@@ -271,8 +309,14 @@ mod tests {
     #[test]
     fn a_hung_tool_is_killed_at_its_timeout() {
         let started = Instant::now();
-        let e = run_bounded("sleep", &["30"], None, Duration::from_millis(300))
-            .expect_err("sleep 30 finished within 300 ms");
+        let e = run_bounded(
+            "sleep",
+            &["30"],
+            None,
+            Duration::from_millis(300),
+            Stdio::piped(),
+        )
+        .expect_err("sleep 30 finished within 300 ms");
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         let t = e
             .get_ref()
@@ -287,7 +331,13 @@ mod tests {
             started.elapsed()
         );
         // Also with stdin that is never read.
-        let e = run_bounded("sleep", &["30"], Some("x\n"), Duration::from_millis(200));
+        let e = run_bounded(
+            "sleep",
+            &["30"],
+            Some("x\n"),
+            Duration::from_millis(200),
+            Stdio::piped(),
+        );
         assert!(matches!(e, Err(ref e) if e.kind() == io::ErrorKind::TimedOut));
     }
 
@@ -298,13 +348,21 @@ mod tests {
             &["-c", "cat; echo err >&2; exit 3"],
             Some("in\n"),
             Duration::from_secs(20),
+            Stdio::piped(),
         )
         .expect("sh runs");
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout, "in\n");
         assert_eq!(out.stderr, "err\n");
         let big = "x".repeat(1 << 20);
-        let out = run_bounded("cat", &[], Some(&big), Duration::from_secs(20)).expect("cat");
+        let out = run_bounded(
+            "cat",
+            &[],
+            Some(&big),
+            Duration::from_secs(20),
+            Stdio::piped(),
+        )
+        .expect("cat");
         assert_eq!(out.stdout.len(), big.len());
     }
 }

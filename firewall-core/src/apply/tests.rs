@@ -2,9 +2,12 @@
 
 use super::*;
 use crate::model::*;
+use std::path::Path;
 use std::sync::Mutex;
 
 struct Mock {
+    /// A private state prefix (lock, pending file) per mock.
+    state: StateDir,
     euid: u32,
     version: &'static str,
     missing: Vec<&'static str>,
@@ -21,7 +24,12 @@ struct Mock {
 
 impl Mock {
     fn new() -> Mock {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let state = std::env::temp_dir().join(format!("fw-mock-state-{}-{n}", std::process::id()));
+        let _ = std::fs::create_dir_all(&state);
         Mock {
+            state: StateDir(state),
             euid: 0,
             version: "iptables v1.8.9 (nf_tables)\n",
             missing: vec![],
@@ -47,7 +55,19 @@ fn ok(stdout: &str) -> io::Result<RunOutput> {
     })
 }
 
+/// A private directory, removed on drop.
+struct StateDir(PathBuf);
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 impl System for Mock {
+    fn state_prefix(&self) -> io::Result<PathBuf> {
+        Ok(self.state.0.join("net-1"))
+    }
     fn euid(&self) -> io::Result<u32> {
         Ok(self.euid)
     }
@@ -70,6 +90,7 @@ impl System for Mock {
                 "203.0.113.9 dev {} src 198.51.100.1\n",
                 self.route_dev
             )),
+            "bash" if args.contains(&"takeover") => ok("took over /old\n"),
             "bash" => Ok(RunOutput {
                 code: Some(if self.rollback_ok { 0 } else { 1 }),
                 ..RunOutput::default()
@@ -188,7 +209,7 @@ fn tool_missing_and_backend() {
         missing: vec!["ip6tables-legacy-restore"],
         ..Mock::new()
     };
-    run(&m, &model(), V4, V6, &opts()).unwrap();
+    let _ = run(&m, &model(), V4, V6, &opts()).unwrap();
     let calls = m.calls();
     assert!(calls.contains(&"iptables-legacy-restore -w 10".to_string()));
     assert!(calls.contains(&"ip6tables-restore -w 10".to_string()));
@@ -288,13 +309,13 @@ fn ssh_session_check() {
         allow_session_lockout: true,
         ..o.clone()
     };
-    run(&Mock::new(), &model(), V4, V6, &o2).unwrap();
+    let _ = run(&Mock::new(), &model(), V4, V6, &o2).unwrap();
     // A session over a trusted interface is fine.
     let m = Mock {
         route_dev: "eth1",
         ..Mock::new()
     };
-    run(&m, &model(), V4, V6, &o).unwrap();
+    let _ = run(&m, &model(), V4, V6, &o).unwrap();
     // Port 22 from a source outside the `from` list is refused.
     let mut restricted = model();
     restricted.opens[0].from = vec!["198.51.100.0/24".parse().unwrap()];
@@ -603,6 +624,9 @@ fn a_timeout_is_named() {
         fn interfaces(&self) -> io::Result<Vec<String>> {
             self.0.interfaces()
         }
+        fn state_prefix(&self) -> io::Result<PathBuf> {
+            self.0.state_prefix()
+        }
     }
     let e = run(&Slow(Mock::new()), &model(), V4, V6, &opts()).unwrap_err();
     let t = e
@@ -610,4 +634,76 @@ fn a_timeout_is_named() {
         .unwrap_or_else(|| panic!("not a timeout: {e}"));
     assert!(t.tool.ends_with("-restore") && t.after == Duration::from_secs(60));
     assert!(e.to_string().contains("did not finish within 60 s"), "{e}");
+}
+
+#[test]
+fn every_apply_arms_the_watchdog_and_disarms_it_after_verification() {
+    let m = Mock::new();
+    let a = run(&m, &model(), V4, V6, &opts()).unwrap();
+    assert!(a.failsafe.is_none());
+    assert!(!a.took_over);
+    let pid = std::process::id().to_string();
+    let calls = m.calls();
+    let arm = calls
+        .iter()
+        .find(|c| c.starts_with("setsid -f bash "))
+        .unwrap_or_else(|| panic!("no watchdog in {calls:?}"));
+    assert!(arm.contains(" watchdog "), "{arm}");
+    assert!(arm.ends_with(&format!(" 0 {pid}")), "{arm}");
+    // Disarmed: the backup directory is gone, the pending file cleared.
+    let dir = arm.split_whitespace().nth(5).unwrap();
+    assert!(!Path::new(dir).exists(), "{dir} left behind");
+    assert!(!m.state.0.join("net-1.pending").exists());
+}
+
+#[test]
+fn a_held_lock_makes_apply_busy_and_changes_nothing() {
+    let m = Mock::new();
+    let prefix = m.state_prefix().unwrap();
+    let held = lock::Lock::acquire(&prefix, Duration::ZERO).unwrap();
+    let o = Options {
+        lock_wait: Some(Duration::from_millis(100)),
+        ..opts()
+    };
+    let e = run(&m, &model(), V4, V6, &o).unwrap_err();
+    match &e {
+        ApplyError::Busy { holder, .. } => assert_eq!(*holder, Some(std::process::id())),
+        other => panic!("{other:?}"),
+    }
+    assert!(e.host_unchanged());
+    assert!(e.to_string().contains("nothing was changed"), "{e}");
+    assert!(m
+        .calls()
+        .iter()
+        .all(|c| !c.contains("restore") && !c.contains("setsid")));
+    drop(held);
+    let _ = run(&m, &model(), V4, V6, &o).unwrap();
+}
+
+#[test]
+fn a_pending_failsafe_is_taken_over() {
+    let m = Mock::new();
+    let old = m.state.0.join("old-backup");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("armed"), "").unwrap();
+    std::fs::write(
+        m.state.0.join("net-1.pending"),
+        format!("{}\n", old.display()),
+    )
+    .unwrap();
+    let o = Options {
+        failsafe: Some(Duration::from_secs(30)),
+        ..opts()
+    };
+    let a = run(&m, &model(), V4, V6, &o).unwrap();
+    assert!(a.took_over);
+    assert!(m
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("bash ") && c.contains(" takeover ")));
+    // This apply's watchdog is the pending one now.
+    let guard = a.failsafe.as_ref().unwrap();
+    let pending = std::fs::read_to_string(m.state.0.join("net-1.pending")).unwrap();
+    assert_eq!(pending.trim_end(), guard.backup_dir().display().to_string());
+    let _ = std::fs::remove_dir_all(guard.backup_dir());
 }

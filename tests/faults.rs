@@ -1,0 +1,894 @@
+//! Faults while applying (issue 6, items 9-12), on the real kernel in network
+//! namespaces, with real processes and real signals: two appliers at once
+//! (`apply()` and `apply()`, `apply()` and the bash script), a failsafe still
+//! pending when the next apply comes, SIGTERM / SIGINT / SIGKILL in the middle
+//! of a load (apply() and the script), the script's read-back verification,
+//! its prompt (`y` confirms, silence reverts with exit status 3), and no
+//! backup directory left behind.
+//!
+//! Loads are slowed down with a wrapper `ip6tables-nft-restore` earlier in
+//! `PATH` (per process) that sleeps before it execs the real one, so that a
+//! signal lands while IPv4 is new and IPv6 still old. Its rollbacks
+//! (`-c`, counters) are not slowed.
+//!
+//! `apply()` runs inside the namespace by re-executing this test binary
+//! (`common::Topology::run_test_in`, the ignored test [`faults_inner`]).
+
+mod common;
+
+use common::{Ns, Topology, SECTION5_POLICY};
+use firewall::Policy;
+use firewall_core::apply::{ApplyError, Options};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+const INNER: &str = "faults_inner";
+
+/// A policy that is not a router and differs from section 5 in both families.
+const OTHER_POLICY: &str = "extif eth0;\nopen tcp 22, 443;\n";
+
+fn env_of(name: &str) -> String {
+    std::env::var(name).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// The inner half: runs inside the firewall namespace
+// ---------------------------------------------------------------------------
+
+/// Applies `FW_F_POLICY` (options from `FW_F_*`), printing `START <pid>`
+/// first, then `APPLIED took_over=<bool>` or `BUSY <message>`.
+#[test]
+#[ignore = "runs inside a network namespace; started by the other tests of this file"]
+fn faults_inner() {
+    if common::inner_role().is_none() {
+        return;
+    }
+    println!("START {}", std::process::id());
+    let _ = std::io::stdout().flush();
+    let policy = match Policy::parse(&env_of("FW_F_POLICY")) {
+        Ok(p) => p,
+        Err(d) => panic!("the policy does not parse: {d}"),
+    };
+    let options = Options {
+        failsafe: env_of("FW_F_FAILSAFE")
+            .parse()
+            .ok()
+            .map(Duration::from_secs),
+        allow_session_lockout: true,
+        backup_parent: Some(PathBuf::from(env_of("FW_F_BACKUP_PARENT"))),
+        lock_wait: env_of("FW_F_LOCK_WAIT")
+            .parse()
+            .ok()
+            .map(Duration::from_secs),
+        ..Options::default()
+    };
+    match policy.apply_with(options) {
+        Ok(mut applied) => {
+            println!("APPLIED took_over={}", applied.took_over);
+            let _ = std::io::stdout().flush();
+            if env_of("FW_F_CONFIRM") == "1" {
+                if let Err(e) = applied.confirm() {
+                    panic!("confirm failed: {e}");
+                }
+                println!("CONFIRMED");
+            } else {
+                // Left pending on purpose: the watchdog decides at the deadline.
+                drop(applied.failsafe.take());
+            }
+            if env_of("FW_F_HOLD") == "1" {
+                std::thread::sleep(Duration::from_secs(30));
+            }
+        }
+        Err(e @ ApplyError::Busy { .. }) => {
+            assert_eq!(env_of("FW_F_EXPECT"), "busy", "unexpected: {e}");
+            println!("BUSY {e}");
+        }
+        Err(e) => panic!("apply failed: {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// A private directory (backups, wrapper tools), removed on drop, and the
+/// applier state files of the test's firewall namespace in /run/firewall.
+struct Scratch {
+    dir: PathBuf,
+    state: Option<PathBuf>,
+}
+
+impl Scratch {
+    fn new(test: &str, t: &Topology) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("fw-faults-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).expect("creating a scratch directory");
+        std::fs::create_dir_all(dir.join("backups")).expect("creating a scratch directory");
+        let ns = t.sh(Ns::Firewall, "readlink /proc/self/ns/net");
+        let inode: String = ns.chars().filter(char::is_ascii_digit).collect();
+        Scratch {
+            dir,
+            state: Some(PathBuf::from(format!("/run/firewall/net-{inode}"))),
+        }
+    }
+
+    /// Where the backup directories go (`backup_parent`, the script's TMPDIR).
+    fn backups(&self) -> String {
+        self.dir.join("backups").display().to_string()
+    }
+
+    /// The applier lock file of the namespace.
+    fn lock_file(&self) -> PathBuf {
+        let mut s = self.state.clone().unwrap_or_default().into_os_string();
+        s.push(".lock");
+        PathBuf::from(s)
+    }
+
+    /// A `PATH` whose `ip6tables-nft-restore` (and `ip6tables-restore`) sleeps
+    /// `secs` before loading (not before a rollback's `-c` restore).
+    fn slow_ip6_path(&self, secs: f64) -> String {
+        let bin = self.dir.join("bin");
+        for name in ["ip6tables-nft-restore", "ip6tables-restore"] {
+            let real = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+                .iter()
+                .map(|d| Path::new(d).join(name))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| panic!("no real {name}"));
+            let wrapper = format!(
+                "#!/bin/bash\ncase \" $* \" in\n*\" -c \"*) ;;\n*) sleep {secs} ;;\nesac\nexec {} \"$@\"\n",
+                real.display()
+            );
+            let path = bin.join(name);
+            std::fs::write(&path, wrapper).expect("writing the wrapper");
+            let _ = Command::new("chmod").arg("755").arg(&path).status();
+        }
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        )
+    }
+
+    /// A `PATH` whose IPv4 restore silently drops the rule of `open tcp 22, 80`
+    /// (what a concurrent change would do): the read-back must notice.
+    fn lossy_ip4_path(&self) -> String {
+        let bin = self.dir.join("lossy");
+        std::fs::create_dir_all(&bin).expect("creating the wrapper directory");
+        for name in ["iptables-nft-restore", "iptables-restore"] {
+            let real = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+                .iter()
+                .map(|d| Path::new(d).join(name))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| panic!("no real {name}"));
+            let wrapper = format!(
+                "#!/bin/bash\ncase \" $* \" in\n*\" -c \"*) exec {0} \"$@\" ;;\nesac\nsed '/open tcp 22, 80/d' | {0} \"$@\"\n",
+                real.display()
+            );
+            let path = bin.join(name);
+            std::fs::write(&path, wrapper).expect("writing the wrapper");
+            let _ = Command::new("chmod").arg("755").arg(&path).status();
+        }
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        )
+    }
+
+    /// Waits (bounded) until no backup directory is left; true if so.
+    fn no_backup_left(&self, within: Duration) -> bool {
+        wait_until(within, || self.backup_dirs().is_empty())
+    }
+
+    fn backup_dirs(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.join("backups"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(state) = self.state.take() {
+            for suffix in [".lock", ".pending", ".pending.tmp", ".last"] {
+                let mut s = state.clone().into_os_string();
+                s.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(s));
+            }
+        }
+    }
+}
+
+/// Waits (bounded) until `f` holds.
+fn wait_until(d: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + d;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn parse(text: &str) -> Policy {
+    match Policy::parse(text) {
+        Ok(p) => p,
+        Err(d) => panic!("the policy does not parse:\n{text}\n{d}"),
+    }
+}
+
+/// A process this test started inside the firewall namespace; SIGKILLed on drop.
+struct Proc {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    /// The pid of the process itself (`ip netns exec` and `env` exec it).
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (bounded) for a stdout line starting with `prefix`.
+    fn line(&mut self, prefix: &str, within: Duration) -> Option<String> {
+        if let Some(l) = self.seen.iter().find(|l| l.starts_with(prefix)) {
+            return Some(l.clone());
+        }
+        let until = Instant::now() + within;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.starts_with(prefix) {
+                        return Some(l);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args(["-s", sig, &self.pid().to_string()])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -s {sig} failed");
+    }
+
+    /// Waits (bounded) for it to exit; its exit code.
+    fn wait(&mut self, within: Duration) -> Option<i32> {
+        let until = Instant::now() + within;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.code();
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `cmd` (program first) in the firewall namespace with `env`, its
+/// stdout read line by line on a thread.
+fn start(t: &Topology, env: &[(&str, &str)], cmd: &[&str], stdin: Stdio) -> Proc {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", t.name(Ns::Firewall), "env", "--"]);
+    c.arg(format!("{}=firewall", common::INNER_ENV));
+    for (k, v) in env {
+        c.arg(format!("{k}={v}"));
+    }
+    let mut child = c
+        .args(cmd)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting a process in the firewall namespace");
+    let (tx, rx) = channel();
+    if let Some(out) = child.stdout.take() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    if let Some(err) = child.stderr.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(format!("stderr: {line}"));
+            }
+        });
+    }
+    Proc {
+        child,
+        lines: rx,
+        seen: Vec::new(),
+    }
+}
+
+/// Starts [`faults_inner`] (apply()) in the firewall namespace.
+fn start_apply(t: &Topology, s: &Scratch, policy: &str, env: &[(&str, &str)]) -> Proc {
+    let exe = std::env::current_exe().expect("test binary path");
+    let exe = exe.to_str().expect("UTF-8 test binary path").to_string();
+    let backups = s.backups();
+    let mut all = vec![("FW_F_POLICY", policy), ("FW_F_BACKUP_PARENT", &backups)];
+    all.extend_from_slice(env);
+    start(
+        t,
+        &all,
+        &[
+            &exe,
+            "--exact",
+            INNER,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ],
+        Stdio::null(),
+    )
+}
+
+/// Runs [`faults_inner`] to the end; its stdout (panics if it failed).
+fn apply(t: &Topology, s: &Scratch, policy: &str, env: &[(&str, &str)]) -> String {
+    let backups = s.backups();
+    let mut all = vec![("FW_F_POLICY", policy), ("FW_F_BACKUP_PARENT", &backups)];
+    all.extend_from_slice(env);
+    let out = t.run_test_in(Ns::Firewall, INNER, &all);
+    assert!(
+        out.status.success(),
+        "{}",
+        common::describe("apply() in the firewall namespace", &out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes the bash script of `policy` into the scratch dir; its path.
+fn script_file(s: &Scratch, policy: &str, name: &str) -> String {
+    let path = s.dir.join(name);
+    std::fs::write(&path, parse(policy).bash()).expect("writing the script");
+    path.display().to_string()
+}
+
+/// Starts the bash script `file` in the firewall namespace.
+fn start_script(t: &Topology, s: &Scratch, file: &str, env: &[(&str, &str)]) -> Proc {
+    let backups = s.backups();
+    let mut all = vec![("TMPDIR", backups.as_str())];
+    all.extend_from_slice(env);
+    start(t, &all, &["bash", file], Stdio::null())
+}
+
+/// Runs the bash script `file` to the end (bounded).
+fn run_script(
+    t: &Topology,
+    s: &Scratch,
+    file: &str,
+    env: &[(&str, &str)],
+) -> (Option<i32>, String) {
+    let mut p = start_script(t, s, file, env);
+    let code = p.wait(Duration::from_secs(60));
+    // Collect what it printed.
+    while p.line("\u{0}", Duration::from_millis(200)).is_some() {}
+    (code, p.seen.join("\n"))
+}
+
+/// The rulesets a policy leaves when applied alone (both families).
+fn reference(t: &Topology, s: &Scratch, policy: &str) -> String {
+    apply(t, s, policy, &[]);
+    t.ruleset(Ns::Firewall)
+}
+
+/// Whether the IPv4 ruleset has the rule of the section 5 policy already.
+fn ipv4_has_section5(t: &Topology) -> bool {
+    // Not `sh`: a dump may fail while a commit is under way; that is a "not yet".
+    String::from_utf8_lossy(&t.exec(Ns::Firewall, &["iptables-save"]).stdout)
+        .contains("open tcp 22, 80")
+}
+
+/// The pid written into the lock file.
+fn lock_holder(s: &Scratch) -> Option<u32> {
+    std::fs::read_to_string(s.lock_file())
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A starting state: rules in both families and `ip_forward` off.
+fn populate(t: &Topology) {
+    t.load_rules(
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n",
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n",
+    );
+    t.set_ip_forward(false);
+}
+
+// ---------------------------------------------------------------------------
+// Item 10: one applier at a time
+// ---------------------------------------------------------------------------
+
+/// Two apply()s at once: while A (slowed) holds the lock, B with a short
+/// wait fails with Busy naming A's pid and changes nothing; with a long wait B
+/// runs after A. Either way the final ruleset is exactly one policy, complete.
+#[test]
+fn concurrent_applies_one_waits_or_is_busy() {
+    if !common::kernel_tests_available("concurrent_applies_one_waits_or_is_busy") {
+        return;
+    }
+    let t = Topology::new("faults_two_applies");
+    let s = Scratch::new("two", &t);
+    let ref_b = reference(&t, &s, OTHER_POLICY);
+    let ref_a = reference(&t, &s, SECTION5_POLICY);
+    populate(&t);
+    let slow = s.slow_ip6_path(2.0);
+
+    // B gives up after 1 s.
+    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("PATH", &slow)]);
+    let a_pid = a.pid();
+    assert!(
+        wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)),
+        "A never took the lock: {:?}",
+        a.seen
+    );
+    let out = apply(
+        &t,
+        &s,
+        OTHER_POLICY,
+        &[("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy")],
+    );
+    assert!(out.contains("BUSY another apply is running"), "{out}");
+    assert!(out.contains(&format!("(pid {a_pid})")), "{out}");
+    assert!(
+        a.line("APPLIED", Duration::from_secs(20)).is_some(),
+        "{:?}",
+        a.seen
+    );
+    assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
+    assert_eq!(t.ruleset(Ns::Firewall), ref_a, "A's rules are not complete");
+
+    // B waits for A.
+    populate(&t);
+    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("PATH", &slow)]);
+    let a_pid = a.pid();
+    assert!(wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)));
+    let started = Instant::now();
+    let out = apply(&t, &s, OTHER_POLICY, &[("FW_F_LOCK_WAIT", "30")]);
+    assert!(out.contains("APPLIED"), "{out}");
+    assert!(
+        started.elapsed() > Duration::from_millis(500),
+        "B did not wait for A"
+    );
+    assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        ref_b,
+        "B ran after A: B's rules, complete"
+    );
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
+
+/// apply() and the bash script exclude each other through the same lock:
+/// the script (slowed) holds it, apply() with a short wait is Busy; apply()
+/// (slowed) holds it, the script with FIREWALL_LOCK_WAIT=1 exits 4, nothing changed.
+#[test]
+fn apply_and_the_script_exclude_each_other() {
+    if !common::kernel_tests_available("apply_and_the_script_exclude_each_other") {
+        return;
+    }
+    let t = Topology::new("faults_apply_script");
+    let s = Scratch::new("mixed", &t);
+    let ref_b = reference(&t, &s, OTHER_POLICY);
+    let ref_a = reference(&t, &s, SECTION5_POLICY);
+    populate(&t);
+    let slow = s.slow_ip6_path(2.0);
+    let script_a = script_file(&s, SECTION5_POLICY, "a.sh");
+
+    let mut sa = start_script(&t, &s, &script_a, &[("PATH", &slow)]);
+    assert!(
+        wait_until(Duration::from_secs(10), || lock_holder(&s)
+            == Some(sa.pid())),
+        "the script never took the lock"
+    );
+    let out = apply(
+        &t,
+        &s,
+        OTHER_POLICY,
+        &[("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy")],
+    );
+    assert!(out.contains("BUSY another apply is running"), "{out}");
+    assert_eq!(sa.wait(Duration::from_secs(20)), Some(0), "{:?}", sa.seen);
+    assert_eq!(t.ruleset(Ns::Firewall), ref_a);
+
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    let mut a = start_apply(&t, &s, OTHER_POLICY, &[("PATH", &slow)]);
+    let a_pid = a.pid();
+    assert!(wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)));
+    let (code, text) = run_script(&t, &s, &script_a, &[("FIREWALL_LOCK_WAIT", "1")]);
+    assert_eq!(code, Some(4), "{text}");
+    assert!(text.contains("another apply is running"), "{text}");
+    assert!(text.contains(&format!("pid {a_pid}")), "{text}");
+    assert_ne!(
+        t.ruleset(Ns::Firewall),
+        ref_a,
+        "the refused script changed rules"
+    );
+    assert!(a.line("APPLIED", Duration::from_secs(20)).is_some());
+    assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
+    assert_ne!(t.ruleset(Ns::Firewall), before);
+    assert_eq!(t.ruleset(Ns::Firewall), ref_b);
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Item 11: a pending failsafe is taken over
+// ---------------------------------------------------------------------------
+
+/// A with a failsafe, not confirmed; B inside A's window: B takes A's
+/// failsafe over, and A's deadline does not undo B (IPv4 and IPv6). With a
+/// failsafe of its own that is not confirmed, B's deadline brings back the
+/// rules from before A (the last confirmed ones). The script's pending
+/// failsafe is taken over by apply() the same way.
+#[test]
+fn a_later_apply_takes_a_pending_failsafe_over() {
+    if !common::kernel_tests_available("a_later_apply_takes_a_pending_failsafe_over") {
+        return;
+    }
+    let t = Topology::new("faults_takeover");
+    let s = Scratch::new("takeover", &t);
+    let ref_b = reference(&t, &s, OTHER_POLICY);
+    populate(&t);
+
+    // A (failsafe 3 s), then B without failsafe: final.
+    let out = apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "3")]);
+    assert!(out.contains("APPLIED took_over=false"), "{out}");
+    let out = apply(&t, &s, OTHER_POLICY, &[]);
+    assert!(out.contains("APPLIED took_over=true"), "{out}");
+    assert_eq!(t.ruleset(Ns::Firewall), ref_b);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        ref_b,
+        "A's deadline undid B (IPv4/IPv6 shown above)"
+    );
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+
+    // A (failsafe 3 s), then B with failsafe 3 s, not confirmed: back to before A.
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "3")]);
+    let out = apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "3")]);
+    assert!(out.contains("APPLIED took_over=true"), "{out}");
+    assert_eq!(t.ruleset(Ns::Firewall), ref_b);
+    assert!(
+        wait_until(Duration::from_secs(10), || t.ruleset(Ns::Firewall)
+            == before),
+        "B's deadline did not restore the rules from before A"
+    );
+    assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+
+    // The script's failsafe (no terminal: pending when it exits), then apply().
+    populate(&t);
+    let script = script_file(&s, &format!("{SECTION5_POLICY}failsafe 3s;\n"), "fs.sh");
+    let (code, text) = run_script(&t, &s, &script, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    let out = apply(&t, &s, OTHER_POLICY, &[]);
+    assert!(out.contains("APPLIED took_over=true"), "{out}");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        ref_b,
+        "the script's deadline undid B"
+    );
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+
+    // apply()'s failsafe, then the script (no failsafe): the script takes it over.
+    populate(&t);
+    apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "3")]);
+    let script = script_file(&s, SECTION5_POLICY, "plain.sh");
+    let (code, text) = run_script(&t, &s, &script, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("took over"), "{text}");
+    let applied = t.ruleset(Ns::Firewall);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        applied,
+        "apply()'s deadline undid the script"
+    );
+    assert!(t.ip_forward());
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Item 12: interrupted applies
+// ---------------------------------------------------------------------------
+
+/// SIGTERM, SIGINT and SIGKILL of apply() while IPv4 is loaded and IPv6 is
+/// not yet (a router policy, so ip_forward is not set yet either): the old
+/// rules come back, both families, and stay so after the slowed IPv6 load
+/// would have committed; ip_forward stays off; no backup is left. SIGKILL
+/// after the apply returned keeps the complete new rules.
+#[test]
+fn interrupted_apply_leaves_the_old_rules_or_the_complete_new_ones() {
+    if !common::kernel_tests_available(
+        "interrupted_apply_leaves_the_old_rules_or_the_complete_new_ones",
+    ) {
+        return;
+    }
+    let t = Topology::new("faults_signals");
+    let s = Scratch::new("signals", &t);
+    let ref_a = reference(&t, &s, SECTION5_POLICY);
+    let slow = s.slow_ip6_path(2.0);
+    for sig in ["TERM", "INT", "KILL"] {
+        populate(&t);
+        let before = t.ruleset(Ns::Firewall);
+        let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("PATH", &slow)]);
+        assert!(
+            wait_until(Duration::from_secs(10), || ipv4_has_section5(&t)),
+            "SIG{sig}: IPv4 never loaded: {:?}",
+            a.seen
+        );
+        let killed_at = Instant::now();
+        a.signal(sig);
+        let _ = a.wait(Duration::from_secs(5));
+        assert!(
+            a.line("APPLIED", Duration::from_millis(100)).is_none(),
+            "SIG{sig} came too late: {:?}",
+            a.seen
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || t.ruleset(Ns::Firewall)
+                == before),
+            "SIG{sig} mid-load: the old rules did not come back"
+        );
+        // The slowed IPv6 load (2 s) is over by now: nothing landed late.
+        let settle = Duration::from_millis(2500).saturating_sub(killed_at.elapsed());
+        std::thread::sleep(settle + Duration::from_millis(500));
+        assert_eq!(
+            t.ruleset(Ns::Firewall),
+            before,
+            "SIG{sig} mid-load: a mixture is left"
+        );
+        assert!(!t.ip_forward(), "SIG{sig}: ip_forward left on");
+        assert!(
+            s.no_backup_left(Duration::from_secs(3)),
+            "SIG{sig}: {:?}",
+            s.backup_dirs()
+        );
+    }
+
+    // SIGKILL once apply() has returned: the complete new rules stay.
+    populate(&t);
+    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("FW_F_HOLD", "1")]);
+    assert!(
+        a.line("APPLIED", Duration::from_secs(20)).is_some(),
+        "{:?}",
+        a.seen
+    );
+    a.signal("KILL");
+    let _ = a.wait(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(t.ruleset(Ns::Firewall), ref_a);
+    assert!(t.ip_forward());
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
+
+/// The bash script killed mid-load (IPv4 new, IPv6 not yet): SIGKILL (its
+/// watchdog restores) and SIGTERM (its trap restores) both leave the old
+/// rules, also after the slowed IPv6 load would have committed; ip_forward off.
+#[test]
+fn interrupted_script_leaves_the_old_rules() {
+    if !common::kernel_tests_available("interrupted_script_leaves_the_old_rules") {
+        return;
+    }
+    let t = Topology::new("faults_script_signals");
+    let s = Scratch::new("script_signals", &t);
+    let slow = s.slow_ip6_path(2.0);
+    let script = script_file(&s, SECTION5_POLICY, "router.sh");
+    for sig in ["KILL", "TERM"] {
+        populate(&t);
+        let before = t.ruleset(Ns::Firewall);
+        let mut p = start_script(&t, &s, &script, &[("PATH", &slow)]);
+        assert!(
+            wait_until(Duration::from_secs(10), || ipv4_has_section5(&t)),
+            "SIG{sig}: IPv4 never loaded"
+        );
+        let killed_at = Instant::now();
+        p.signal(sig);
+        let code = p.wait(Duration::from_secs(10));
+        if sig == "TERM" {
+            // Its trap rolled back: "interrupted, the previous rules restored".
+            assert_eq!(code, Some(130), "{:?}", p.seen);
+        }
+        assert!(
+            wait_until(Duration::from_secs(10), || t.ruleset(Ns::Firewall)
+                == before),
+            "SIG{sig} of the script mid-load: the old rules did not come back: {:?}",
+            p.seen
+        );
+        let settle = Duration::from_millis(2500).saturating_sub(killed_at.elapsed());
+        std::thread::sleep(settle + Duration::from_millis(500));
+        assert_eq!(
+            t.ruleset(Ns::Firewall),
+            before,
+            "SIG{sig} of the script mid-load: a mixture is left"
+        );
+        assert!(!t.ip_forward(), "SIG{sig}: ip_forward left on");
+        assert!(
+            s.no_backup_left(Duration::from_secs(3)),
+            "SIG{sig}: {:?}",
+            s.backup_dirs()
+        );
+    }
+}
+
+/// The script reads its rules back like apply(): an IPv4 restore that
+/// silently loses a rule makes it roll back (exit 1), old rules in place.
+/// apply() reports the same as a failed verification.
+#[test]
+fn the_script_verifies_the_rules_it_loaded() {
+    if !common::kernel_tests_available("the_script_verifies_the_rules_it_loaded") {
+        return;
+    }
+    let t = Topology::new("faults_verify");
+    let s = Scratch::new("verify", &t);
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    let lossy = s.lossy_ip4_path();
+    let script = script_file(&s, SECTION5_POLICY, "verify.sh");
+    let (code, text) = run_script(&t, &s, &script, &[("PATH", &lossy)]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("IPv4 rules read back differ"), "{text}");
+    assert!(
+        text.contains("previous rules and ip_forward restored"),
+        "{text}"
+    );
+    assert_eq!(t.ruleset(Ns::Firewall), before);
+    assert!(!t.ip_forward());
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Item 9: the failsafe as a user meets it (the script's prompt)
+// ---------------------------------------------------------------------------
+
+/// Runs the script under script(1) (a terminal), feeding `input`; its exit code.
+fn script_on_a_terminal(
+    t: &Topology,
+    s: &Scratch,
+    file: &str,
+    input: Option<&str>,
+) -> (Option<i32>, String) {
+    let backups = s.backups();
+    let cmd = format!("env TMPDIR={backups} bash {file}");
+    let mut p = start(
+        t,
+        &[],
+        &["timeout", "30", "script", "-qfec", &cmd, "/dev/null"],
+        Stdio::piped(),
+    );
+    if let Some(text) = input {
+        assert!(p
+            .line("firewall: to keep the new rules", Duration::from_secs(20))
+            .is_some());
+        if let Some(stdin) = p.child.stdin.as_mut() {
+            let _ = stdin.write_all(text.as_bytes());
+            let _ = stdin.flush();
+        }
+    }
+    let code = p.wait(Duration::from_secs(40));
+    while p.line("\u{0}", Duration::from_millis(200)).is_some() {}
+    (code, p.seen.join("\n"))
+}
+
+/// At the script's prompt `y` confirms (exit 0, the new rules stay, no backup
+/// left); no answer reverts with exit status 3 (the old rules, no backup left).
+#[test]
+fn script_prompt_y_confirms_silence_reverts_with_status_3() {
+    if !common::kernel_tests_available("script_prompt_y_confirms_silence_reverts_with_status_3") {
+        return;
+    }
+    if !Path::new("/usr/bin/script").exists() && !Path::new("/bin/script").exists() {
+        assert!(
+            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+            "`script` (util-linux) is needed in CI"
+        );
+        return;
+    }
+    let t = Topology::new("faults_prompt");
+    let s = Scratch::new("prompt", &t);
+    let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 3s;\n"), "prompt.sh");
+
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    let (code, text) = script_on_a_terminal(&t, &s, &file, Some("y\n"));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("confirmed, the new rules stay"), "{text}");
+    let applied = t.ruleset(Ns::Firewall);
+    assert_ne!(applied, before);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        applied,
+        "confirmed with y, then reverted"
+    );
+    assert!(t.ip_forward());
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    let (code, text) = script_on_a_terminal(&t, &s, &file, None);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(
+        wait_until(Duration::from_secs(5), || t.ruleset(Ns::Firewall) == before),
+        "unanswered prompt: the previous rules are not back"
+    );
+    assert!(!t.ip_forward());
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
