@@ -892,3 +892,45 @@ fn script_prompt_y_confirms_silence_reverts_with_status_3() {
         s.backup_dirs()
     );
 }
+
+/// Ctrl-C at the script's prompt (a real ^C through the terminal) is a "no":
+/// the previous rules come back at once, long before the failsafe deadline,
+/// and the script exits 130 ("interrupted, the previous rules restored"), with
+/// no backup left.
+#[test]
+fn script_prompt_ctrl_c_restores_at_once_with_status_130() {
+    if !common::kernel_tests_available("script_prompt_ctrl_c_restores_at_once_with_status_130") {
+        return;
+    }
+    if !Path::new("/usr/bin/script").exists() && !Path::new("/bin/script").exists() {
+        assert!(
+            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+            "`script` (util-linux) is needed in CI"
+        );
+        return;
+    }
+    let t = Topology::new("faults_prompt_int");
+    let s = Scratch::new("prompt_int", &t);
+    let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 60s;\n"), "int.sh");
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    let started = Instant::now();
+    let (code, text) = script_on_a_terminal(&t, &s, &file, Some("\u{3}"));
+    assert_eq!(code, Some(130), "{text}");
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        before,
+        "Ctrl-C at the prompt: the new rules are still in force: {text}"
+    );
+    assert!(!t.ip_forward());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "not at once: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}

@@ -784,6 +784,21 @@ printf 'firewall: policy applied.\n'
                 s,
                 r#"# Other appliers may run now (a later apply takes this failsafe over).
 fw_unlock
+# fw_revert_now: not confirmed: restore the previous rules now rather than at
+# the deadline (unless the watchdog or a later apply got there first).
+fw_revert_now() {{
+  if fw_lock "$fw_prefix" "$fw_lock_wait"; then
+    if [ -e "$fw_dir/armed" ]; then
+      fw_rollback "$fw_dir" || exit 2
+      fw_pending_clear "$fw_prefix" "$fw_dir"
+      rm -rf -- "$fw_dir"
+    fi
+    fw_unlock
+  fi
+}}
+# Ctrl-C (or SIGTERM) from here to the answer is a "no": the previous rules
+# now, exit 130.
+trap 'trap - INT TERM; printf "\nfirewall: interrupted; restoring the previous rules now.\n" >&2; fw_revert_now; exit 130' INT TERM
 fw_confirm_cmd="bash $(printf '%q' "$fw_dir/rollback.sh") confirm $(printf '%q' "$fw_dir")"
 printf 'firewall: policy applied. Unless confirmed within %s, the previous rules come back.\n' {qf}
 printf 'firewall: to keep the new rules, run:  %s\n' "$fw_confirm_cmd"
@@ -801,14 +816,7 @@ if [ -t 0 ]; then
     ;;
   esac
   printf 'firewall: not confirmed; restoring the previous rules now.\n'
-  if fw_lock "$fw_prefix" "$fw_lock_wait"; then
-    if [ -e "$fw_dir/armed" ]; then
-      fw_rollback "$fw_dir" || exit 2
-      fw_pending_clear "$fw_prefix" "$fw_dir"
-      rm -rf -- "$fw_dir"
-    fi
-    fw_unlock
-  fi
+  fw_revert_now
   # 3: not confirmed; these rules are gone (restored here or by the watchdog,
   # or replaced by a later apply that took the failsafe over).
   exit 3
