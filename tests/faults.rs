@@ -152,6 +152,32 @@ impl Scratch {
         )
     }
 
+    /// A `PATH` whose IPv4 load (`iptables-restore` without `-c`) fails, and
+    /// whose IPv4 rollback restore (`-c`) takes `secs` longer.
+    fn failing_ip4_slow_rollback_path(&self, secs: f64) -> String {
+        let bin = self.dir.join("failing");
+        std::fs::create_dir_all(&bin).expect("creating the wrapper directory");
+        for name in ["iptables-nft-restore", "iptables-restore"] {
+            let real = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+                .iter()
+                .map(|d| Path::new(d).join(name))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| panic!("no real {name}"));
+            let wrapper = format!(
+                "#!/bin/bash\ncase \" $* \" in\n*\" -c \"*) sleep {secs}; exec {} \"$@\" ;;\nesac\ncat >/dev/null\necho 'iptables-restore: line 1 failed' >&2\nexit 1\n",
+                real.display()
+            );
+            let path = bin.join(name);
+            std::fs::write(&path, wrapper).expect("writing the wrapper");
+            let _ = Command::new("chmod").arg("755").arg(&path).status();
+        }
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        )
+    }
+
     /// A `PATH` whose IPv4 restore silently drops the rule of `open tcp 22, 80`
     /// (what a concurrent change would do): the read-back must notice.
     fn lossy_ip4_path(&self) -> String {
@@ -927,6 +953,48 @@ fn script_prompt_ctrl_c_restores_at_once_with_status_130() {
         started.elapsed() < Duration::from_secs(30),
         "not at once: {:?}",
         started.elapsed()
+    );
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
+
+/// apply() killed (SIGKILL) while it rolls back a failed load: the rollback
+/// it started goes on, and holds the applier lock until it is done, so the
+/// next apply waits for it instead of being undone by it (IPv4 and IPv6).
+#[test]
+fn a_rollback_outliving_its_apply_keeps_the_lock() {
+    if !common::kernel_tests_available("a_rollback_outliving_its_apply_keeps_the_lock") {
+        return;
+    }
+    let t = Topology::new("faults_orphan_rollback");
+    let s = Scratch::new("orphan", &t);
+    let ref_b = reference(&t, &s, OTHER_POLICY);
+    populate(&t);
+    let failing = s.failing_ip4_slow_rollback_path(3.0);
+    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("PATH", &failing)]);
+    let reverting = || {
+        s.backup_dirs()
+            .iter()
+            .any(|d| Path::new(&s.backups()).join(d).join("reverting").exists())
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), reverting),
+        "A never rolled back: {:?}",
+        a.seen
+    );
+    a.signal("KILL");
+    let _ = a.wait(Duration::from_secs(5));
+    let out = apply(&t, &s, OTHER_POLICY, &[("FW_F_LOCK_WAIT", "30")]);
+    assert!(out.contains("APPLIED"), "{out}");
+    // A's rollback (3 s slower) is over by now.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        ref_b,
+        "the rollback of the killed apply undid the next one"
     );
     assert!(
         s.no_backup_left(Duration::from_secs(3)),

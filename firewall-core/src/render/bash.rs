@@ -474,7 +474,11 @@ fw_verify() {
 fw_main() {
   case "${1:-}" in
   restore) fw_restore "$2" ;;
-  rollback) fw_rollback "$2" ;;
+  rollback)
+    # apply()'s rollback: the backup is no longer needed once restored (also
+    # when apply() itself died meanwhile).
+    fw_rollback "$2" && rm -rf -- "$2"
+    ;;
   confirm) fw_confirm "$2" ;;
   takeover) fw_takeover "$2" ;;
   watchdog) fw_watchdog "$2" "$3" "${4:-0}" ;;
