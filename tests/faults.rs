@@ -155,7 +155,28 @@ impl Scratch {
     /// A `PATH` whose IPv4 load (`iptables-restore` without `-c`) fails, and
     /// whose IPv4 rollback restore (`-c`) takes `secs` longer.
     fn failing_ip4_slow_rollback_path(&self, secs: f64) -> String {
-        let bin = self.dir.join("failing");
+        self.ip4_slow_rollback_path(
+            "failing",
+            "cat >/dev/null\necho 'iptables-restore: line 1 failed' >&2\nexit 1\n",
+            secs,
+        )
+    }
+
+    /// A `PATH` whose IPv4 load silently loses the rule of `open tcp 22, 80`
+    /// (the read-back fails after both families are loaded), and whose IPv4
+    /// rollback restore (`-c`) takes `secs` longer.
+    fn lossy_ip4_slow_rollback_path(&self, secs: f64) -> String {
+        self.ip4_slow_rollback_path(
+            "lossy_slow",
+            "sed '/open tcp 22, 80/d' | REAL \"$@\"\n",
+            secs,
+        )
+    }
+
+    /// Wrappers for the IPv4 restore tools in `self.dir/name`: a load runs
+    /// `load` (shell text, `REAL` is the real tool), a `-c` restore sleeps `secs` first.
+    fn ip4_slow_rollback_path(&self, name: &str, load: &str, secs: f64) -> String {
+        let bin = self.dir.join(name);
         std::fs::create_dir_all(&bin).expect("creating the wrapper directory");
         for name in ["iptables-nft-restore", "iptables-restore"] {
             let real = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
@@ -164,8 +185,9 @@ impl Scratch {
                 .find(|p| p.exists())
                 .unwrap_or_else(|| panic!("no real {name}"));
             let wrapper = format!(
-                "#!/bin/bash\ncase \" $* \" in\n*\" -c \"*) sleep {secs}; exec {} \"$@\" ;;\nesac\ncat >/dev/null\necho 'iptables-restore: line 1 failed' >&2\nexit 1\n",
-                real.display()
+                "#!/bin/bash\ncase \" $* \" in\n*\" -c \"*) sleep {secs}; exec {0} \"$@\" ;;\nesac\n{1}",
+                real.display(),
+                load.replace("REAL", &real.display().to_string())
             );
             let path = bin.join(name);
             std::fs::write(&path, wrapper).expect("writing the wrapper");
@@ -996,6 +1018,45 @@ fn a_rollback_outliving_its_apply_keeps_the_lock() {
         ref_b,
         "the rollback of the killed apply undid the next one"
     );
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
+
+/// The bash script killed (SIGKILL) while it rolls back a failed apply (IPv4
+/// restored only halfway, IPv6 still new): the rollback goes on in its own
+/// session and completes, both families and ip_forward, with no backup left.
+#[test]
+fn a_script_killed_during_its_rollback_still_restores_everything() {
+    if !common::kernel_tests_available(
+        "a_script_killed_during_its_rollback_still_restores_everything",
+    ) {
+        return;
+    }
+    let t = Topology::new("faults_script_rollback_kill");
+    let s = Scratch::new("script_rollback_kill", &t);
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    let lossy = s.lossy_ip4_slow_rollback_path(3.0);
+    let script = script_file(&s, SECTION5_POLICY, "router.sh");
+    let mut p = start_script(&t, &s, &script, &[("PATH", &lossy)]);
+    assert!(
+        p.line("stderr: firewall: applying failed", Duration::from_secs(20))
+            .is_some(),
+        "the script never rolled back: {:?}",
+        p.seen
+    );
+    p.signal("KILL");
+    let _ = p.wait(Duration::from_secs(5));
+    assert!(
+        wait_until(Duration::from_secs(15), || t.ruleset(Ns::Firewall)
+            == before),
+        "SIGKILL during the rollback: a mixture is left: {:?}",
+        p.seen
+    );
+    assert!(!t.ip_forward(), "ip_forward left on");
     assert!(
         s.no_backup_left(Duration::from_secs(3)),
         "{:?}",

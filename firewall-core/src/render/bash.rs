@@ -695,7 +695,9 @@ fw_on_exit() {{
   local status=$?
   if [ "$fw_applying" = 1 ]; then
     printf 'firewall: applying failed (exit status %s); restoring the previous rules\n' "$status" >&2
-    if fw_rollback "$fw_dir"; then
+    # In its own session, holding the lock (fw_lock_fd is inherited): a
+    # SIGKILL of this script, or a second Ctrl-C, cannot stop it halfway.
+    if setsid -w bash "$fw_dir/rollback.sh" rollback "$fw_dir"; then
       printf 'firewall: previous rules and ip_forward restored; nothing changed.\n' >&2
       fw_pending_clear "$fw_prefix" "$fw_dir"
       rm -rf -- "$fw_dir"
