@@ -865,14 +865,7 @@ fn script_on_a_terminal(
     file: &str,
     input: Option<&str>,
 ) -> (Option<i32>, String) {
-    let backups = s.backups();
-    let cmd = format!("env TMPDIR={backups} bash {file}");
-    let mut p = start(
-        t,
-        &[],
-        &["timeout", "30", "script", "-qfec", &cmd, "/dev/null"],
-        Stdio::piped(),
-    );
+    let mut p = start_on_a_terminal(t, s, file, &[]);
     if let Some(text) = input {
         assert!(p
             .line("firewall: to keep the new rules", Duration::from_secs(20))
@@ -885,6 +878,19 @@ fn script_on_a_terminal(
     let code = p.wait(Duration::from_secs(40));
     while p.line("\u{0}", Duration::from_millis(200)).is_some() {}
     (code, p.seen.join("\n"))
+}
+
+/// Starts the script under script(1) (a terminal) with `env` (no spaces in values).
+fn start_on_a_terminal(t: &Topology, s: &Scratch, file: &str, env: &[(&str, &str)]) -> Proc {
+    let backups = s.backups();
+    let vars: String = env.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+    let cmd = format!("env TMPDIR={backups}{vars} bash {file}");
+    start(
+        t,
+        &[],
+        &["timeout", "30", "script", "-qfec", &cmd, "/dev/null"],
+        Stdio::piped(),
+    )
 }
 
 /// At the script's prompt `y` confirms (exit 0, the new rules stay, no backup
@@ -1055,6 +1061,88 @@ fn a_script_killed_during_its_rollback_still_restores_everything() {
             == before),
         "SIGKILL during the rollback: a mixture is left: {:?}",
         p.seen
+    );
+    assert!(!t.ip_forward(), "ip_forward left on");
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
+
+/// The script killed (SIGKILL) while it restores the previous rules after a
+/// "no" at its prompt (IPv4 restored only halfway, IPv6 still new): that
+/// restore goes on in its own session and completes, with no backup left.
+#[test]
+fn a_script_killed_while_reverting_at_the_prompt_still_restores_everything() {
+    if !common::kernel_tests_available(
+        "a_script_killed_while_reverting_at_the_prompt_still_restores_everything",
+    ) {
+        return;
+    }
+    if !Path::new("/usr/bin/script").exists() && !Path::new("/bin/script").exists() {
+        assert!(
+            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+            "`script` (util-linux) is needed in CI"
+        );
+        return;
+    }
+    let t = Topology::new("faults_prompt_kill");
+    let s = Scratch::new("prompt_kill", &t);
+    let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 60s;\n"), "no.sh");
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    let slow = s.ip4_slow_rollback_path("slow_rollback", "exec REAL \"$@\"\n", 3.0);
+    let mut p = start_on_a_terminal(&t, &s, &file, &[("PATH", &slow)]);
+    assert!(
+        p.line("firewall: to keep the new rules", Duration::from_secs(20))
+            .is_some(),
+        "{:?}",
+        p.seen
+    );
+    if let Some(stdin) = p.child.stdin.as_mut() {
+        let _ = stdin.write_all(b"n\n");
+        let _ = stdin.flush();
+    }
+    assert!(
+        p.line("firewall: not confirmed", Duration::from_secs(10))
+            .is_some(),
+        "{:?}",
+        p.seen
+    );
+    // Reverting (`armed` renamed), with the lock the script took to revert,
+    // which names its pid.
+    let reverting = || {
+        s.backup_dirs()
+            .iter()
+            .any(|d| Path::new(&s.backups()).join(d).join("reverting").exists())
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), reverting),
+        "never reverting: {:?}",
+        p.seen
+    );
+    let mut pid = None;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            pid = lock_holder(&s).filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("no.sh"))
+            });
+            pid.is_some()
+        }),
+        "the script never took the lock to revert: {:?}",
+        p.seen
+    );
+    let pid = pid.map(|p| p.to_string()).unwrap_or_default();
+    let killed = Command::new("kill").args(["-s", "KILL", &pid]).status();
+    assert!(killed.is_ok_and(|s| s.success()), "kill -s KILL {pid}");
+    assert!(
+        wait_until(Duration::from_secs(15), || t.ruleset(Ns::Firewall)
+            == before),
+        "SIGKILL while reverting: a mixture is left: {:?}\n{}",
+        p.seen,
+        t.ruleset(Ns::Firewall)
     );
     assert!(!t.ip_forward(), "ip_forward left on");
     assert!(

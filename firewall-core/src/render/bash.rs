@@ -795,7 +795,8 @@ fw_unlock
 fw_revert_now() {{
   if fw_lock "$fw_prefix" "$fw_lock_wait"; then
     if [ -e "$fw_dir/armed" ]; then
-      fw_rollback "$fw_dir" || exit 2
+      # In its own session, holding the lock, like the rollback in fw_on_exit.
+      setsid -w bash "$fw_dir/rollback.sh" rollback "$fw_dir" </dev/null || exit 2
       fw_pending_clear "$fw_prefix" "$fw_dir"
       rm -rf -- "$fw_dir"
     fi
