@@ -152,6 +152,54 @@ impl Scratch {
         )
     }
 
+    /// A `PATH` whose IPv4 load (`iptables-restore` without `-c`) fails, and
+    /// whose IPv4 rollback restore (`-c`) takes `secs` longer.
+    fn failing_ip4_slow_rollback_path(&self, secs: f64) -> String {
+        self.ip4_slow_rollback_path(
+            "failing",
+            "cat >/dev/null\necho 'iptables-restore: line 1 failed' >&2\nexit 1\n",
+            secs,
+        )
+    }
+
+    /// A `PATH` whose IPv4 load silently loses the rule of `open tcp 22, 80`
+    /// (the read-back fails after both families are loaded), and whose IPv4
+    /// rollback restore (`-c`) takes `secs` longer.
+    fn lossy_ip4_slow_rollback_path(&self, secs: f64) -> String {
+        self.ip4_slow_rollback_path(
+            "lossy_slow",
+            "sed '/open tcp 22, 80/d' | REAL \"$@\"\n",
+            secs,
+        )
+    }
+
+    /// Wrappers for the IPv4 restore tools in `self.dir/name`: a load runs
+    /// `load` (shell text, `REAL` is the real tool), a `-c` restore sleeps `secs` first.
+    fn ip4_slow_rollback_path(&self, name: &str, load: &str, secs: f64) -> String {
+        let bin = self.dir.join(name);
+        std::fs::create_dir_all(&bin).expect("creating the wrapper directory");
+        for name in ["iptables-nft-restore", "iptables-restore"] {
+            let real = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+                .iter()
+                .map(|d| Path::new(d).join(name))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| panic!("no real {name}"));
+            let wrapper = format!(
+                "#!/bin/bash\ncase \" $* \" in\n*\" -c \"*) sleep {secs}; exec {0} \"$@\" ;;\nesac\n{1}",
+                real.display(),
+                load.replace("REAL", &real.display().to_string())
+            );
+            let path = bin.join(name);
+            std::fs::write(&path, wrapper).expect("writing the wrapper");
+            let _ = Command::new("chmod").arg("755").arg(&path).status();
+        }
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        )
+    }
+
     /// A `PATH` whose IPv4 restore silently drops the rule of `open tcp 22, 80`
     /// (what a concurrent change would do): the read-back must notice.
     fn lossy_ip4_path(&self) -> String {
@@ -817,14 +865,7 @@ fn script_on_a_terminal(
     file: &str,
     input: Option<&str>,
 ) -> (Option<i32>, String) {
-    let backups = s.backups();
-    let cmd = format!("env TMPDIR={backups} bash {file}");
-    let mut p = start(
-        t,
-        &[],
-        &["timeout", "30", "script", "-qfec", &cmd, "/dev/null"],
-        Stdio::piped(),
-    );
+    let mut p = start_on_a_terminal(t, s, file, &[]);
     if let Some(text) = input {
         assert!(p
             .line("firewall: to keep the new rules", Duration::from_secs(20))
@@ -837,6 +878,19 @@ fn script_on_a_terminal(
     let code = p.wait(Duration::from_secs(40));
     while p.line("\u{0}", Duration::from_millis(200)).is_some() {}
     (code, p.seen.join("\n"))
+}
+
+/// Starts the script under script(1) (a terminal) with `env` (no spaces in values).
+fn start_on_a_terminal(t: &Topology, s: &Scratch, file: &str, env: &[(&str, &str)]) -> Proc {
+    let backups = s.backups();
+    let vars: String = env.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+    let cmd = format!("env TMPDIR={backups}{vars} bash {file}");
+    start(
+        t,
+        &[],
+        &["timeout", "30", "script", "-qfec", &cmd, "/dev/null"],
+        Stdio::piped(),
+    )
 }
 
 /// At the script's prompt `y` confirms (exit 0, the new rules stay, no backup
@@ -886,6 +940,211 @@ fn script_prompt_y_confirms_silence_reverts_with_status_3() {
         "unanswered prompt: the previous rules are not back"
     );
     assert!(!t.ip_forward());
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
+
+/// Ctrl-C at the script's prompt (a real ^C through the terminal) is a "no":
+/// the previous rules come back at once, long before the failsafe deadline,
+/// and the script exits 130 ("interrupted, the previous rules restored"), with
+/// no backup left.
+#[test]
+fn script_prompt_ctrl_c_restores_at_once_with_status_130() {
+    if !common::kernel_tests_available("script_prompt_ctrl_c_restores_at_once_with_status_130") {
+        return;
+    }
+    if !Path::new("/usr/bin/script").exists() && !Path::new("/bin/script").exists() {
+        assert!(
+            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+            "`script` (util-linux) is needed in CI"
+        );
+        return;
+    }
+    let t = Topology::new("faults_prompt_int");
+    let s = Scratch::new("prompt_int", &t);
+    let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 60s;\n"), "int.sh");
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    let started = Instant::now();
+    let (code, text) = script_on_a_terminal(&t, &s, &file, Some("\u{3}"));
+    assert_eq!(code, Some(130), "{text}");
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        before,
+        "Ctrl-C at the prompt: the new rules are still in force: {text}"
+    );
+    assert!(!t.ip_forward());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "not at once: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
+
+/// apply() killed (SIGKILL) while it rolls back a failed load: the rollback
+/// it started goes on, and holds the applier lock until it is done, so the
+/// next apply waits for it instead of being undone by it (IPv4 and IPv6).
+#[test]
+fn a_rollback_outliving_its_apply_keeps_the_lock() {
+    if !common::kernel_tests_available("a_rollback_outliving_its_apply_keeps_the_lock") {
+        return;
+    }
+    let t = Topology::new("faults_orphan_rollback");
+    let s = Scratch::new("orphan", &t);
+    let ref_b = reference(&t, &s, OTHER_POLICY);
+    populate(&t);
+    let failing = s.failing_ip4_slow_rollback_path(3.0);
+    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("PATH", &failing)]);
+    let reverting = || {
+        s.backup_dirs()
+            .iter()
+            .any(|d| Path::new(&s.backups()).join(d).join("reverting").exists())
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), reverting),
+        "A never rolled back: {:?}",
+        a.seen
+    );
+    a.signal("KILL");
+    let _ = a.wait(Duration::from_secs(5));
+    let out = apply(&t, &s, OTHER_POLICY, &[("FW_F_LOCK_WAIT", "30")]);
+    assert!(out.contains("APPLIED"), "{out}");
+    // A's rollback (3 s slower) is over by now.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        ref_b,
+        "the rollback of the killed apply undid the next one"
+    );
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
+
+/// The bash script killed (SIGKILL) while it rolls back a failed apply (IPv4
+/// restored only halfway, IPv6 still new): the rollback goes on in its own
+/// session and completes, both families and ip_forward, with no backup left.
+#[test]
+fn a_script_killed_during_its_rollback_still_restores_everything() {
+    if !common::kernel_tests_available(
+        "a_script_killed_during_its_rollback_still_restores_everything",
+    ) {
+        return;
+    }
+    let t = Topology::new("faults_script_rollback_kill");
+    let s = Scratch::new("script_rollback_kill", &t);
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    let lossy = s.lossy_ip4_slow_rollback_path(3.0);
+    let script = script_file(&s, SECTION5_POLICY, "router.sh");
+    let mut p = start_script(&t, &s, &script, &[("PATH", &lossy)]);
+    assert!(
+        p.line("stderr: firewall: applying failed", Duration::from_secs(20))
+            .is_some(),
+        "the script never rolled back: {:?}",
+        p.seen
+    );
+    p.signal("KILL");
+    let _ = p.wait(Duration::from_secs(5));
+    assert!(
+        wait_until(Duration::from_secs(15), || t.ruleset(Ns::Firewall)
+            == before),
+        "SIGKILL during the rollback: a mixture is left: {:?}",
+        p.seen
+    );
+    assert!(!t.ip_forward(), "ip_forward left on");
+    assert!(
+        s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
+
+/// The script killed (SIGKILL) while it restores the previous rules after a
+/// "no" at its prompt (IPv4 restored only halfway, IPv6 still new): that
+/// restore goes on in its own session and completes, with no backup left.
+#[test]
+fn a_script_killed_while_reverting_at_the_prompt_still_restores_everything() {
+    if !common::kernel_tests_available(
+        "a_script_killed_while_reverting_at_the_prompt_still_restores_everything",
+    ) {
+        return;
+    }
+    if !Path::new("/usr/bin/script").exists() && !Path::new("/bin/script").exists() {
+        assert!(
+            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+            "`script` (util-linux) is needed in CI"
+        );
+        return;
+    }
+    let t = Topology::new("faults_prompt_kill");
+    let s = Scratch::new("prompt_kill", &t);
+    let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 60s;\n"), "no.sh");
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    let slow = s.ip4_slow_rollback_path("slow_rollback", "exec REAL \"$@\"\n", 3.0);
+    let mut p = start_on_a_terminal(&t, &s, &file, &[("PATH", &slow)]);
+    assert!(
+        p.line("firewall: to keep the new rules", Duration::from_secs(20))
+            .is_some(),
+        "{:?}",
+        p.seen
+    );
+    if let Some(stdin) = p.child.stdin.as_mut() {
+        let _ = stdin.write_all(b"n\n");
+        let _ = stdin.flush();
+    }
+    assert!(
+        p.line("firewall: not confirmed", Duration::from_secs(10))
+            .is_some(),
+        "{:?}",
+        p.seen
+    );
+    // Reverting (`armed` renamed), with the lock the script took to revert,
+    // which names its pid.
+    let reverting = || {
+        s.backup_dirs()
+            .iter()
+            .any(|d| Path::new(&s.backups()).join(d).join("reverting").exists())
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), reverting),
+        "never reverting: {:?}",
+        p.seen
+    );
+    let mut pid = None;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            pid = lock_holder(&s).filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("no.sh"))
+            });
+            pid.is_some()
+        }),
+        "the script never took the lock to revert: {:?}",
+        p.seen
+    );
+    let pid = pid.map(|p| p.to_string()).unwrap_or_default();
+    let killed = Command::new("kill").args(["-s", "KILL", &pid]).status();
+    assert!(killed.is_ok_and(|s| s.success()), "kill -s KILL {pid}");
+    assert!(
+        wait_until(Duration::from_secs(15), || t.ruleset(Ns::Firewall)
+            == before),
+        "SIGKILL while reverting: a mixture is left: {:?}\n{}",
+        p.seen,
+        t.ruleset(Ns::Firewall)
+    );
+    assert!(!t.ip_forward(), "ip_forward left on");
     assert!(
         s.no_backup_left(Duration::from_secs(3)),
         "{:?}",

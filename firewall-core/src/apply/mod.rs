@@ -481,7 +481,7 @@ fn run(
         Ok(t) => t,
         Err((cause, claimed)) => {
             let rollback = if claimed {
-                let r = roll_back(sys, &dir);
+                let r = roll_back(sys, &dir, &lock);
                 pending::clear(&prefix, &dir);
                 r
             } else {
@@ -585,7 +585,7 @@ fn run(
             })
         }
         Err((step, cause)) => {
-            let rollback = roll_back(sys, &dir);
+            let rollback = roll_back(sys, &dir, &lock);
             pending::clear(&prefix, &dir);
             drop(lock);
             Err(ApplyError::Failed {
@@ -598,10 +598,13 @@ fn run(
 }
 
 /// Runs the shared `rollback.sh rollback DIR` (disarms the watchdog, restores).
-fn roll_back(sys: &dyn System, dir: &Path) -> Rollback {
+/// It holds a copy of `lock` (see [`System::run_holding`]): if this process
+/// dies mid-rollback, the rollback goes on, and the next applier waits for it
+/// rather than being undone by it.
+fn roll_back(sys: &dyn System, dir: &Path, lock: &lock::Lock) -> Rollback {
     let prog = dir.join("rollback.sh");
     let (p, d) = (prog.to_string_lossy(), dir.to_string_lossy());
-    match sys.run("bash", &[&p, "rollback", &d], None) {
+    match sys.run_holding("bash", &[&p, "rollback", &d], None, lock.file()) {
         Ok(out) if out.success() => {
             // A watchdog, if any, sees `armed` gone and exits by itself.
             let _ = std::fs::remove_dir_all(dir);

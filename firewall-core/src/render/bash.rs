@@ -474,7 +474,11 @@ fw_verify() {
 fw_main() {
   case "${1:-}" in
   restore) fw_restore "$2" ;;
-  rollback) fw_rollback "$2" ;;
+  rollback)
+    # apply()'s rollback: the backup is no longer needed once restored (also
+    # when apply() itself died meanwhile).
+    fw_rollback "$2" && rm -rf -- "$2"
+    ;;
   confirm) fw_confirm "$2" ;;
   takeover) fw_takeover "$2" ;;
   watchdog) fw_watchdog "$2" "$3" "${4:-0}" ;;
@@ -691,7 +695,9 @@ fw_on_exit() {{
   local status=$?
   if [ "$fw_applying" = 1 ]; then
     printf 'firewall: applying failed (exit status %s); restoring the previous rules\n' "$status" >&2
-    if fw_rollback "$fw_dir"; then
+    # In its own session, holding the lock (fw_lock_fd is inherited): a
+    # SIGKILL of this script, or a second Ctrl-C, cannot stop it halfway.
+    if setsid -w bash "$fw_dir/rollback.sh" rollback "$fw_dir"; then
       printf 'firewall: previous rules and ip_forward restored; nothing changed.\n' >&2
       fw_pending_clear "$fw_prefix" "$fw_dir"
       rm -rf -- "$fw_dir"
@@ -784,6 +790,22 @@ printf 'firewall: policy applied.\n'
                 s,
                 r#"# Other appliers may run now (a later apply takes this failsafe over).
 fw_unlock
+# fw_revert_now: not confirmed: restore the previous rules now rather than at
+# the deadline (unless the watchdog or a later apply got there first).
+fw_revert_now() {{
+  if fw_lock "$fw_prefix" "$fw_lock_wait"; then
+    if [ -e "$fw_dir/armed" ]; then
+      # In its own session, holding the lock, like the rollback in fw_on_exit.
+      setsid -w bash "$fw_dir/rollback.sh" rollback "$fw_dir" </dev/null || exit 2
+      fw_pending_clear "$fw_prefix" "$fw_dir"
+      rm -rf -- "$fw_dir"
+    fi
+    fw_unlock
+  fi
+}}
+# Ctrl-C (or SIGTERM) from here to the answer is a "no": the previous rules
+# now, exit 130.
+trap 'trap - INT TERM; printf "\nfirewall: interrupted; restoring the previous rules now.\n" >&2; fw_revert_now; exit 130' INT TERM
 fw_confirm_cmd="bash $(printf '%q' "$fw_dir/rollback.sh") confirm $(printf '%q' "$fw_dir")"
 printf 'firewall: policy applied. Unless confirmed within %s, the previous rules come back.\n' {qf}
 printf 'firewall: to keep the new rules, run:  %s\n' "$fw_confirm_cmd"
@@ -801,14 +823,7 @@ if [ -t 0 ]; then
     ;;
   esac
   printf 'firewall: not confirmed; restoring the previous rules now.\n'
-  if fw_lock "$fw_prefix" "$fw_lock_wait"; then
-    if [ -e "$fw_dir/armed" ]; then
-      fw_rollback "$fw_dir" || exit 2
-      fw_pending_clear "$fw_prefix" "$fw_dir"
-      rm -rf -- "$fw_dir"
-    fi
-    fw_unlock
-  fi
+  fw_revert_now
   # 3: not confirmed; these rules are gone (restored here or by the watchdog,
   # or replaced by a later apply that took the failsafe over).
   exit 3
