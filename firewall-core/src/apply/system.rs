@@ -82,7 +82,7 @@ pub(crate) fn timeout_for(tool: &str) -> Duration {
 }
 
 /// A tool that did not finish in time and was killed: the payload of the
-/// `io::ErrorKind::TimedOut` error [`System::run`] returns then (see
+/// `io::ErrorKind::TimedOut` error a tool run returns then (see
 /// [`super::ApplyError::timed_out`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolTimeout {
