@@ -1,6 +1,8 @@
-//! Renderers: one [`Model`] in, the texts out. Nothing else builds rules.
+//! Renderers: one [`Model`] in, the texts out. The rules themselves are
+//! decided once, by [`crate::plan::lower`]; the printers here only spell them.
 
 use crate::model::Model;
+use crate::plan::{self, Family};
 
 pub mod bash;
 pub mod guard;
@@ -23,8 +25,9 @@ pub struct Rendered {
 
 /// Renders every text of `model`.
 pub fn render(model: &Model) -> Rendered {
-    let ipv4 = iptables::ipv4(model);
-    let ipv6 = iptables::ipv6(model);
+    let plan = plan::lower(model);
+    let ipv4 = iptables::print(&plan, Family::V4);
+    let ipv6 = iptables::print(&plan, Family::V6);
     let bash = bash::script(model, &ipv4, &ipv6);
     let source = policy::text(model);
     Rendered {
