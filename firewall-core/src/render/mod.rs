@@ -7,6 +7,7 @@ use crate::plan::{self, Family};
 pub mod bash;
 pub mod guard;
 pub mod iptables;
+pub mod nft;
 pub mod policy;
 pub mod preflight;
 
@@ -19,6 +20,8 @@ pub struct Rendered {
     pub ipv4: String,
     /// IPv6 rules, `ip6tables-save` format.
     pub ipv6: String,
+    /// The nftables file (`nft -f`), see [`nft`].
+    pub nft: String,
     /// The policy in canonical form ([`policy::text`]).
     pub source: String,
 }
@@ -28,12 +31,14 @@ pub fn render(model: &Model) -> Rendered {
     let plan = plan::lower(model);
     let ipv4 = iptables::print(&plan, Family::V4);
     let ipv6 = iptables::print(&plan, Family::V6);
+    let nft = nft::print(&plan);
     let bash = bash::script(model, &ipv4, &ipv6);
     let source = policy::text(model);
     Rendered {
         bash,
         ipv4,
         ipv6,
+        nft,
         source,
     }
 }
