@@ -2,7 +2,7 @@
 //! backend spells it.
 //!
 //! Pipeline: model → checks → **plan** → render → apply. [`lower`] turns a
-//! checked [`Model`] into a [`Plan`]: tables of chains of [`Rule`]s with typed
+//! checked [`Model`](crate::model::Model) into a [`Plan`]: tables of chains of [`Rule`]s with typed
 //! [`Matches`] and [`Target`]s, each carrying its [`Origin`] (the statement or
 //! the default it came from). The printers in `render` only spell a plan
 //! (`iptables-restore` text, nftables); they decide nothing about which packets
