@@ -98,6 +98,61 @@ fn rulesets_load_into_the_kernel() {
     }
 }
 
+/// Every shipped policy's `nft()` passes `nft -c -f` and loads for real into a
+/// throwaway namespace, over the previous policy's tables (the file replaces
+/// them in one transaction), leaving a table the firewall does not own alone.
+#[test]
+fn nft_rulesets_check_and_load() {
+    if !netns::require(
+        "nft_rulesets_check_and_load",
+        &["ip", "nft", "timeout"],
+        true,
+    ) {
+        return;
+    }
+    let ns = netns::Netns::new("nftload");
+    let nft = |args: &[&str], stdin: &str| {
+        let mut full = vec!["30", "nft"];
+        full.extend_from_slice(args);
+        ns.exec("timeout", &full, stdin)
+    };
+    let foreign = "table inet other {\n\tchain input {\n\t\ttype filter hook input priority 10; policy accept;\n\t\ttcp dport 9 counter accept\n\t}\n}\n";
+    let out = nft(&["-f", "-"], foreign);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policies = shipped_policies();
+    for (file, i, p) in &policies {
+        for args in [&["-c", "-f", "-"][..], &["-f", "-"][..]] {
+            let out = nft(args, p.nft());
+            assert!(
+                out.status.success(),
+                "{file} block {i}: nft {args:?}: {}\n--- nft:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                netns::numbered(p.nft())
+            );
+        }
+        let out = nft(&["list", "tables"], "");
+        let tables = String::from_utf8_lossy(&out.stdout).into_owned();
+        let nat = p.nft().contains("table ip firewall_nat {\n");
+        let expected = if nat {
+            "table inet other\ntable inet firewall\ntable ip firewall_nat\n"
+        } else {
+            "table inet other\ntable inet firewall\n"
+        };
+        assert_eq!(tables, expected, "{file} block {i}");
+    }
+    // The foreign table is untouched.
+    let out = nft(&["list", "table", "inet", "other"], "");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("tcp dport 9 counter"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 const GATEWAY: Firewall = firewall! {
     extif eth0;
     open tcp 22, 80;
@@ -114,6 +169,8 @@ fn macro_and_runtime_parse_render_the_same_texts() {
     assert_eq!(p.bash(), GATEWAY.bash());
     assert_eq!(p.iptables_restore(), GATEWAY.iptables_restore());
     assert_eq!(p.ip6tables_restore(), GATEWAY.ip6tables_restore());
+    assert_eq!(p.nft(), GATEWAY.nft());
+    assert!(GATEWAY.nft().contains("dnat to 192.168.125.22:22"));
 }
 
 #[test]

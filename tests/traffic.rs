@@ -3,6 +3,8 @@
 //! `common::kernel_tests_available`; under `CI=true` a missing piece fails).
 
 mod common;
+#[path = "common/netns.rs"]
+mod netns;
 
 use common::{Ns, Topology, NON_ROUTER_POLICY, SECTION5_POLICY};
 use firewall::Policy;
@@ -35,6 +37,66 @@ fn section5_matrix_with_iptables_restore() {
     // iptables-restore sets no sysctl; the bash script does (tested below).
     t.set_ip_forward(true);
     common::assert_section5_matrix(&t);
+}
+
+/// Loads `policy.nft()` with `nft -f` in `t`'s firewall namespace (a fresh
+/// one: no iptables rules there, which would filter too), after `nft -c -f`.
+fn load_nft(t: &Topology, policy: &Policy) {
+    for args in [
+        &["timeout", "30", "nft", "-c", "-f", "-"][..],
+        &["timeout", "30", "nft", "-f", "-"][..],
+    ] {
+        let out = t.exec_with_stdin(Ns::Firewall, args, policy.nft());
+        assert!(
+            out.status.success(),
+            "{}\n--- nft ---\n{}",
+            common::describe("nft", &out),
+            policy.nft()
+        );
+    }
+    let tables = t.sh(Ns::Firewall, "timeout 10 nft list tables");
+    let expected = if policy.nft().contains("table ip firewall_nat {\n") {
+        "table inet firewall\ntable ip firewall_nat\n"
+    } else {
+        "table inet firewall\n"
+    };
+    assert_eq!(tables, expected, "only the firewall's own tables");
+}
+
+#[test]
+fn section5_matrix_with_nft() {
+    if !common::kernel_tests_available("section5_matrix_with_nft")
+        || !netns::require("section5_matrix_with_nft", &["nft"], true)
+    {
+        return;
+    }
+    let policy = parse(SECTION5_POLICY);
+    let t = Topology::new("traffic_nft5");
+    load_nft(&t, &policy);
+    t.set_ip_forward(true);
+    common::assert_section5_matrix(&t);
+}
+
+#[test]
+fn non_router_forwards_nothing_with_nft() {
+    if !common::kernel_tests_available("non_router_forwards_nothing_with_nft")
+        || !netns::require("non_router_forwards_nothing_with_nft", &["nft"], true)
+    {
+        return;
+    }
+    let policy = parse(NON_ROUTER_POLICY);
+    let t = Topology::new("traffic_nft_nonrouter");
+    load_nft(&t, &policy);
+    let _ssh = t.listen_tcp(Ns::Firewall, 22);
+    let _smtp = t.listen_tcp(Ns::Firewall, 25);
+    for a in [common::addr::FW_EXT_V4, common::addr::FW_EXT_V6] {
+        assert!(
+            common::eventually(3, || t.tcp_connects(Ns::Outside, a, 22)),
+            "{a}:22 must be open"
+        );
+        assert!(!t.tcp_connects(Ns::Outside, a, 25), "{a}:25 must be closed");
+    }
+    common::assert_forwards_nothing(&t);
 }
 
 #[test]

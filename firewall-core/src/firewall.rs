@@ -19,6 +19,7 @@ pub struct Firewall {
     bash: &'static str,
     ipv4: &'static str,
     ipv6: &'static str,
+    nft: &'static str,
 }
 
 impl Firewall {
@@ -34,7 +35,15 @@ impl Firewall {
             bash,
             ipv4,
             ipv6,
+            nft: "",
         }
+    }
+
+    /// The constant with its nftables file (the macro emits
+    /// `__new(..).__with_nft(..)`).
+    #[doc(hidden)]
+    pub const fn __with_nft(self, nft: &'static str) -> Firewall {
+        Firewall { nft, ..self }
     }
 
     /// Stands in for a policy that did not compile, so that surrounding code
@@ -63,6 +72,11 @@ impl Firewall {
     /// The IPv6 rules in `ip6tables-save` format (for `ip6tables-restore`).
     pub const fn ip6tables_restore(&self) -> &'static str {
         self.ipv6
+    }
+
+    /// The same policy as one nftables file for `nft -f` (see [`Policy::nft`]).
+    pub const fn nft(&self) -> &'static str {
+        self.nft
     }
 
     /// The policy as a runtime value (parsed again from [`Firewall::source`]).

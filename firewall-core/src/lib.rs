@@ -12,6 +12,7 @@ pub mod compile;
 pub mod diagnostic;
 mod firewall;
 pub mod model;
+pub mod plan;
 mod policy;
 pub mod render;
 pub mod syntax;

@@ -18,6 +18,7 @@ pub struct Policy {
     bash: String,
     ipv4: String,
     ipv6: String,
+    nft: String,
     source: String,
 }
 
@@ -54,6 +55,7 @@ impl Policy {
             bash: r.bash,
             ipv4: r.ipv4,
             ipv6: r.ipv6,
+            nft: r.nft,
             source: r.source,
         }
     }
@@ -82,6 +84,14 @@ impl Policy {
     /// The IPv6 rules in `ip6tables-save` format.
     pub fn ip6tables_restore(&self) -> &str {
         &self.ipv6
+    }
+
+    /// The same policy as one nftables file for `nft -f`: the firewall's own
+    /// tables (`table inet firewall`, `table ip firewall_nat`) replaced in one
+    /// transaction, named sets for port and network lists
+    /// (see [`crate::render::nft`]).
+    pub fn nft(&self) -> &str {
+        &self.nft
     }
 
     /// Applies the policy to this host (root): atomically, backed up, rolled back

@@ -22,9 +22,10 @@ pub fn firewall(input: TokenStream) -> TokenStream {
             // `source` is rendered from the model, not the tokens re-printed:
             // it must parse again to the same policy (apply() does that).
             let r = firewall_core::render::render(&model);
-            let (source, bash, ipv4, ipv6) = (r.source, r.bash, r.ipv4, r.ipv6);
+            let (source, bash, ipv4, ipv6, nft) = (r.source, r.bash, r.ipv4, r.ipv6, r.nft);
             quote! {
                 ::firewall::__private::Firewall::__new(#source, #bash, #ipv4, #ipv6)
+                    .__with_nft(#nft)
             }
             .into()
         }

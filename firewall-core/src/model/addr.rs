@@ -1,7 +1,7 @@
 //! Addresses and networks: a [`Net`] has no host bits, a [`Host`] is a unicast IPv4 host.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Why an address or network is not usable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +61,24 @@ pub struct Net {
 }
 
 impl Net {
+    /// `fe80::/10`: IPv6 link-local unicast addresses.
+    pub const IPV6_LINK_LOCAL: Net = Net {
+        addr: IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)),
+        prefix: 10,
+    };
+
+    /// `::/128`: the IPv6 unspecified address (a sender that has none yet).
+    pub const IPV6_UNSPECIFIED: Net = Net {
+        addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        prefix: 128,
+    };
+
+    /// `ff02::1:2/128`: All_DHCP_Relay_Agents_and_Servers (RFC 8415).
+    pub const IPV6_ALL_DHCP_SERVERS: Net = Net {
+        addr: IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2)),
+        prefix: 128,
+    };
+
     /// `addr/prefix`, checked: the prefix fits the family and no host bits are set.
     pub fn new(addr: IpAddr, prefix: u32) -> Result<Net, AddrError> {
         let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
@@ -131,7 +149,7 @@ fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
         IpAddr::V6(a) => {
             let bits = u128::from(a);
             let m = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6(std::net::Ipv6Addr::from(bits & m))
+            IpAddr::V6(Ipv6Addr::from(bits & m))
         }
     }
 }
@@ -196,6 +214,16 @@ impl Host {
     /// The address.
     pub fn addr(&self) -> Ipv4Addr {
         self.0
+    }
+}
+
+/// The host as a network of one address (`203.0.113.2/32`).
+impl From<Host> for Net {
+    fn from(host: Host) -> Net {
+        Net {
+            addr: IpAddr::V4(host.0),
+            prefix: 32,
+        }
     }
 }
 

@@ -109,6 +109,11 @@ impl Iface {
         }
     }
 
+    /// The loopback interface, `lo`.
+    pub fn loopback() -> Iface {
+        Iface("lo".to_string())
+    }
+
     /// Whether this is the loopback interface.
     pub fn is_loopback(&self) -> bool {
         self.0 == "lo"

@@ -91,15 +91,6 @@ impl PortRange {
     pub const fn overlaps(self, other: PortRange) -> bool {
         self.start.get() <= other.end.get() && other.start.get() <= self.end.get()
     }
-
-    /// How many entries this range takes in an iptables `multiport` list (a range takes two).
-    pub const fn multiport_weight(self) -> usize {
-        if self.is_single() {
-            1
-        } else {
-            2
-        }
-    }
 }
 
 impl From<Port> for PortRange {

@@ -18,81 +18,28 @@
 //! [`statement_at_line`] reads them back, so that an `iptables-restore` failure at
 //! "line N" can be reported as the policy statement it came from.
 //!
-//! Rules are ordered by this module, not by the order of the statements, and the
-//! output is deterministic. Ports of one statement are sorted.
+//! Which rules there are, in which order, is decided by [`crate::plan::lower`]
+//! (its documentation describes every chain); this module only spells a
+//! [`Plan`] in `iptables-save` syntax. The output is deterministic.
 //!
-//! # `*filter`
+//! # Spelling
 //!
-//! The built-in chains `INPUT`, `FORWARD` and `OUTPUT` get the model's policies
-//! (`input`, [`Model::forward_policy`], `output`). `reject` cannot be the policy of a
-//! built-in chain, so it becomes policy `DROP` plus a final `REJECT` in the chain's
-//! *tail*. The custom chains `ext-in`, `ext-fwd` and `ext-out` are always declared.
-//! The built-in chains send external traffic there with `-g` (goto), not `-j`: when
-//! an `ext-*` chain ends without a verdict, the built-in chain's policy applies
-//! directly, and the packet never falls through to the trusted-interface accepts.
-//!
-//! The *tail* of a chain is: a rate-limited `LOG` with prefix `firewall drop: `
-//! (only on the input side, only with `log drops;`, and only when the input policy
-//! drops or rejects: it logs what that policy drops), then, when the chain's policy
-//! is `reject`, `-p tcp -j REJECT --reject-with tcp-reset` followed by `-j REJECT
-//! --reject-with icmp-port-unreachable` (IPv6: `icmp6-port-unreachable`). On the
-//! input side with `icmp drop` (the default), `-p icmp -j DROP` (IPv6: `-p
-//! ipv6-icmp`) comes before those rejects: `icmp drop` means no answer at all, not
-//! even a "port unreachable" that tells a ping sweep the host is there.
-//!
-//! * `INPUT`: accept `RELATED,ESTABLISHED`; IPv6 only: accept neighbour discovery
-//!   (ICMPv6 133–136 with hop limit 255) and the rest of what RFC 4890 (4.4.1) says
-//!   a host must accept, each only as it arrives from the link itself: inverse
-//!   neighbour discovery (141, 142) and SEND certificate path (148, 149) with hop
-//!   limit 255; multicast listener discovery (130, 131, 132, 143) from `fe80::/10`,
-//!   and its reports (131, 143) also from `::`, and multicast router discovery
-//!   (151–153) from `fe80::/10`, all with hop limit 1; and DHCPv6 replies (`-s
-//!   fe80::/10 -d fe80::/10 -p udp --sport 547 --dport 546`: conntrack cannot pair
-//!   a server's unicast answer with the client's multicast request). ICMP errors
-//!   pass as `RELATED`, echo as `icmp` says. All of this *before* the invalid drop,
-//!   because IPv6 breaks without it; drop `INVALID`; accept `lo`; `-i EXT -g
-//!   ext-in` per external interface; then the trusted interfaces: with `trust`, `-i
-//!   T -j ACCEPT` each and the input tail; without it, one `-j ACCEPT` (every
-//!   interface that is not external is trusted, as in the howto).
-//! * `ext-in`: ICMP (`icmp accept;`: IPv4 `-p icmp`, IPv6 echo-request accepted;
-//!   with the default `icmp drop` and an accepting input policy the same rules
-//!   drop, under a rejecting one the tail drops ICMP; ICMP errors pass as `RELATED`
-//!   already); each `open`, per source network of the family (`-s NET`; an `open`
-//!   whose `from` has no network of this family renders nothing in it), its ports
-//!   in `multiport` rules of at most 15 entries (a range counts 2), a lone port or
-//!   range as plain `--dport`; IPv4: each `redirect`'s connections exactly
-//!   (`--dport TO -m conntrack --ctstate DNAT --ctorigdstport PORT`; the target
-//!   port itself is not opened); then the input tail.
-//! * `FORWARD`: accept `RELATED,ESTABLISHED`; drop `INVALID`; `-i EXT -g ext-fwd`;
-//!   when something forwards outward (IPv4 routers, `masquerade`/`dnat`; or `policy
-//!   forward accept`, both families) drop new forwarded connections matching `block
-//!   out` (`-o EXT`); IPv4 routers then accept the trusted interfaces outward
-//!   (`trust`: `-i T` each; else everything not external). IPv6 forwards nothing by
-//!   rule: the forward policy decides. Then the forward tail.
-//! * `ext-fwd`: IPv4: exactly the DNAT'd connections of each `dnat` (`-d TO --dport
-//!   TO_PORT -m conntrack --ctstate DNAT --ctorigdstport PORT`); `forward drop;`
-//!   drops the rest, and so does a final `-j DROP` under `policy forward accept`
-//!   (nothing from outside reaches inside unless a `dnat` says so: the accepting
-//!   policy is for what the other interfaces forward); then the forward tail.
-//! * `OUTPUT`: when the output policy blocks: accept `RELATED,ESTABLISHED`, IPv6
-//!   neighbour discovery, the same RFC 4890 messages as on `INPUT` (a host that
-//!   cannot send its multicast listener reports stops receiving neighbour discovery
-//!   behind a switch that snoops MLD) and DHCPv6 requests (`-s fe80::/10 -d
-//!   ff02::1:2 -p udp --sport 546 --dport 547`), and `lo` first. `-o EXT -g
-//!   ext-out`; when the output policy blocks, the trusted interfaces are accepted
-//!   and the output tail follows.
-//! * `ext-out`: each `block out` dropped (multiport chunks as above), `NEW`
-//!   connections only (`-m conntrack --ctstate NEW`): under the default `policy
-//!   output accept` nothing accepts replies before it, and the reply to a client
-//!   whose source port lies in a blocked range must still leave. Then the output
-//!   tail.
-//!
-//! # `*nat`
-//!
-//! `PREROUTING`, `INPUT`, `OUTPUT`, `POSTROUTING`, all `ACCEPT`. IPv4 only:
-//! `PREROUTING` per external interface: each `dnat` (`-j DNAT --to-destination
-//! TO:TO_PORT`), then each `redirect` (`-j REDIRECT --to-ports TO`); `POSTROUTING`:
-//! `-o EXT -j MASQUERADE` per external interface with `masquerade;`.
+//! * Tables: `*filter` (`INPUT`, `FORWARD`, `OUTPUT` with the plan's policies,
+//!   then the user chains `ext-in`, `ext-fwd`, `ext-out` declared with `-`), then
+//!   `*nat` (`PREROUTING`, `INPUT`, `OUTPUT`, `POSTROUTING`). Each family gets
+//!   the plan's rules of that family; the IPv6 `*nat` has none.
+//! * A rule's matches in this order: `-i`, `-o`, `-s`, `-d`, `-p` with
+//!   `--sport` and `--dport`/`-m multiport --dports`, ICMP type (`-m icmp6
+//!   --icmpv6-type`: `echo-request` by name, the others by number), `-m hl
+//!   --hl-eq`, `-m conntrack --ctstate`, the DNAT'd connection (`-m conntrack
+//!   --ctstate DNAT --ctorigdstport PORT`), `-m limit --limit N/min
+//!   --limit-burst B`, then the comment and the target. ICMP is `-p icmp` in
+//!   IPv4 and `-p ipv6-icmp` in IPv6; a port-unreachable reject is
+//!   `icmp-port-unreachable` or `icmp6-port-unreachable`; a goto is `-g`.
+//! * A plan rule becomes one line per source network × destination network ×
+//!   `multiport` chunk: a port set is cut into rules of at most 15 entries (a
+//!   range counts 2, a kernel limit); a chunk of one port or range is a plain
+//!   `--dport` (`8000:8080`).
 //!
 //! Interface names ending in `+` are iptables wildcards and pass through. None of
 //! the howto's mistakes appear: no `-i ! X` (negation is never needed here), no
@@ -127,14 +74,21 @@
 //! assert_eq!(iptables::statement_at_line(&v4, line).as_deref(), Some("open tcp 22, 80"));
 //! ```
 
-use crate::model::{BlockOut, Iface, Model, Net, PortRange, Proto, Verdict};
+use crate::model::{Model, PortRange};
+use crate::plan::{
+    self, CtState, Family, Hook, IcmpType, Origin, Plan, RejectWith, Rule, Table, TableKind,
+    Target, L4,
+};
 use std::fmt::Write as _;
+
+#[cfg(test)]
+use crate::model::{BlockOut, Iface, Proto, Verdict};
 
 /// The first line of every rendered ruleset.
 pub const HEADER: &str = "# Generated by firewall (do not edit: edit the policy)";
 
 /// The `LOG` prefix of `log drops;`.
-pub const LOG_PREFIX: &str = "firewall drop: ";
+pub const LOG_PREFIX: &str = plan::LOG_PREFIX;
 
 /// At most this many entries in one `multiport` rule (a kernel limit).
 pub const MULTIPORT_MAX: usize = 15;
@@ -144,12 +98,24 @@ pub const COMMENT_MAX: usize = 255;
 
 /// The IPv4 rules in `iptables-save` format (see the module documentation).
 pub fn ipv4(model: &Model) -> String {
-    render(model, Family::V4)
+    print(&plan::lower(model), Family::V4)
 }
 
 /// The IPv6 rules in `ip6tables-save` format (see the module documentation).
 pub fn ipv6(model: &Model) -> String {
-    render(model, Family::V6)
+    print(&plan::lower(model), Family::V6)
+}
+
+/// The rules of `plan` that apply to `family`, in `iptables-save` format: what
+/// [`ipv4`] and [`ipv6`] return for the plan of a model.
+pub fn print(plan: &Plan, family: Family) -> String {
+    let mut out = String::new();
+    out.push_str(HEADER);
+    out.push('\n');
+    for table in plan.tables() {
+        write_table(&mut out, table, family);
+    }
+    out
 }
 
 /// The comment of the rule at 1-based `line` of a rendered `ruleset`: the policy
@@ -183,90 +149,203 @@ pub fn statement_at_line(ruleset: &str, line: usize) -> Option<String> {
     Some(comment.to_string())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    fn is_v4(self) -> bool {
-        self == Family::V4
-    }
-
-    /// Matches every ICMP packet of the family.
-    fn icmp_proto(self) -> &'static str {
-        match self {
-            Family::V4 => "-p icmp",
-            Family::V6 => "-p ipv6-icmp",
-        }
-    }
-
-    fn reject_unreachable(self) -> &'static str {
-        match self {
-            Family::V4 => "icmp-port-unreachable",
-            Family::V6 => "icmp6-port-unreachable",
-        }
-    }
-}
-
-/// Neighbour discovery: router solicitation/advertisement, neighbour solicitation/advertisement.
+// The texts the tests pin (the plan's origins spell them).
+#[cfg(test)]
 const ND_TYPES: [u16; 4] = [133, 134, 135, 136];
-
-const C_ESTABLISHED: &str = "default: replies to accepted connections";
-const C_INVALID: &str = "default: drop invalid packets";
+#[cfg(test)]
 const C_LOOPBACK: &str = "default: loopback";
+#[cfg(test)]
 const C_ND: &str = "default: IPv6 neighbour discovery";
+#[cfg(test)]
 const C_INVERSE_ND: &str = "default: IPv6 inverse neighbour discovery (RFC 4890)";
+#[cfg(test)]
 const C_SEND: &str = "default: IPv6 SEND certificate path (RFC 4890)";
+#[cfg(test)]
 const C_MLD: &str = "default: IPv6 multicast listener discovery (RFC 4890)";
+#[cfg(test)]
 const C_MRD: &str = "default: IPv6 multicast router discovery (RFC 4890)";
+#[cfg(test)]
 const C_DHCPV6: &str = "default: DHCPv6 replies from a link-local server";
+#[cfg(test)]
 const C_DHCPV6_OUT: &str = "default: DHCPv6 requests to the servers of the link";
-const C_UNTRUSTED_TRUSTED: &str = "default: every interface that is not external is trusted";
+#[cfg(test)]
 const C_FORWARD_ACCEPT: &str = "policy forward accept: from outside only what a dnat forwards";
 
-/// One table being built: its chains (name, policy) and its rules, in order.
-struct Table {
-    name: &'static str,
-    chains: Vec<(&'static str, &'static str)>,
-    rules: Vec<String>,
+/// `*filter` or `*nat`: chain declarations (built-in chains first, as
+/// `iptables-save` writes them), the rules of `family`, `COMMIT`.
+fn write_table(out: &mut String, table: &Table, family: Family) {
+    let name = match table.kind {
+        TableKind::Filter => "filter",
+        TableKind::Nat => "nat",
+    };
+    let _ = writeln!(out, "*{name}");
+    let builtin = |c: &&plan::Chain| matches!(c.kind, plan::ChainKind::BuiltIn { .. });
+    for chain in table.chains.iter().filter(builtin) {
+        let _ = writeln!(
+            out,
+            ":{} {} [0:0]",
+            chain_name(chain.kind),
+            policy(chain.kind)
+        );
+    }
+    for chain in table.chains.iter().filter(|c| !builtin(c)) {
+        let _ = writeln!(out, ":{} - [0:0]", chain_name(chain.kind));
+    }
+    for chain in &table.chains {
+        let name = chain_name(chain.kind);
+        for rule in chain.rules_of(family) {
+            write_rule(out, name, rule, family);
+        }
+    }
+    out.push_str("COMMIT\n");
 }
 
-impl Table {
-    fn new(name: &'static str, chains: Vec<(&'static str, &'static str)>) -> Table {
-        Table {
-            name,
-            chains,
-            rules: Vec::new(),
-        }
+fn chain_name(kind: plan::ChainKind) -> &'static str {
+    match kind {
+        plan::ChainKind::BuiltIn { hook, .. } => match hook {
+            Hook::Prerouting => "PREROUTING",
+            Hook::Input => "INPUT",
+            Hook::Forward => "FORWARD",
+            Hook::Output => "OUTPUT",
+            Hook::Postrouting => "POSTROUTING",
+        },
+        plan::ChainKind::User(c) => c.name(),
     }
+}
 
-    /// Appends `-A chain MATCHES -m comment --comment "COMMENT" TARGET`.
-    fn rule(&mut self, chain: &str, matches: &str, comment: &str, target: &str) {
-        let mut r = format!("-A {chain} ");
-        if !matches.is_empty() {
-            r.push_str(matches);
-            r.push(' ');
+fn policy(kind: plan::ChainKind) -> &'static str {
+    match kind {
+        plan::ChainKind::BuiltIn {
+            policy: plan::BasePolicy::Accept,
+            ..
+        } => "ACCEPT",
+        plan::ChainKind::BuiltIn {
+            policy: plan::BasePolicy::Drop,
+            ..
+        } => "DROP",
+        plan::ChainKind::User(_) => "-",
+    }
+}
+
+/// Writes one plan rule as as many `-A` lines as it takes: one per source
+/// network, destination network and `multiport` chunk of its destination ports.
+fn write_rule(out: &mut String, chain: &str, rule: &Rule, family: Family) {
+    let m = &rule.matches;
+    let comment = match &rule.origin {
+        Origin::Statement { text, .. } => comment_text(text),
+        Origin::Derived(cause) => comment_text(&cause.to_string()),
+    };
+    let nets = |set: &Option<plan::NetSet>| -> Vec<Option<String>> {
+        match set {
+            Some(set) => set.nets().iter().map(|n| Some(n.to_string())).collect(),
+            None => vec![None],
         }
+    };
+    let (proto, sport, dports) = match &m.proto {
+        Some(L4::Tcp(p)) => ("-p tcp", p.sport, p.dport.as_ref()),
+        Some(L4::Udp(p)) => ("-p udp", p.sport, p.dport.as_ref()),
+        Some(L4::Icmp(_)) | None => ("", None, None),
+    };
+    let chunks: Vec<Option<String>> = match dports {
+        Some(set) => dport_chunks(set.ranges()).into_iter().map(Some).collect(),
+        None => vec![None],
+    };
+    let mut after = String::new();
+    if let Some(hl) = m.hop_limit {
+        let _ = write!(after, " -m hl --hl-eq {hl}");
+    }
+    if let Some(states) = m.ct_state {
+        let list: Vec<&str> = states.iter().map(ct_state).collect();
+        let _ = write!(after, " -m conntrack --ctstate {}", list.join(","));
+    }
+    if let Some(port) = m.ct_dnat_from {
+        let _ = write!(after, " -m conntrack --ctstate DNAT --ctorigdstport {port}");
+    }
+    if let Some(limit) = m.limit {
         let _ = write!(
-            r,
-            "-m comment --comment \"{}\" {target}",
-            comment_text(comment)
+            after,
+            " -m limit --limit {}/min --limit-burst {}",
+            limit.per_minute, limit.burst
         );
-        self.rules.push(r);
     }
+    let target = target(&rule.target, family);
+    for src in nets(&m.src) {
+        for dst in nets(&m.dst) {
+            for chunk in &chunks {
+                let mut r = format!("-A {chain}");
+                if let Some(i) = &m.iif {
+                    let _ = write!(r, " -i {i}");
+                }
+                if let Some(o) = &m.oif {
+                    let _ = write!(r, " -o {o}");
+                }
+                if let Some(s) = &src {
+                    let _ = write!(r, " -s {s}");
+                }
+                if let Some(d) = &dst {
+                    let _ = write!(r, " -d {d}");
+                }
+                match &m.proto {
+                    Some(L4::Icmp(ty)) => r.push_str(&icmp(*ty, family)),
+                    _ if !proto.is_empty() => {
+                        r.push(' ');
+                        r.push_str(proto);
+                        if let Some(p) = sport {
+                            let _ = write!(r, " --sport {p}");
+                        }
+                        if let Some(c) = chunk {
+                            r.push(' ');
+                            r.push_str(c);
+                        }
+                    }
+                    _ => {}
+                }
+                r.push_str(&after);
+                let _ = writeln!(r, " -m comment --comment \"{comment}\" {target}");
+                out.push_str(&r);
+            }
+        }
+    }
+}
 
-    fn write_to(&self, out: &mut String) {
-        let _ = writeln!(out, "*{}", self.name);
-        for (chain, policy) in &self.chains {
-            let _ = writeln!(out, ":{chain} {policy} [0:0]");
-        }
-        for r in &self.rules {
-            out.push_str(r);
-            out.push('\n');
-        }
-        out.push_str("COMMIT\n");
+/// ` -p icmp` / ` -p ipv6-icmp`, with the type if any.
+fn icmp(ty: Option<IcmpType>, family: Family) -> String {
+    let name = |ty: IcmpType| match ty {
+        IcmpType::EchoRequest => "echo-request".to_string(),
+        IcmpType::V6(t) => t.number().to_string(),
+    };
+    match (family, ty) {
+        (Family::V4, None) => " -p icmp".to_string(),
+        (Family::V6, None) => " -p ipv6-icmp".to_string(),
+        (Family::V4, Some(t)) => format!(" -p icmp -m icmp --icmp-type {}", name(t)),
+        (Family::V6, Some(t)) => format!(" -p ipv6-icmp -m icmp6 --icmpv6-type {}", name(t)),
+    }
+}
+
+fn ct_state(s: CtState) -> &'static str {
+    match s {
+        CtState::New => "NEW",
+        CtState::Related => "RELATED",
+        CtState::Established => "ESTABLISHED",
+        CtState::Invalid => "INVALID",
+    }
+}
+
+fn target(t: &Target, family: Family) -> String {
+    match t {
+        Target::Accept => "-j ACCEPT".to_string(),
+        Target::Drop => "-j DROP".to_string(),
+        Target::Reject(RejectWith::TcpReset) => "-j REJECT --reject-with tcp-reset".to_string(),
+        Target::Reject(RejectWith::PortUnreachable) => match family {
+            Family::V4 => "-j REJECT --reject-with icmp-port-unreachable".to_string(),
+            Family::V6 => "-j REJECT --reject-with icmp6-port-unreachable".to_string(),
+        },
+        Target::Goto(c) => format!("-g {}", c.name()),
+        Target::Jump(c) => format!("-j {}", c.name()),
+        Target::Dnat { to, port } => format!("-j DNAT --to-destination {to}:{port}"),
+        Target::Redirect { port } => format!("-j REDIRECT --to-ports {port}"),
+        Target::Masquerade => "-j MASQUERADE".to_string(),
+        Target::Log { prefix } => format!("-j LOG --log-prefix \"{prefix}\""),
     }
 }
 
@@ -300,24 +379,22 @@ fn comment_text(s: &str) -> String {
     out
 }
 
-/// The built-in policy for a verdict (`reject` is `DROP` plus a tail).
-fn builtin_policy(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Accept => "ACCEPT",
-        Verdict::Drop | Verdict::Reject => "DROP",
+/// How many entries a range takes in a `multiport` list (a range takes two).
+const fn multiport_weight(r: PortRange) -> usize {
+    if r.is_single() {
+        1
+    } else {
+        2
     }
 }
 
-/// Sorted, deduplicated ports split into `--dport`/`--dports` match texts of at
+/// A sorted port set as `--dport`/`-m multiport --dports` match texts of at
 /// most [`MULTIPORT_MAX`] entries each.
-fn port_matches(proto: Proto, ports: &[PortRange]) -> Vec<String> {
-    let mut sorted = ports.to_vec();
-    sorted.sort();
-    sorted.dedup();
+fn dport_chunks(sorted: &[PortRange]) -> Vec<String> {
     let mut chunks: Vec<Vec<PortRange>> = Vec::new();
     let mut weight = 0;
-    for p in sorted {
-        let w = p.multiport_weight();
+    for &p in sorted {
+        let w = multiport_weight(p);
         match chunks.last_mut() {
             Some(chunk) if weight + w <= MULTIPORT_MAX => {
                 chunk.push(p);
@@ -332,12 +409,24 @@ fn port_matches(proto: Proto, ports: &[PortRange]) -> Vec<String> {
     chunks
         .into_iter()
         .map(|chunk| match chunk.as_slice() {
-            [one] => format!("-p {proto} --dport {}", ipt_port(*one)),
+            [one] => format!("--dport {}", ipt_port(*one)),
             many => {
                 let list: Vec<String> = many.iter().map(|p| ipt_port(*p)).collect();
-                format!("-p {proto} -m multiport --dports {}", list.join(","))
+                format!("-m multiport --dports {}", list.join(","))
             }
         })
+        .collect()
+}
+
+/// Ports of one statement (sorted and deduplicated, as the plan's sets are)
+/// as whole `-p PROTO` match texts, one per `multiport` chunk.
+#[cfg(test)]
+fn port_matches(proto: Proto, ports: &[PortRange]) -> Vec<String> {
+    let set = plan::PortSet::new(ports);
+    let ranges = set.as_ref().map_or(&[][..], |s| s.ranges());
+    dport_chunks(ranges)
+        .into_iter()
+        .map(|c| format!("-p {proto} {c}"))
         .collect()
 }
 
@@ -348,381 +437,6 @@ fn ipt_port(p: PortRange) -> String {
     } else {
         format!("{}:{}", p.start(), p.end())
     }
-}
-
-fn render(model: &Model, fam: Family) -> String {
-    let mut out = String::new();
-    out.push_str(HEADER);
-    out.push('\n');
-    filter(model, fam).write_to(&mut out);
-    nat(model, fam).write_to(&mut out);
-    out
-}
-
-/// The tail of the input side: log what the policy drops, then reject.
-fn input_tail(t: &mut Table, chain: &str, model: &Model, fam: Family) {
-    if model.log_drops && model.input.blocks() {
-        t.rule(
-            chain,
-            "-m limit --limit 5/min --limit-burst 10",
-            "log drops",
-            &format!("-j LOG --log-prefix \"{LOG_PREFIX}\""),
-        );
-    }
-    if model.input == Verdict::Reject && !model.icmp_accept {
-        // `icmp drop` means no answer at all: not even the reject's error.
-        t.rule(chain, fam.icmp_proto(), "icmp drop", "-j DROP");
-    }
-    reject_tail(t, chain, "input", model.input, fam);
-}
-
-/// `REJECT` rules standing in for a `reject` policy.
-fn reject_tail(t: &mut Table, chain: &str, name: &str, policy: Verdict, fam: Family) {
-    if policy != Verdict::Reject {
-        return;
-    }
-    let comment = format!("policy {name} reject");
-    t.rule(
-        chain,
-        "-p tcp",
-        &comment,
-        "-j REJECT --reject-with tcp-reset",
-    );
-    t.rule(
-        chain,
-        "",
-        &comment,
-        &format!("-j REJECT --reject-with {}", fam.reject_unreachable()),
-    );
-}
-
-fn established(t: &mut Table, chain: &str) {
-    t.rule(
-        chain,
-        "-m conntrack --ctstate RELATED,ESTABLISHED",
-        C_ESTABLISHED,
-        "-j ACCEPT",
-    );
-}
-
-fn invalid(t: &mut Table, chain: &str) {
-    t.rule(
-        chain,
-        "-m conntrack --ctstate INVALID",
-        C_INVALID,
-        "-j DROP",
-    );
-}
-
-fn neighbour_discovery(t: &mut Table, chain: &str, hop_limit: bool) {
-    for ty in ND_TYPES {
-        let hl = if hop_limit { " -m hl --hl-eq 255" } else { "" };
-        t.rule(
-            chain,
-            &format!("-p ipv6-icmp -m icmp6 --icmpv6-type {ty}{hl}"),
-            C_ND,
-            "-j ACCEPT",
-        );
-    }
-}
-
-/// What RFC 4890 (section 4.4.1) says an IPv6 host must accept besides
-/// neighbour discovery, errors and echo (RELATED and `icmp` decide those),
-/// each only as it arrives from the link itself, plus DHCPv6 replies from a
-/// link-local server. On `OUTPUT` (`incoming` false: only rendered when the
-/// output policy blocks) the same messages leave, and DHCPv6 requests to the
-/// link's servers instead of the replies.
-fn ipv6_link_local_services(t: &mut Table, chain: &str, incoming: bool) {
-    const LINK_LOCAL: &str = "fe80::/10";
-    // Inverse neighbour discovery, SEND certificate path: hop limit 255.
-    for (ty, comment) in [
-        (141, C_INVERSE_ND),
-        (142, C_INVERSE_ND),
-        (148, C_SEND),
-        (149, C_SEND),
-    ] {
-        t.rule(
-            chain,
-            &format!("-p ipv6-icmp -m icmp6 --icmpv6-type {ty} -m hl --hl-eq 255"),
-            comment,
-            "-j ACCEPT",
-        );
-    }
-    // Multicast listener discovery (query, report, done, v2 report) from a
-    // link-local address; a report may come from `::` before the sender has
-    // one (RFC 3590). Multicast router discovery likewise. Hop limit 1.
-    let from_link = [
-        (LINK_LOCAL, 130, C_MLD),
-        (LINK_LOCAL, 131, C_MLD),
-        (LINK_LOCAL, 132, C_MLD),
-        (LINK_LOCAL, 143, C_MLD),
-        ("::/128", 131, C_MLD),
-        ("::/128", 143, C_MLD),
-        (LINK_LOCAL, 151, C_MRD),
-        (LINK_LOCAL, 152, C_MRD),
-        (LINK_LOCAL, 153, C_MRD),
-    ];
-    for (src, ty, comment) in from_link {
-        t.rule(
-            chain,
-            &format!("-s {src} -p ipv6-icmp -m icmp6 --icmpv6-type {ty} -m hl --hl-eq 1"),
-            comment,
-            "-j ACCEPT",
-        );
-    }
-    // DHCPv6: a server (or relay) answers the client's link-local address
-    // from its own, port 547 to 546; conntrack cannot pair that with the
-    // multicast request (All_DHCP_Relay_Agents_and_Servers, ff02::1:2).
-    if incoming {
-        t.rule(
-            chain,
-            &format!("-s {LINK_LOCAL} -d {LINK_LOCAL} -p udp --sport 547 --dport 546"),
-            C_DHCPV6,
-            "-j ACCEPT",
-        );
-    } else {
-        t.rule(
-            chain,
-            &format!("-s {LINK_LOCAL} -d ff02::1:2/128 -p udp --sport 546 --dport 547"),
-            C_DHCPV6_OUT,
-            "-j ACCEPT",
-        );
-    }
-}
-
-/// Accepts traffic from (`dir` = `-i`) or to (`-o`) the trusted interfaces.
-fn trusted(t: &mut Table, chain: &str, dir: &str, trust: Option<&[Iface]>) {
-    match trust {
-        Some(list) => {
-            for i in list {
-                t.rule(
-                    chain,
-                    &format!("{dir} {i}"),
-                    &format!("trust {i}"),
-                    "-j ACCEPT",
-                );
-            }
-        }
-        None => t.rule(chain, "", C_UNTRUSTED_TRUSTED, "-j ACCEPT"),
-    }
-}
-
-fn extif_goto(t: &mut Table, chain: &str, dir: &str, model: &Model, target: &str) {
-    for e in &model.extif {
-        t.rule(
-            chain,
-            &format!("{dir} {e}"),
-            &format!("extif {e}"),
-            &format!("-g {target}"),
-        );
-    }
-}
-
-/// Drops new connections to the ports of `b`: only `NEW`, so that replies of
-/// connections accepted from outside (whose client port may lie in a blocked
-/// range) always leave, whatever the output policy.
-fn block_out_rules(t: &mut Table, chain: &str, prefix: &str, b: &BlockOut) {
-    let comment = b.to_string();
-    for m in port_matches(b.proto, &b.ports) {
-        let matches = if prefix.is_empty() {
-            format!("{m} -m conntrack --ctstate NEW")
-        } else {
-            format!("{prefix} {m} -m conntrack --ctstate NEW")
-        };
-        t.rule(chain, &matches, &comment, "-j DROP");
-    }
-}
-
-fn filter(model: &Model, fam: Family) -> Table {
-    let forward = model.forward_policy();
-    let mut t = Table::new(
-        "filter",
-        vec![
-            ("INPUT", builtin_policy(model.input)),
-            ("FORWARD", builtin_policy(forward)),
-            ("OUTPUT", builtin_policy(model.output)),
-            ("ext-in", "-"),
-            ("ext-fwd", "-"),
-            ("ext-out", "-"),
-        ],
-    );
-    let trust = model.trust.as_deref();
-
-    // INPUT
-    established(&mut t, "INPUT");
-    if !fam.is_v4() {
-        neighbour_discovery(&mut t, "INPUT", true);
-        ipv6_link_local_services(&mut t, "INPUT", true);
-    }
-    invalid(&mut t, "INPUT");
-    t.rule("INPUT", "-i lo", C_LOOPBACK, "-j ACCEPT");
-    extif_goto(&mut t, "INPUT", "-i", model, "ext-in");
-    trusted(&mut t, "INPUT", "-i", trust);
-    if trust.is_some() {
-        input_tail(&mut t, "INPUT", model, fam);
-    }
-
-    // ext-in
-    let icmp_comment = if model.icmp_accept {
-        "icmp accept"
-    } else {
-        "icmp drop"
-    };
-    let icmp_target = if model.icmp_accept {
-        Some("-j ACCEPT")
-    } else if !model.input.blocks() {
-        Some("-j DROP")
-    } else {
-        None
-    };
-    if let Some(target) = icmp_target {
-        let m = match fam {
-            Family::V4 => "-p icmp",
-            Family::V6 => "-p ipv6-icmp -m icmp6 --icmpv6-type echo-request",
-        };
-        t.rule("ext-in", m, icmp_comment, target);
-    }
-    for open in &model.opens {
-        let comment = open.to_string();
-        let ports = port_matches(open.proto, &open.ports);
-        let sources: Vec<Option<Net>> = match open.sources(fam.is_v4()) {
-            None => vec![None],
-            Some(nets) => nets.into_iter().map(Some).collect(),
-        };
-        for src in sources {
-            for m in &ports {
-                let matches = match src {
-                    Some(net) => format!("-s {net} {m}"),
-                    None => m.clone(),
-                };
-                t.rule("ext-in", &matches, &comment, "-j ACCEPT");
-            }
-        }
-    }
-    if fam.is_v4() {
-        for r in &model.redirects {
-            t.rule(
-                "ext-in",
-                &format!(
-                    "-p {} --dport {} -m conntrack --ctstate DNAT --ctorigdstport {}",
-                    r.proto, r.to_port, r.port
-                ),
-                &r.to_string(),
-                "-j ACCEPT",
-            );
-        }
-    }
-    input_tail(&mut t, "ext-in", model, fam);
-
-    // FORWARD
-    established(&mut t, "FORWARD");
-    invalid(&mut t, "FORWARD");
-    extif_goto(&mut t, "FORWARD", "-i", model, "ext-fwd");
-    let router = fam.is_v4() && model.is_router();
-    // Whatever forwards outward (a router's trusted accepts, or the policy
-    // itself) meets `block out` first.
-    if router || forward == Verdict::Accept {
-        for b in &model.block_out {
-            for e in &model.extif {
-                block_out_rules(&mut t, "FORWARD", &format!("-o {e}"), b);
-            }
-        }
-    }
-    if router {
-        trusted(&mut t, "FORWARD", "-i", trust);
-    }
-    reject_tail(&mut t, "FORWARD", "forward", forward, fam);
-
-    // ext-fwd
-    if fam.is_v4() {
-        for d in &model.dnats {
-            t.rule(
-                "ext-fwd",
-                &format!(
-                    "-d {}/32 -p {} --dport {} -m conntrack --ctstate DNAT --ctorigdstport {}",
-                    d.to, d.proto, d.to_port, d.port
-                ),
-                &d.to_string(),
-                "-j ACCEPT",
-            );
-        }
-    }
-    if model.forward_drop {
-        t.rule("ext-fwd", "", "forward drop", "-j DROP");
-    } else if forward == Verdict::Accept {
-        // Nothing from outside reaches inside unless a `dnat` says so, also
-        // when the policy accepts (that is for what the inside forwards).
-        t.rule("ext-fwd", "", C_FORWARD_ACCEPT, "-j DROP");
-    }
-    reject_tail(&mut t, "ext-fwd", "forward", forward, fam);
-
-    // OUTPUT
-    let out_blocks = model.output.blocks();
-    if out_blocks {
-        established(&mut t, "OUTPUT");
-        if !fam.is_v4() {
-            neighbour_discovery(&mut t, "OUTPUT", false);
-            ipv6_link_local_services(&mut t, "OUTPUT", false);
-        }
-        t.rule("OUTPUT", "-o lo", C_LOOPBACK, "-j ACCEPT");
-    }
-    extif_goto(&mut t, "OUTPUT", "-o", model, "ext-out");
-    if out_blocks {
-        trusted(&mut t, "OUTPUT", "-o", trust);
-        reject_tail(&mut t, "OUTPUT", "output", model.output, fam);
-    }
-
-    // ext-out
-    for b in &model.block_out {
-        block_out_rules(&mut t, "ext-out", "", b);
-    }
-    reject_tail(&mut t, "ext-out", "output", model.output, fam);
-
-    t
-}
-
-fn nat(model: &Model, fam: Family) -> Table {
-    let mut t = Table::new(
-        "nat",
-        vec![
-            ("PREROUTING", "ACCEPT"),
-            ("INPUT", "ACCEPT"),
-            ("OUTPUT", "ACCEPT"),
-            ("POSTROUTING", "ACCEPT"),
-        ],
-    );
-    if !fam.is_v4() {
-        return t;
-    }
-    for e in &model.extif {
-        for d in &model.dnats {
-            t.rule(
-                "PREROUTING",
-                &format!("-i {e} -p {} --dport {}", d.proto, d.port),
-                &d.to_string(),
-                &format!("-j DNAT --to-destination {}:{}", d.to, d.to_port),
-            );
-        }
-        for r in &model.redirects {
-            t.rule(
-                "PREROUTING",
-                &format!("-i {e} -p {} --dport {}", r.proto, r.port),
-                &r.to_string(),
-                &format!("-j REDIRECT --to-ports {}", r.to_port),
-            );
-        }
-    }
-    if model.masquerade {
-        for e in &model.extif {
-            t.rule(
-                "POSTROUTING",
-                &format!("-o {e}"),
-                "masquerade",
-                "-j MASQUERADE",
-            );
-        }
-    }
-    t
 }
 
 #[cfg(test)]
