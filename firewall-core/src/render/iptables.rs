@@ -232,8 +232,8 @@ fn policy(kind: plan::ChainKind) -> &'static str {
 fn write_rule(out: &mut String, chain: &str, rule: &Rule, family: Family) {
     let m = &rule.matches;
     let comment = match &rule.origin {
-        Origin::Statement { text, .. } => comment_text(text),
-        Origin::Derived(cause) => comment_text(&cause.to_string()),
+        Origin::Statement { text, .. } => super::comment_text(text, COMMENT_MAX),
+        Origin::Derived(cause) => super::comment_text(&cause.to_string(), COMMENT_MAX),
     };
     let nets = |set: &Option<plan::NetSet>| -> Vec<Option<String>> {
         match set {
@@ -347,36 +347,6 @@ fn target(t: &Target, family: Family) -> String {
         Target::Masquerade => "-j MASQUERADE".to_string(),
         Target::Log { prefix } => format!("-j LOG --log-prefix \"{prefix}\""),
     }
-}
-
-/// A comment iptables takes: no `"` (dropped) or `\` (made `'`), at most
-/// [`COMMENT_MAX`] bytes.
-/// Reads only as much of `s` as fits (a 10,000-port statement is long, and
-/// every chunk of its rules carries the same comment).
-fn comment_text(s: &str) -> String {
-    const ELLIPSIS: &str = "...";
-    let mut out = String::with_capacity(COMMENT_MAX.min(s.len()));
-    // Quotes only delimit IPv6 networks and odd interface names in statement
-    // text; a comment reads better without them (and iptables needs no `"`).
-    for c in s.chars().filter(|&c| c != '"') {
-        let c = match c {
-            '\\' => '\'',
-            c if c.is_control() => ' ',
-            c => c,
-        };
-        if out.len() + c.len_utf8() > COMMENT_MAX {
-            // Too long: cut so that the ellipsis fits too.
-            let mut end = COMMENT_MAX - ELLIPSIS.len();
-            while !out.is_char_boundary(end) {
-                end -= 1;
-            }
-            out.truncate(end);
-            out.push_str(ELLIPSIS);
-            return out;
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// How many entries a range takes in a `multiport` list (a range takes two).
@@ -1040,10 +1010,13 @@ mod tests {
     #[test]
     fn comment_truncation_on_char_boundary() {
         let long = "é".repeat(200);
-        let c = comment_text(&long);
+        let c = crate::render::comment_text(&long, COMMENT_MAX);
         assert!(c.len() <= COMMENT_MAX);
         assert!(c.ends_with("..."));
-        assert_eq!(comment_text("a \"b\" \\c"), "a b 'c");
+        assert_eq!(
+            crate::render::comment_text("a \"b\" \\c", COMMENT_MAX),
+            "a b 'c"
+        );
     }
 
     #[test]

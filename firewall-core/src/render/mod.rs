@@ -42,3 +42,33 @@ pub fn render(model: &Model) -> Rendered {
         source,
     }
 }
+
+/// A rule comment both backends take: no `"` (dropped: quotes only delimit
+/// IPv6 networks and odd interface names in statement text, and a comment
+/// reads better without them) or `\` (made `'`), no control characters, at
+/// most `max` bytes (cut on a character boundary, ending in `...`).
+///
+/// Reads only as much of `s` as fits: a 10,000-port statement is long, and
+/// every chunk of its rules carries the same comment.
+fn comment_text(s: &str, max: usize) -> String {
+    const ELLIPSIS: &str = "...";
+    let mut out = String::with_capacity(max.min(s.len()));
+    for c in s.chars().filter(|&c| c != '"') {
+        let c = match c {
+            '\\' => '\'',
+            c if c.is_control() => ' ',
+            c => c,
+        };
+        if out.len() + c.len_utf8() > max {
+            let mut end = max - ELLIPSIS.len();
+            while !out.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.truncate(end);
+            out.push_str(ELLIPSIS);
+            return out;
+        }
+        out.push(c);
+    }
+    out
+}

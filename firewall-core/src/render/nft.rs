@@ -184,7 +184,7 @@ fn write_rule(
     } else {
         vec![known]
     };
-    let comment = comment_text(&rule.origin.to_string());
+    let comment = super::comment_text(&rule.origin.to_string(), COMMENT_MAX);
     for family in families {
         let suffix = match family {
             Some(Family::V4) if split => "_4",
@@ -382,32 +382,6 @@ fn target(t: &Target, family: Option<Family>) -> String {
     }
 }
 
-/// A comment nft takes: no `"` (dropped) or `\` (made `'`), no control
-/// characters, at most [`COMMENT_MAX`] bytes (cut on a character boundary,
-/// ending in `...`).
-fn comment_text(s: &str) -> String {
-    const ELLIPSIS: &str = "...";
-    let mut out = String::with_capacity(COMMENT_MAX.min(s.len()));
-    for c in s.chars().filter(|&c| c != '"') {
-        let c = match c {
-            '\\' => '\'',
-            c if c.is_control() => ' ',
-            c => c,
-        };
-        if out.len() + c.len_utf8() > COMMENT_MAX {
-            let mut end = COMMENT_MAX - ELLIPSIS.len();
-            while !out.is_char_boundary(end) {
-                end -= 1;
-            }
-            out.truncate(end);
-            out.push_str(ELLIPSIS);
-            return out;
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,9 +485,12 @@ mod tests {
     #[test]
     fn comments_fit() {
         let long = "é".repeat(100);
-        let c = comment_text(&long);
+        let c = crate::render::comment_text(&long, COMMENT_MAX);
         assert!(c.len() <= COMMENT_MAX && c.ends_with("..."));
-        assert_eq!(comment_text("a \"b\" \\c\n"), "a b 'c ");
+        assert_eq!(
+            crate::render::comment_text("a \"b\" \\c\n", COMMENT_MAX),
+            "a b 'c "
+        );
         assert_eq!(iface("ppp+"), "ppp*");
         assert_eq!(iface("a*b"), "a\\*b");
     }
