@@ -70,9 +70,12 @@ pub(super) fn check(model: &crate::model::Model, spans: &Spans, out: &mut Vec<Sp
 }
 
 /// An `extif` example without the wildcard: the wildcard's `0` interface, or
-/// another one when that is the trusted one.
+/// another one when that is the trusted one (`eth0` for the bare `"+"`, whose
+/// own `0` interface, `"0"`, is no name anyone has).
 fn example_extif(wildcard: &Iface, trusted: &Iface) -> String {
-    let prefix = wildcard_prefix(wildcard).unwrap_or("eth");
+    let prefix = wildcard_prefix(wildcard)
+        .filter(|p| !p.is_empty())
+        .unwrap_or("eth");
     let candidate = (0..10)
         .map(|n| format!("{prefix}{n}"))
         .find(|c| c != trusted.as_str())

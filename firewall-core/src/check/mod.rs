@@ -177,6 +177,17 @@ mod tests {
         let ds = helps("extif \"eth+\"; trust eth1; open tcp 22;");
         assert!(ds[0].2.contains("\"eth+\""), "{ds:?}");
         assert!(ds[0].2.contains("extif eth0;"), "{ds:?}");
+        // The bare wildcard's example is a real name, not `"0"`.
+        for (text, example) in [
+            (
+                "extif \"+\"; trust \"br-lan\"; open tcp 22;",
+                "`extif eth0;`",
+            ),
+            ("extif \"+\"; trust eth0; open tcp 22;", "`extif eth1;`"),
+        ] {
+            let ds = helps(text);
+            assert!(ds[0].2.contains(example), "{text}: {ds:?}");
+        }
         for ok in [
             "extif \"ppp+\"; trust eth1; open tcp 22;",
             "extif \"eth1+\"; trust eth1; open tcp 22;"
