@@ -781,10 +781,31 @@ fn failsafe_bash_script_survives_sigkill_at_the_prompt() {
     assert!(
         wait_until(Duration::from_secs(10), || t.ruleset(Ns::Firewall)
             == before),
-        "after SIGKILL of the bash script the previous rules did not come back"
+        "after SIGKILL of the bash script the previous rules did not come back; the watchdog's logs:\n{}",
+        watchdog_logs(&scratch.0)
     );
     assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
     assert!(wd.exits_within(Duration::from_secs(3)));
+}
+
+/// Every backup directory's `log` under `parent` (what the watchdogs did), for
+/// failure messages.
+fn watchdog_logs(parent: &Path) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let log = entry.path().join("log");
+        if let Ok(text) = std::fs::read_to_string(&log) {
+            out.push_str(&format!("{}:\n{text}", log.display()));
+        }
+        let files: Vec<String> = std::fs::read_dir(entry.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        out.push_str(&format!("{}: {files:?}\n", entry.path().display()));
+    }
+    out
 }
 
 /// The legacy backend: apply() saves, loads and rolls back with the
