@@ -71,11 +71,12 @@ pub fn rollback_program() -> String {
     )
 }
 
-const ROLLBACK_SH: &str = r#"# fw_log DIR MESSAGE: note what happened in DIR/log and in syslog (when logger exists).
+const ROLLBACK_SH: &str = r#"# fw_log DIR MESSAGE: note what happened in DIR/log and in syslog (when logger
+# exists; bounded: a hung syslog must not stall a rollback or a watchdog).
 fw_log() {
   printf '%s firewall: %s\n' "$(date '+%F %T')" "$2" >>"$1/log" 2>/dev/null || true
   if command -v logger >/dev/null 2>&1; then
-    logger -t firewall -- "$2" 2>/dev/null || true
+    timeout 5 logger -t firewall -- "$2" </dev/null >/dev/null 2>&1 || true
   fi
 }
 
@@ -856,6 +857,49 @@ mod tests {
         assert!(s.contains("#   failsafe 30s;"));
         assert!(s.contains("ip_forward"));
         assert!(s.contains("setsid -f bash"));
+    }
+
+    /// `fw_log` with a `logger` that hangs (a stuck syslog socket) returns
+    /// within its bound and still writes DIR/log.
+    #[test]
+    fn fw_log_does_not_hang_on_a_stuck_logger() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("fw-log-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let bin = root.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let fake = bin.join("logger");
+        std::fs::write(&fake, "#!/bin/sh\nexec sleep 60\n").unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let started = std::time::Instant::now();
+        let mut child = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("{ROLLBACK_SH}\nfw_log \"$1\" 'a message'"))
+            .arg("fw_log")
+            .arg(&root)
+            .env("PATH", path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if started.elapsed() > std::time::Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let log = std::fs::read_to_string(root.join("log")).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&root);
+        let status = status.expect("fw_log still running after 20 s: logger is not bounded");
+        assert!(status.success(), "{status:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(15));
+        assert!(log.contains("a message"), "{log}");
     }
 
     #[test]
