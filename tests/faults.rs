@@ -226,6 +226,31 @@ impl Scratch {
         )
     }
 
+    /// A `PATH` whose `bash` touches `mark` and sleeps `secs` before it runs
+    /// `rollback.sh takeover` (every other use of bash is unchanged).
+    fn slow_takeover_path(&self, secs: f64, mark: &Path) -> String {
+        let bin = self.dir.join("slow_takeover");
+        std::fs::create_dir_all(&bin).expect("creating the wrapper directory");
+        let real = ["/usr/bin/bash", "/bin/bash"]
+            .iter()
+            .map(Path::new)
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no real bash"));
+        let wrapper = format!(
+            "#!{0}\ncase \" $* \" in\n*\" takeover \"*) : >'{1}'; sleep {secs} ;;\nesac\nexec {0} \"$@\"\n",
+            real.display(),
+            mark.display()
+        );
+        let path = bin.join("bash");
+        std::fs::write(&path, wrapper).expect("writing the wrapper");
+        let _ = Command::new("chmod").arg("755").arg(&path).status();
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        )
+    }
+
     /// Waits (bounded) until no backup directory is left; true if so.
     fn no_backup_left(&self, within: Duration) -> bool {
         wait_until(within, || self.backup_dirs().is_empty())
@@ -692,6 +717,69 @@ fn a_later_apply_takes_a_pending_failsafe_over() {
     assert!(t.ip_forward());
     assert!(
         s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
+
+/// apply() B SIGKILLed while it takes A's pending failsafe over (the
+/// take-over slowed by a wrapper): the orphaned take-over holds the applier
+/// lock until it is done (another apply meanwhile is Busy), and only then
+/// does B's watchdog revert, to the rules from before A (the last confirmed
+/// ones), IPv4 and IPv6. Before, B's watchdog reverted at once (to A's rules)
+/// while the orphan went on superseding A: A's unconfirmed rules stayed for
+/// good, its failsafe lost.
+#[test]
+fn a_kill_during_the_takeover_still_restores_the_last_confirmed_rules() {
+    if !common::kernel_tests_available(
+        "a_kill_during_the_takeover_still_restores_the_last_confirmed_rules",
+    ) {
+        return;
+    }
+    let t = Topology::new("faults_kill_takeover");
+    let s = Scratch::new("kill_takeover", &t);
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    // A: a failsafe far beyond this test, not confirmed.
+    let out = apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "300")]);
+    assert!(out.contains("APPLIED took_over=false"), "{out}");
+    let with_a = t.ruleset(Ns::Firewall);
+    assert_ne!(with_a, before);
+
+    let mark = s.dir.join("takeover-started");
+    let slow = s.slow_takeover_path(5.0, &mark);
+    let mut b = start_apply(&t, &s, OTHER_POLICY, &[("PATH", &slow)]);
+    assert!(
+        wait_until(Duration::from_secs(20), || mark.exists()),
+        "B never started its take-over: {:?}",
+        b.seen
+    );
+    b.signal("KILL");
+    let _ = b.wait(Duration::from_secs(5));
+    assert!(
+        b.line("APPLIED", Duration::ZERO).is_none(),
+        "B finished before the kill: {:?}",
+        b.seen
+    );
+    // The orphaned take-over still holds the lock.
+    let out = apply(
+        &t,
+        &s,
+        OTHER_POLICY,
+        &[("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy")],
+    );
+    assert!(
+        out.contains("BUSY another apply is running"),
+        "the orphaned take-over did not hold the lock: {out}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || t.ruleset(Ns::Firewall)
+            == before),
+        "B died during its take-over: the rules from before A did not come back (A's failsafe lost)"
+    );
+    assert!(!t.ip_forward());
+    assert!(
+        s.no_backup_left(Duration::from_secs(5)),
         "{:?}",
         s.backup_dirs()
     );

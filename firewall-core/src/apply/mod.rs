@@ -477,7 +477,7 @@ fn run(
     //    before the new rules are verified, and at the failsafe deadline. A
     //    failsafe an earlier apply left pending is taken over.
     let armed_at = Instant::now();
-    let took_over = match pending::arm(sys, &dir, &prefix, window) {
+    let took_over = match pending::arm(sys, &dir, &prefix, window, lock.file()) {
         Ok(t) => t,
         Err((cause, claimed)) => {
             let rollback = if claimed {

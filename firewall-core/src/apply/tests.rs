@@ -15,6 +15,8 @@ struct Mock {
     fail: Option<(&'static str, &'static str)>,
     rollback_ok: bool,
     calls: Mutex<Vec<String>>,
+    /// The calls made with the applier lock handed to the child (`run_holding`).
+    held: Mutex<Vec<String>>,
     loaded: Mutex<Vec<String>>,
     route_dev: &'static str,
     ifaces: Vec<&'static str>,
@@ -36,6 +38,7 @@ impl Mock {
             fail: None,
             rollback_ok: true,
             calls: Mutex::new(vec![]),
+            held: Mutex::new(vec![]),
             loaded: Mutex::new(vec![]),
             route_dev: "eth0",
             ifaces: vec!["lo", "eth0", "eth1"],
@@ -90,7 +93,13 @@ impl System for Mock {
                 "203.0.113.9 dev {} src 198.51.100.1\n",
                 self.route_dev
             )),
-            "bash" if args.contains(&"takeover") => ok("took over /old\n"),
+            "bash" if args.contains(&"takeover") => {
+                // What rollback.sh does when it takes a pending failsafe over.
+                if let Some(dir) = args.last() {
+                    std::fs::create_dir_all(Path::new(dir).join("prev"))?;
+                }
+                ok("")
+            }
             "bash" => Ok(RunOutput {
                 code: Some(if self.rollback_ok { 0 } else { 1 }),
                 ..RunOutput::default()
@@ -128,6 +137,19 @@ impl System for Mock {
             }
             _ => ok(""),
         }
+    }
+    fn run_holding(
+        &self,
+        tool: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+        _hold: &std::fs::File,
+    ) -> io::Result<RunOutput> {
+        self.held
+            .lock()
+            .unwrap()
+            .push(format!("{tool} {}", args.join(" ")));
+        self.run(tool, args, stdin)
     }
     fn run_detached(&self, tool: &str, args: &[&str]) -> io::Result<Option<i32>> {
         self.calls
@@ -697,8 +719,12 @@ fn a_pending_failsafe_is_taken_over() {
     };
     let a = run(&m, &model(), V4, V6, &o).unwrap();
     assert!(a.took_over);
+    // The take-over holds the applier lock (a SIGKILL of this process cannot
+    // let the watchdog revert while an orphaned take-over is still running).
     assert!(m
-        .calls()
+        .held
+        .lock()
+        .unwrap()
         .iter()
         .any(|c| c.starts_with("bash ") && c.contains(" takeover ")));
     // This apply's watchdog is the pending one now.

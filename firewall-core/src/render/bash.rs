@@ -271,7 +271,9 @@ fw_confirm() {
 # into DIR. If another apply's failsafe is still pending (PREFIX.pending names
 # a backup whose `armed` exists and whose watchdog runs), claim it: its backup (the last rules someone
 # confirmed) becomes DIR/prev, which any rollback or revert of DIR restores,
-# and its watchdog exits without reverting. Prints "took over OLD" when it did.
+# and its watchdog exits without reverting; DIR becomes the pending one.
+# Prints "took over OLD" when it did (apply() decides from DIR/prev instead:
+# it runs this with the lock file as stdout).
 # Returns 3 if the pending failsafe uses another iptables backend.
 fw_takeover() {
   local dir=$1 prefix old src f
@@ -310,6 +312,10 @@ fw_takeover() {
     return 0
   fi
   printf 'superseded %s\n' "$old" >"$prefix.last" 2>/dev/null || true
+  # DIR is the pending one now, before the lock is released: an apply that
+  # comes next (e.g. after the caller died right here) takes DIR over in turn
+  # instead of being undone by DIR's watchdog.
+  fw_pending_set "$prefix" "$dir" || true
   fw_log "$dir" "took over the pending failsafe of $old (its backup, the last confirmed rules, is restored if this apply is not kept)"
   printf 'took over %s\n' "$old"
 }
