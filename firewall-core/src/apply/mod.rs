@@ -97,7 +97,7 @@ mod session;
 mod system;
 
 pub use error::{ApplyError, Cause, Rollback, Step};
-pub use failsafe::FailsafeGuard;
+pub use failsafe::{FailsafeGuard, Revert};
 pub use session::SshSession;
 pub use system::{RunOutput, ToolTimeout};
 

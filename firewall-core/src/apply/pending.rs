@@ -43,7 +43,8 @@ fn pending_path(prefix: &Path) -> PathBuf {
     with_suffix(prefix, ".pending")
 }
 
-/// `<prefix>.last`: what the last watchdog or take-over did (`reverted DIR`, `superseded DIR`).
+/// `<prefix>.last`: what the last watchdog or take-over did (`reverted DIR`,
+/// `revert-failed DIR`, `superseded DIR`).
 pub(crate) fn last_path(prefix: &Path) -> PathBuf {
     with_suffix(prefix, ".last")
 }

@@ -436,9 +436,9 @@ fn missing_extif_is_refused() {
         allow_missing: vec![Iface::new("eth9").unwrap()],
         ..opts()
     };
-    run(&Mock::new(), &typo, V4, V6, &o).unwrap();
+    let _ = run(&Mock::new(), &typo, V4, V6, &o).unwrap();
     // Wildcards need not match anything; a missing trusted interface is allowed.
-    run(
+    let _ = run(
         &Mock::new(),
         &compiled("extif \"ppp+\"; open tcp 22;"),
         V4,
@@ -446,7 +446,7 @@ fn missing_extif_is_refused() {
         &opts(),
     )
     .unwrap();
-    run(
+    let _ = run(
         &Mock::new(),
         &compiled("extif eth0; trust wg0; open tcp 22;"),
         V4,
@@ -494,7 +494,7 @@ fn session_over_an_untrusted_interface_is_refused() {
         "{text}"
     );
     // Over the external interface port 22 is open; over the trusted one everything.
-    run(
+    let _ = run(
         &Mock {
             route_dev: "eth0",
             ..Mock::new()
@@ -505,7 +505,7 @@ fn session_over_an_untrusted_interface_is_refused() {
         &o,
     )
     .unwrap();
-    run(
+    let _ = run(
         &Mock {
             route_dev: "eth1",
             ..Mock::new()
@@ -528,7 +528,7 @@ fn session_over_an_untrusted_interface_is_refused() {
         route_dev: "",
         ..Mock::new()
     };
-    run(&unknown, &m, V4, V6, &o).unwrap();
+    let _ = run(&unknown, &m, V4, V6, &o).unwrap();
 }
 
 /// Item 13: rules in the other backend stay in force; a detected backend is
@@ -579,7 +579,7 @@ fn rules_in_the_other_backend_are_refused() {
         legacy_rules: "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [5:300]\nCOMMIT\n",
         ..Mock::new()
     };
-    run(&m, &model(), V4, V6, &opts()).unwrap();
+    let _ = run(&m, &model(), V4, V6, &opts()).unwrap();
     // Chosen explicitly: no check.
     let m = Mock {
         legacy_rules: "*filter\n:INPUT DROP [0:0]\nCOMMIT\n",
@@ -589,7 +589,7 @@ fn rules_in_the_other_backend_are_refused() {
         backend: Some(Backend::Nft),
         ..opts()
     };
-    run(&m, &model(), V4, V6, &o).unwrap();
+    let _ = run(&m, &model(), V4, V6, &o).unwrap();
 }
 
 /// Item 13: an unusable backup location names the directory and the way to choose another.

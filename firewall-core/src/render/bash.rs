@@ -106,7 +106,8 @@ fw_alive() {
 # /run/firewall/net-INODE (INODE of /proc/self/ns/net); the temp dir when
 # /run is not writable. PREFIX.lock is the applier lock, PREFIX.pending names
 # the backup directory of the pending watchdog, PREFIX.last what the last
-# watchdog or take-over did ("reverted DIR", "superseded DIR").
+# watchdog or take-over did ("reverted DIR", "revert-failed DIR",
+# "superseded DIR").
 fw_state_prefix() {
   local ns dir=/run/firewall
   ns=$(readlink /proc/self/ns/net) || return 1
@@ -396,15 +397,20 @@ fw_watchdog() {
     else
       fw_log "$dir" "$why: restoring the previous rules FAILED; the backup is in $dir"
     fi
+    if [ "$ok" = 1 ]; then
+      why=reverted
+    else
+      why=revert-failed
+      # Kept for a manual `rollback.sh restore DIR`; the marker says why.
+      : >"$dir/revert-failed"
+      rm -f -- "$dir/watchdog.pid"
+    fi
     if [ -n "$prefix" ]; then
       fw_pending_clear "$prefix" "$dir"
-      printf 'reverted %s\n' "$dir" >"$prefix.last" 2>/dev/null || true
+      printf '%s %s\n' "$why" "$dir" >"$prefix.last" 2>/dev/null || true
     fi
     if [ "$ok" = 1 ]; then
       rm -rf -- "$dir"
-    else
-      : >"$dir/reverted"
-      rm -f -- "$dir/watchdog.pid"
     fi
   else
     fw_watchdog_done "$dir"
@@ -877,7 +883,11 @@ mod tests {
         let fake = bin.join("logger");
         std::fs::write(&fake, "#!/bin/sh\nexec sleep 60\n").unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let started = std::time::Instant::now();
         let mut child = std::process::Command::new("bash")
             .arg("-c")
