@@ -251,6 +251,32 @@ impl Scratch {
         )
     }
 
+    /// The watchdog pids written into the backup directories now present.
+    fn watchdog_pids(&self) -> Vec<u32> {
+        std::fs::read_dir(self.dir.join("backups"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| std::fs::read_to_string(e.path().join("watchdog.pid")).ok())
+                    .filter_map(|p| p.trim().parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The pid of the one watchdog pending now (waits for it, bounded).
+    fn pending_watchdog(&self) -> u32 {
+        let mut pid = None;
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                pid = self.watchdog_pids().first().copied();
+                pid.is_some()
+            }),
+            "no watchdog pending: {:?}",
+            self.backup_dirs()
+        );
+        pid.unwrap_or_default()
+    }
+
     /// Waits (bounded) until no backup directory is left; true if so.
     fn no_backup_left(&self, within: Duration) -> bool {
         wait_until(within, || self.backup_dirs().is_empty())
@@ -278,6 +304,23 @@ impl Drop for Scratch {
             }
         }
     }
+}
+
+/// Whether process `pid` runs (a zombie counts as gone).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+        !matches!(
+            st.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next()),
+            Some("Z") | Some("X")
+        )
+    })
+}
+
+/// Waits (bounded) until watchdog `pid` has exited: then no deadline of its
+/// can change anything (this replaces sleeping past the deadline).
+fn watchdog_exits(pid: u32) -> bool {
+    wait_until(Duration::from_secs(5), || !alive(pid))
 }
 
 /// Waits (bounded) until `f` holds.
@@ -644,17 +687,27 @@ fn a_later_apply_takes_a_pending_failsafe_over() {
     let ref_b = reference(&t, &s, OTHER_POLICY);
     populate(&t);
 
-    // A (failsafe 3 s), then B without failsafe: final.
-    let out = apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "3")]);
+    // Timing: a taken-over failsafe has a long window (60 s), so that a slow
+    // process start on a loaded machine cannot pass its deadline before the
+    // next apply comes; the test waits for its watchdog to exit (after which
+    // its deadline can change nothing) instead of sleeping past the deadline.
+    // Only a deadline the test waits for (B's, not confirmed) is short.
+
+    // A (failsafe), then B without failsafe: final.
+    let out = apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "60")]);
     assert!(out.contains("APPLIED took_over=false"), "{out}");
+    let wd_a = s.pending_watchdog();
     let out = apply(&t, &s, OTHER_POLICY, &[]);
     assert!(out.contains("APPLIED took_over=true"), "{out}");
     assert_eq!(t.ruleset(Ns::Firewall), ref_b);
-    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        watchdog_exits(wd_a),
+        "A's watchdog still runs: its deadline would undo B"
+    );
     assert_eq!(
         t.ruleset(Ns::Firewall),
         ref_b,
-        "A's deadline undid B (IPv4/IPv6 shown above)"
+        "A's watchdog undid B (IPv4/IPv6 shown above)"
     );
     assert!(
         s.no_backup_left(Duration::from_secs(3)),
@@ -662,15 +715,17 @@ fn a_later_apply_takes_a_pending_failsafe_over() {
         s.backup_dirs()
     );
 
-    // A (failsafe 3 s), then B with failsafe 3 s, not confirmed: back to before A.
+    // A (failsafe), then B with failsafe 6 s, not confirmed: back to before A.
     populate(&t);
     let before = t.ruleset(Ns::Firewall);
-    apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "3")]);
-    let out = apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "3")]);
+    apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "60")]);
+    let wd_a = s.pending_watchdog();
+    let out = apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "6")]);
     assert!(out.contains("APPLIED took_over=true"), "{out}");
     assert_eq!(t.ruleset(Ns::Firewall), ref_b);
+    assert!(watchdog_exits(wd_a), "A's watchdog still runs");
     assert!(
-        wait_until(Duration::from_secs(10), || t.ruleset(Ns::Firewall)
+        wait_until(Duration::from_secs(20), || t.ruleset(Ns::Firewall)
             == before),
         "B's deadline did not restore the rules from before A"
     );
@@ -683,16 +738,20 @@ fn a_later_apply_takes_a_pending_failsafe_over() {
 
     // The script's failsafe (no terminal: pending when it exits), then apply().
     populate(&t);
-    let script = script_file(&s, &format!("{SECTION5_POLICY}failsafe 3s;\n"), "fs.sh");
+    let script = script_file(&s, &format!("{SECTION5_POLICY}failsafe 60s;\n"), "fs.sh");
     let (code, text) = run_script(&t, &s, &script, &[]);
     assert_eq!(code, Some(0), "{text}");
+    let wd_script = s.pending_watchdog();
     let out = apply(&t, &s, OTHER_POLICY, &[]);
     assert!(out.contains("APPLIED took_over=true"), "{out}");
-    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        watchdog_exits(wd_script),
+        "the script's watchdog still runs: its deadline would undo B"
+    );
     assert_eq!(
         t.ruleset(Ns::Firewall),
         ref_b,
-        "the script's deadline undid B"
+        "the script's watchdog undid B"
     );
     assert!(
         s.no_backup_left(Duration::from_secs(3)),
@@ -702,17 +761,21 @@ fn a_later_apply_takes_a_pending_failsafe_over() {
 
     // apply()'s failsafe, then the script (no failsafe): the script takes it over.
     populate(&t);
-    apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "3")]);
+    apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "60")]);
+    let wd_a = s.pending_watchdog();
     let script = script_file(&s, SECTION5_POLICY, "plain.sh");
     let (code, text) = run_script(&t, &s, &script, &[]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("took over"), "{text}");
     let applied = t.ruleset(Ns::Firewall);
-    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        watchdog_exits(wd_a),
+        "apply()'s watchdog still runs: its deadline would undo the script"
+    );
     assert_eq!(
         t.ruleset(Ns::Firewall),
         applied,
-        "apply()'s deadline undid the script"
+        "apply()'s watchdog undid the script"
     );
     assert!(t.ip_forward());
     assert!(
@@ -997,16 +1060,40 @@ fn script_prompt_y_confirms_silence_reverts_with_status_3() {
     }
     let t = Topology::new("faults_prompt");
     let s = Scratch::new("prompt", &t);
-    let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 3s;\n"), "prompt.sh");
+    // `y`: a long window, so that a slow start on a loaded machine cannot
+    // pass the deadline before the answer; the test waits for the watchdog
+    // to exit (then no deadline can revert) instead of sleeping past it.
+    let file = script_file(
+        &s,
+        &format!("{SECTION5_POLICY}failsafe 60s;\n"),
+        "prompt.sh",
+    );
 
     populate(&t);
     let before = t.ruleset(Ns::Firewall);
-    let (code, text) = script_on_a_terminal(&t, &s, &file, Some("y\n"));
+    let mut p = start_on_a_terminal(&t, &s, &file, &[]);
+    assert!(
+        p.line("firewall: to keep the new rules", Duration::from_secs(20))
+            .is_some(),
+        "{:?}",
+        p.seen
+    );
+    let wd = s.pending_watchdog();
+    if let Some(stdin) = p.child.stdin.as_mut() {
+        let _ = stdin.write_all(b"y\n");
+        let _ = stdin.flush();
+    }
+    let code = p.wait(Duration::from_secs(40));
+    while p.line("\u{0}", Duration::from_millis(200)).is_some() {}
+    let text = p.seen.join("\n");
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("confirmed, the new rules stay"), "{text}");
     let applied = t.ruleset(Ns::Firewall);
     assert_ne!(applied, before);
-    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        watchdog_exits(wd),
+        "confirmed with y, the watchdog still runs"
+    );
     assert_eq!(
         t.ruleset(Ns::Firewall),
         applied,
@@ -1019,6 +1106,8 @@ fn script_prompt_y_confirms_silence_reverts_with_status_3() {
         s.backup_dirs()
     );
 
+    // No answer: the deadline (short: the test waits for it) reverts, status 3.
+    let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 3s;\n"), "silent.sh");
     populate(&t);
     let before = t.ruleset(Ns::Firewall);
     let (code, text) = script_on_a_terminal(&t, &s, &file, None);
