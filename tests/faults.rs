@@ -359,7 +359,17 @@ impl Proc {
 
     /// Waits (bounded) for a stdout line starting with `prefix`.
     fn line(&mut self, prefix: &str, within: Duration) -> Option<String> {
-        if let Some(l) = self.seen.iter().find(|l| l.starts_with(prefix)) {
+        self.line_where(|l| l.starts_with(prefix), within)
+    }
+
+    /// Waits (bounded) for a stdout line containing `text`: on a terminal a
+    /// message may follow the prompt (`read -p`) on the same line.
+    fn line_containing(&mut self, text: &str, within: Duration) -> Option<String> {
+        self.line_where(|l| l.contains(text), within)
+    }
+
+    fn line_where(&mut self, want: impl Fn(&str) -> bool, within: Duration) -> Option<String> {
+        if let Some(l) = self.seen.iter().find(|l| want(l)) {
             return Some(l.clone());
         }
         let until = Instant::now() + within;
@@ -367,7 +377,7 @@ impl Proc {
             match self.lines.recv_timeout(left) {
                 Ok(l) => {
                     self.seen.push(l.clone());
-                    if l.starts_with(prefix) {
+                    if want(&l) {
                         return Some(l);
                     }
                 }
@@ -1282,7 +1292,7 @@ fn a_script_killed_while_reverting_at_the_prompt_still_restores_everything() {
         let _ = stdin.flush();
     }
     assert!(
-        p.line("firewall: not confirmed", Duration::from_secs(10))
+        p.line_containing("firewall: not confirmed", Duration::from_secs(10))
             .is_some(),
         "{:?}",
         p.seen
