@@ -28,7 +28,7 @@ fn parse(text: &str) -> Policy {
 }
 
 /// Applies `FW_HOST_POLICY` to the namespace it runs in; `FW_HOST_EXPECT` is
-/// `ok`, `missing`, `lockout`, `restored` (a failed load whose rollback reports
+/// `ok`, `missing`, `lockout`, `unreadable`, `restored` (a failed load whose rollback reports
 /// the host unchanged) or `backup` (an unusable backup location).
 #[test]
 #[ignore = "runs inside a network namespace; started by the other tests of this file"]
@@ -63,6 +63,9 @@ fn host_inner() {
             println!("REFUSED AS EXPECTED: {e}")
         }
         ("lockout", Err(e @ ApplyError::SessionLockout { .. })) => {
+            println!("REFUSED AS EXPECTED: {e}")
+        }
+        ("unreadable", Err(e @ ApplyError::SessionUnreadable { .. })) => {
             println!("REFUSED AS EXPECTED: {e}")
         }
         ("restored", Err(e @ ApplyError::Failed { .. })) => {
@@ -392,6 +395,156 @@ fn session_guard_agrees_with_real_traffic() {
         );
     }
     drop(listener);
+}
+
+/// The link-local IPv6 address of `dev` in `ns`, once it is usable (not
+/// tentative; bounded wait).
+fn link_local(t: &Topology, ns: Ns, dev: &str) -> String {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = t.exec(
+            ns,
+            &[
+                "ip", "-6", "-o", "addr", "show", "dev", dev, "scope", "link",
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !text.contains("tentative") {
+            if let Some(addr) = text
+                .split_whitespace()
+                .skip_while(|w| *w != "inet6")
+                .nth(1)
+                .and_then(|a| a.split('/').next())
+            {
+                return addr.to_string();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no usable link-local address on {dev}: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// An SSH session from the outside host's IPv6 link-local address over the
+/// firewall's eth0 (`SSH_CONNECTION=fe80::a%eth0 50000 fe80::b%eth0 2222`):
+/// apply() and the script refuse a policy that does not open the port and
+/// accept one that does, and real traffic from that link-local address
+/// agrees. Before, the `%eth0` made the session unparsable and the guard was
+/// skipped in both. A variable that is set but unreadable is refused by both,
+/// naming it and the override.
+#[test]
+fn link_local_session_is_guarded() {
+    if !common::kernel_tests_available("link_local_session_is_guarded") {
+        return;
+    }
+    let scratch = Scratch::new("linklocal");
+    let t = Topology::new("host_linklocal");
+    let client = link_local(&t, Ns::Outside, "eth0");
+    let server = link_local(&t, Ns::Firewall, "eth0");
+    let listener = t.listen_tcp(Ns::Firewall, 2222);
+    let session = format!("{client}%eth0 50000 {server}%eth0 2222");
+    let conn: &[(&str, &str)] = &[("SSH_CONNECTION", &session)];
+    let target = format!("{server}%eth0");
+    for (policy, accepted) in [
+        ("extif eth0; open tcp 80; ssh none;", false),
+        ("extif eth0; open tcp 2222; ssh none;", true),
+    ] {
+        // apply()
+        t.load_rules(EMPTY, EMPTY);
+        let before = t.ruleset(Ns::Firewall);
+        let mut env = vec![("FW_HOST_EXPECT", if accepted { "ok" } else { "lockout" })];
+        env.extend_from_slice(conn);
+        let out = apply_in(&t, &scratch, policy, &env);
+        if !accepted {
+            assert!(out.contains(&format!("{client}%eth0")), "{policy}: {out}");
+            assert!(out.contains("arriving on eth0"), "{policy}: {out}");
+            assert_eq!(
+                t.ruleset(Ns::Firewall),
+                before,
+                "{policy}: refused but changed"
+            );
+            let mut env = vec![("FW_HOST_EXPECT", "ok"), ("FW_HOST_ALLOW_LOCKOUT", "1")];
+            env.extend_from_slice(conn);
+            apply_in(&t, &scratch, policy, &env);
+        }
+        let by_apply = t.ruleset(Ns::Firewall);
+        assert_eq!(
+            t.tcp_connects(Ns::Outside, &target, 2222),
+            accepted,
+            "{policy}: after apply(), the guard's verdict ({accepted}) is not what the rules do"
+        );
+        // The script.
+        t.load_rules(EMPTY, EMPTY);
+        let before = t.ruleset(Ns::Firewall);
+        let out = script_in(&t, &scratch, policy, conn);
+        assert_eq!(
+            out.status.success(),
+            accepted,
+            "{policy}: {}",
+            common::describe("script", &out)
+        );
+        if !accepted {
+            let err = stderr(&out);
+            assert!(
+                err.contains("refusing to apply") && err.contains(&format!("{client}%eth0")),
+                "{policy}: {err}"
+            );
+            assert!(err.contains("arriving on eth0"), "{err}");
+            assert_eq!(
+                t.ruleset(Ns::Firewall),
+                before,
+                "{policy}: script refused but changed"
+            );
+            let mut exports = conn.to_vec();
+            exports.push(("FIREWALL_ALLOW_SESSION_LOCKOUT", "1"));
+            let out = script_in(&t, &scratch, policy, &exports);
+            assert!(out.status.success(), "{}", common::describe("script", &out));
+        }
+        assert_eq!(
+            t.ruleset(Ns::Firewall),
+            by_apply,
+            "{policy}: script and apply() differ"
+        );
+        assert_eq!(
+            t.tcp_connects(Ns::Outside, &target, 2222),
+            accepted,
+            "{policy}: after the script, the guard's verdict ({accepted}) is not what the rules do"
+        );
+    }
+    drop(listener);
+
+    // Set but unreadable (a zone naming no interface, a mangled value): refused.
+    let policy = "extif eth0; open tcp 2222; ssh none;";
+    for bad in [
+        format!("{client}%nosuchif0 50000 {server}%eth0 2222"),
+        "garbage 50000".to_string(),
+    ] {
+        t.load_rules(EMPTY, EMPTY);
+        let before = t.ruleset(Ns::Firewall);
+        let conn: &[(&str, &str)] = &[("SSH_CONNECTION", &bad)];
+        let mut env = vec![("FW_HOST_EXPECT", "unreadable")];
+        env.extend_from_slice(conn);
+        let out = apply_in(&t, &scratch, policy, &env);
+        assert!(
+            out.contains("SSH_CONNECTION") && out.contains("allow_session_lockout"),
+            "{bad}: {out}"
+        );
+        let out = script_in(&t, &scratch, policy, conn);
+        assert!(!out.status.success(), "{bad}: the script applied");
+        let err = stderr(&out);
+        assert!(
+            err.contains("SSH_CONNECTION") && err.contains("cannot be read"),
+            "{bad}: {err}"
+        );
+        assert!(err.contains("FIREWALL_ALLOW_SESSION_LOCKOUT=1"), "{err}");
+        assert_eq!(
+            t.ruleset(Ns::Firewall),
+            before,
+            "{bad}: refused but changed"
+        );
+    }
 }
 
 /// A directory with a fake `ip6tables-nft-restore` and `ip6tables-restore`

@@ -226,6 +226,57 @@ impl Scratch {
         )
     }
 
+    /// A `PATH` whose `bash` touches `mark` and sleeps `secs` before it runs
+    /// `rollback.sh takeover` (every other use of bash is unchanged).
+    fn slow_takeover_path(&self, secs: f64, mark: &Path) -> String {
+        let bin = self.dir.join("slow_takeover");
+        std::fs::create_dir_all(&bin).expect("creating the wrapper directory");
+        let real = ["/usr/bin/bash", "/bin/bash"]
+            .iter()
+            .map(Path::new)
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no real bash"));
+        let wrapper = format!(
+            "#!{0}\ncase \" $* \" in\n*\" takeover \"*) : >'{1}'; sleep {secs} ;;\nesac\nexec {0} \"$@\"\n",
+            real.display(),
+            mark.display()
+        );
+        let path = bin.join("bash");
+        std::fs::write(&path, wrapper).expect("writing the wrapper");
+        let _ = Command::new("chmod").arg("755").arg(&path).status();
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        )
+    }
+
+    /// The watchdog pids written into the backup directories now present.
+    fn watchdog_pids(&self) -> Vec<u32> {
+        std::fs::read_dir(self.dir.join("backups"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| std::fs::read_to_string(e.path().join("watchdog.pid")).ok())
+                    .filter_map(|p| p.trim().parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The pid of the one watchdog pending now (waits for it, bounded).
+    fn pending_watchdog(&self) -> u32 {
+        let mut pid = None;
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                pid = self.watchdog_pids().first().copied();
+                pid.is_some()
+            }),
+            "no watchdog pending: {:?}",
+            self.backup_dirs()
+        );
+        pid.unwrap_or_default()
+    }
+
     /// Waits (bounded) until no backup directory is left; true if so.
     fn no_backup_left(&self, within: Duration) -> bool {
         wait_until(within, || self.backup_dirs().is_empty())
@@ -253,6 +304,23 @@ impl Drop for Scratch {
             }
         }
     }
+}
+
+/// Whether process `pid` runs (a zombie counts as gone).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+        !matches!(
+            st.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next()),
+            Some("Z") | Some("X")
+        )
+    })
+}
+
+/// Waits (bounded) until watchdog `pid` has exited: then no deadline of its
+/// can change anything (this replaces sleeping past the deadline).
+fn watchdog_exits(pid: u32) -> bool {
+    wait_until(Duration::from_secs(5), || !alive(pid))
 }
 
 /// Waits (bounded) until `f` holds.
@@ -291,7 +359,17 @@ impl Proc {
 
     /// Waits (bounded) for a stdout line starting with `prefix`.
     fn line(&mut self, prefix: &str, within: Duration) -> Option<String> {
-        if let Some(l) = self.seen.iter().find(|l| l.starts_with(prefix)) {
+        self.line_where(|l| l.starts_with(prefix), within)
+    }
+
+    /// Waits (bounded) for a stdout line containing `text`: on a terminal a
+    /// message may follow the prompt (`read -p`) on the same line.
+    fn line_containing(&mut self, text: &str, within: Duration) -> Option<String> {
+        self.line_where(|l| l.contains(text), within)
+    }
+
+    fn line_where(&mut self, want: impl Fn(&str) -> bool, within: Duration) -> Option<String> {
+        if let Some(l) = self.seen.iter().find(|l| want(l)) {
             return Some(l.clone());
         }
         let until = Instant::now() + within;
@@ -299,7 +377,7 @@ impl Proc {
             match self.lines.recv_timeout(left) {
                 Ok(l) => {
                     self.seen.push(l.clone());
-                    if l.starts_with(prefix) {
+                    if want(&l) {
                         return Some(l);
                     }
                 }
@@ -619,17 +697,27 @@ fn a_later_apply_takes_a_pending_failsafe_over() {
     let ref_b = reference(&t, &s, OTHER_POLICY);
     populate(&t);
 
-    // A (failsafe 3 s), then B without failsafe: final.
-    let out = apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "3")]);
+    // Timing: a taken-over failsafe has a long window (60 s), so that a slow
+    // process start on a loaded machine cannot pass its deadline before the
+    // next apply comes; the test waits for its watchdog to exit (after which
+    // its deadline can change nothing) instead of sleeping past the deadline.
+    // Only a deadline the test waits for (B's, not confirmed) is short.
+
+    // A (failsafe), then B without failsafe: final.
+    let out = apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "60")]);
     assert!(out.contains("APPLIED took_over=false"), "{out}");
+    let wd_a = s.pending_watchdog();
     let out = apply(&t, &s, OTHER_POLICY, &[]);
     assert!(out.contains("APPLIED took_over=true"), "{out}");
     assert_eq!(t.ruleset(Ns::Firewall), ref_b);
-    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        watchdog_exits(wd_a),
+        "A's watchdog still runs: its deadline would undo B"
+    );
     assert_eq!(
         t.ruleset(Ns::Firewall),
         ref_b,
-        "A's deadline undid B (IPv4/IPv6 shown above)"
+        "A's watchdog undid B (IPv4/IPv6 shown above)"
     );
     assert!(
         s.no_backup_left(Duration::from_secs(3)),
@@ -637,15 +725,17 @@ fn a_later_apply_takes_a_pending_failsafe_over() {
         s.backup_dirs()
     );
 
-    // A (failsafe 3 s), then B with failsafe 3 s, not confirmed: back to before A.
+    // A (failsafe), then B with failsafe 6 s, not confirmed: back to before A.
     populate(&t);
     let before = t.ruleset(Ns::Firewall);
-    apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "3")]);
-    let out = apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "3")]);
+    apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "60")]);
+    let wd_a = s.pending_watchdog();
+    let out = apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "6")]);
     assert!(out.contains("APPLIED took_over=true"), "{out}");
     assert_eq!(t.ruleset(Ns::Firewall), ref_b);
+    assert!(watchdog_exits(wd_a), "A's watchdog still runs");
     assert!(
-        wait_until(Duration::from_secs(10), || t.ruleset(Ns::Firewall)
+        wait_until(Duration::from_secs(20), || t.ruleset(Ns::Firewall)
             == before),
         "B's deadline did not restore the rules from before A"
     );
@@ -658,16 +748,20 @@ fn a_later_apply_takes_a_pending_failsafe_over() {
 
     // The script's failsafe (no terminal: pending when it exits), then apply().
     populate(&t);
-    let script = script_file(&s, &format!("{SECTION5_POLICY}failsafe 3s;\n"), "fs.sh");
+    let script = script_file(&s, &format!("{SECTION5_POLICY}failsafe 60s;\n"), "fs.sh");
     let (code, text) = run_script(&t, &s, &script, &[]);
     assert_eq!(code, Some(0), "{text}");
+    let wd_script = s.pending_watchdog();
     let out = apply(&t, &s, OTHER_POLICY, &[]);
     assert!(out.contains("APPLIED took_over=true"), "{out}");
-    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        watchdog_exits(wd_script),
+        "the script's watchdog still runs: its deadline would undo B"
+    );
     assert_eq!(
         t.ruleset(Ns::Firewall),
         ref_b,
-        "the script's deadline undid B"
+        "the script's watchdog undid B"
     );
     assert!(
         s.no_backup_left(Duration::from_secs(3)),
@@ -677,21 +771,88 @@ fn a_later_apply_takes_a_pending_failsafe_over() {
 
     // apply()'s failsafe, then the script (no failsafe): the script takes it over.
     populate(&t);
-    apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "3")]);
+    apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "60")]);
+    let wd_a = s.pending_watchdog();
     let script = script_file(&s, SECTION5_POLICY, "plain.sh");
     let (code, text) = run_script(&t, &s, &script, &[]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("took over"), "{text}");
     let applied = t.ruleset(Ns::Firewall);
-    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        watchdog_exits(wd_a),
+        "apply()'s watchdog still runs: its deadline would undo the script"
+    );
     assert_eq!(
         t.ruleset(Ns::Firewall),
         applied,
-        "apply()'s deadline undid the script"
+        "apply()'s watchdog undid the script"
     );
     assert!(t.ip_forward());
     assert!(
         s.no_backup_left(Duration::from_secs(3)),
+        "{:?}",
+        s.backup_dirs()
+    );
+}
+
+/// apply() B SIGKILLed while it takes A's pending failsafe over (the
+/// take-over slowed by a wrapper): the orphaned take-over holds the applier
+/// lock until it is done (another apply meanwhile is Busy), and only then
+/// does B's watchdog revert, to the rules from before A (the last confirmed
+/// ones), IPv4 and IPv6. Before, B's watchdog reverted at once (to A's rules)
+/// while the orphan went on superseding A: A's unconfirmed rules stayed for
+/// good, its failsafe lost.
+#[test]
+fn a_kill_during_the_takeover_still_restores_the_last_confirmed_rules() {
+    if !common::kernel_tests_available(
+        "a_kill_during_the_takeover_still_restores_the_last_confirmed_rules",
+    ) {
+        return;
+    }
+    let t = Topology::new("faults_kill_takeover");
+    let s = Scratch::new("kill_takeover", &t);
+    populate(&t);
+    let before = t.ruleset(Ns::Firewall);
+    // A: a failsafe far beyond this test, not confirmed.
+    let out = apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "300")]);
+    assert!(out.contains("APPLIED took_over=false"), "{out}");
+    let with_a = t.ruleset(Ns::Firewall);
+    assert_ne!(with_a, before);
+
+    let mark = s.dir.join("takeover-started");
+    let slow = s.slow_takeover_path(5.0, &mark);
+    let mut b = start_apply(&t, &s, OTHER_POLICY, &[("PATH", &slow)]);
+    assert!(
+        wait_until(Duration::from_secs(20), || mark.exists()),
+        "B never started its take-over: {:?}",
+        b.seen
+    );
+    b.signal("KILL");
+    let _ = b.wait(Duration::from_secs(5));
+    assert!(
+        b.line("APPLIED", Duration::ZERO).is_none(),
+        "B finished before the kill: {:?}",
+        b.seen
+    );
+    // The orphaned take-over still holds the lock.
+    let out = apply(
+        &t,
+        &s,
+        OTHER_POLICY,
+        &[("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy")],
+    );
+    assert!(
+        out.contains("BUSY another apply is running"),
+        "the orphaned take-over did not hold the lock: {out}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || t.ruleset(Ns::Firewall)
+            == before),
+        "B died during its take-over: the rules from before A did not come back (A's failsafe lost)"
+    );
+    assert!(!t.ip_forward());
+    assert!(
+        s.no_backup_left(Duration::from_secs(5)),
         "{:?}",
         s.backup_dirs()
     );
@@ -909,16 +1070,40 @@ fn script_prompt_y_confirms_silence_reverts_with_status_3() {
     }
     let t = Topology::new("faults_prompt");
     let s = Scratch::new("prompt", &t);
-    let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 3s;\n"), "prompt.sh");
+    // `y`: a long window, so that a slow start on a loaded machine cannot
+    // pass the deadline before the answer; the test waits for the watchdog
+    // to exit (then no deadline can revert) instead of sleeping past it.
+    let file = script_file(
+        &s,
+        &format!("{SECTION5_POLICY}failsafe 60s;\n"),
+        "prompt.sh",
+    );
 
     populate(&t);
     let before = t.ruleset(Ns::Firewall);
-    let (code, text) = script_on_a_terminal(&t, &s, &file, Some("y\n"));
+    let mut p = start_on_a_terminal(&t, &s, &file, &[]);
+    assert!(
+        p.line("firewall: to keep the new rules", Duration::from_secs(20))
+            .is_some(),
+        "{:?}",
+        p.seen
+    );
+    let wd = s.pending_watchdog();
+    if let Some(stdin) = p.child.stdin.as_mut() {
+        let _ = stdin.write_all(b"y\n");
+        let _ = stdin.flush();
+    }
+    let code = p.wait(Duration::from_secs(40));
+    while p.line("\u{0}", Duration::from_millis(200)).is_some() {}
+    let text = p.seen.join("\n");
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("confirmed, the new rules stay"), "{text}");
     let applied = t.ruleset(Ns::Firewall);
     assert_ne!(applied, before);
-    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        watchdog_exits(wd),
+        "confirmed with y, the watchdog still runs"
+    );
     assert_eq!(
         t.ruleset(Ns::Firewall),
         applied,
@@ -931,6 +1116,8 @@ fn script_prompt_y_confirms_silence_reverts_with_status_3() {
         s.backup_dirs()
     );
 
+    // No answer: the deadline (short: the test waits for it) reverts, status 3.
+    let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 3s;\n"), "silent.sh");
     populate(&t);
     let before = t.ruleset(Ns::Firewall);
     let (code, text) = script_on_a_terminal(&t, &s, &file, None);
@@ -1105,7 +1292,7 @@ fn a_script_killed_while_reverting_at_the_prompt_still_restores_everything() {
         let _ = stdin.flush();
     }
     assert!(
-        p.line("firewall: not confirmed", Duration::from_secs(10))
+        p.line_containing("firewall: not confirmed", Duration::from_secs(10))
             .is_some(),
         "{:?}",
         p.seen

@@ -243,6 +243,17 @@ pub enum ApplyError {
         /// Why it would not be accepted.
         reason: String,
     },
+    /// `SSH_CONNECTION` (or `SSH_CLIENT`) is set but cannot be read, so the
+    /// session guard cannot tell whether the policy cuts the session. Nothing
+    /// was changed; override: [`super::Options::allow_session_lockout`].
+    SessionUnreadable {
+        /// The variable (`SSH_CONNECTION` or `SSH_CLIENT`).
+        variable: String,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A step failed; `rollback` says whether the previous rules came back.
     Failed {
         /// The step.
@@ -384,6 +395,14 @@ impl fmt::Display for ApplyError {
                 if session.client.is_ipv4() { format!("{}", session.client) } else { format!("\"{}", session.client) },
                 if session.client.is_ipv4() { "/32" } else { "/128\"" },
                 session.server_port
+            ),
+            ApplyError::SessionUnreadable {
+                variable,
+                value,
+                why,
+            } => write!(
+                f,
+                "refusing to apply: {variable}={value:?} is set but cannot be read ({why}), so the SSH-session guard cannot check that the next login survives the new rules; nothing was changed\n  help: correct or unset {variable}, or, if you have another way in (console), override with Options {{ allow_session_lockout: true, .. }} (the bash script: FIREWALL_ALLOW_SESSION_LOCKOUT=1)",
             ),
             ApplyError::Failed {
                 step,

@@ -10,7 +10,11 @@
 //!    connection from that client to that port, on the interface the session
 //!    arrives on, would not be accepted ([`crate::render::guard`] decides, the
 //!    same steps as the bash script's guard; [`ApplyError::SessionLockout`];
-//!    override: [`Options::allow_session_lockout`]).
+//!    override: [`Options::allow_session_lockout`]). An IPv6 link-local
+//!    client (`fe80::1%eth0`) arrives on the interface its zone names. A
+//!    variable that is set but cannot be read is refused
+//!    ([`ApplyError::SessionUnreadable`], same override): the guard is never
+//!    skipped silently.
 //! 2. **Preconditions.** Root ([`ApplyError::NotRoot`]); the backend from
 //!    `iptables -V` (`nf_tables` or `legacy`), and the save/restore tools of that
 //!    backend (`iptables-nft-restore`, ...; [`ApplyError::ToolMissing`]). Save,
@@ -97,7 +101,7 @@ mod session;
 mod system;
 
 pub use error::{ApplyError, Cause, Rollback, Step};
-pub use failsafe::FailsafeGuard;
+pub use failsafe::{FailsafeGuard, Revert};
 pub use session::SshSession;
 pub use system::{RunOutput, ToolTimeout};
 
@@ -394,7 +398,32 @@ fn run(
     //    they need no privileges.
     let host_ifaces = interfaces::check(sys, model, &options.allow_missing)?;
     if !options.allow_session_lockout {
-        if let Some(session) = options.ssh_session.or_else(SshSession::from_env) {
+        let session = match &options.ssh_session {
+            Some(s) => Some(s.clone()),
+            None => SshSession::detect().map_err(|(variable, value)| {
+                let why = if variable == "SSH_CLIENT" {
+                    "expected `client-ip client-port server-port`"
+                } else {
+                    "expected `client-ip client-port server-ip server-port`"
+                };
+                ApplyError::SessionUnreadable {
+                    variable,
+                    value,
+                    why: why.to_string(),
+                }
+            })?,
+        };
+        if let Some(session) = session {
+            // A zone that names no interface of this host: not a session of it.
+            if let Some(dev) = &session.arrival {
+                if !host_ifaces.is_empty() && !host_ifaces.contains(dev) {
+                    return Err(ApplyError::SessionUnreadable {
+                        variable: "SSH_CONNECTION".to_string(),
+                        value: session.to_string(),
+                        why: format!("its zone names no interface of this host: {dev}"),
+                    });
+                }
+            }
             if let Some(reason) = session::refusal(model, &session, sys, &host_ifaces) {
                 return Err(ApplyError::SessionLockout { session, reason });
             }
@@ -477,7 +506,7 @@ fn run(
     //    before the new rules are verified, and at the failsafe deadline. A
     //    failsafe an earlier apply left pending is taken over.
     let armed_at = Instant::now();
-    let took_over = match pending::arm(sys, &dir, &prefix, window) {
+    let took_over = match pending::arm(sys, &dir, &prefix, window, lock.file()) {
         Ok(t) => t,
         Err((cause, claimed)) => {
             let rollback = if claimed {

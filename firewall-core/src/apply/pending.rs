@@ -34,6 +34,7 @@ use super::lock::with_suffix;
 use super::system::System;
 use super::Cause;
 use crate::model::Failsafe;
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -42,7 +43,8 @@ fn pending_path(prefix: &Path) -> PathBuf {
     with_suffix(prefix, ".pending")
 }
 
-/// `<prefix>.last`: what the last watchdog or take-over did (`reverted DIR`, `superseded DIR`).
+/// `<prefix>.last`: what the last watchdog or take-over did (`reverted DIR`,
+/// `revert-failed DIR`, `superseded DIR`).
 pub(crate) fn last_path(prefix: &Path) -> PathBuf {
     with_suffix(prefix, ".last")
 }
@@ -81,11 +83,20 @@ fn other_pending(prefix: &Path, dir: &Path) -> bool {
 /// over. `Ok(true)`: one was taken over. `Err((cause, claimed))`: `claimed`
 /// says whether a pending failsafe had already been taken over (then the
 /// caller must roll back, which restores the taken-over backup).
+///
+/// The take-over (`rollback.sh takeover DIR`) runs holding a copy of `lock`
+/// (see [`System::run_holding`]): if this process dies meanwhile (SIGKILL),
+/// the orphaned take-over finishes before this apply's watchdog can take the
+/// lock and revert, so that revert restores the taken-over backup (the last
+/// confirmed rules) rather than leaving the earlier apply's rules with its
+/// failsafe gone. Whether it took over is read from the result, `DIR/prev`,
+/// not from the child's output.
 pub(crate) fn arm(
     sys: &dyn System,
     dir: &Path,
     prefix: &Path,
     window: Option<Failsafe>,
+    lock: &File,
 ) -> Result<bool, (Cause, bool)> {
     let io = |e: io::Error| (Cause::Io(e), false);
     std::fs::write(dir.join("armed"), b"").map_err(io)?;
@@ -109,7 +120,11 @@ pub(crate) fn arm(
     }
     let mut took_over = false;
     if other_pending(prefix, dir) {
-        let out = sys.run("bash", &[&p, "takeover", &d], None).map_err(io)?;
+        // `prev` appears complete or not at all (rollback.sh renames it into place).
+        let claimed = || dir.join("prev").is_dir();
+        let out = sys
+            .run_holding("bash", &[&p, "takeover", &d], None, lock)
+            .map_err(|e| (Cause::Io(e), claimed()))?;
         if !out.success() {
             return Err((
                 Cause::Tool {
@@ -117,10 +132,10 @@ pub(crate) fn arm(
                     code: out.code,
                     stderr: out.stderr,
                 },
-                false,
+                claimed(),
             ));
         }
-        took_over = out.stdout.starts_with("took over");
+        took_over = claimed();
     }
     set(prefix, dir).map_err(|e| (Cause::Io(e), took_over))?;
     Ok(took_over)

@@ -15,6 +15,8 @@ struct Mock {
     fail: Option<(&'static str, &'static str)>,
     rollback_ok: bool,
     calls: Mutex<Vec<String>>,
+    /// The calls made with the applier lock handed to the child (`run_holding`).
+    held: Mutex<Vec<String>>,
     loaded: Mutex<Vec<String>>,
     route_dev: &'static str,
     ifaces: Vec<&'static str>,
@@ -36,6 +38,7 @@ impl Mock {
             fail: None,
             rollback_ok: true,
             calls: Mutex::new(vec![]),
+            held: Mutex::new(vec![]),
             loaded: Mutex::new(vec![]),
             route_dev: "eth0",
             ifaces: vec!["lo", "eth0", "eth1"],
@@ -90,7 +93,13 @@ impl System for Mock {
                 "203.0.113.9 dev {} src 198.51.100.1\n",
                 self.route_dev
             )),
-            "bash" if args.contains(&"takeover") => ok("took over /old\n"),
+            "bash" if args.contains(&"takeover") => {
+                // What rollback.sh does when it takes a pending failsafe over.
+                if let Some(dir) = args.last() {
+                    std::fs::create_dir_all(Path::new(dir).join("prev"))?;
+                }
+                ok("")
+            }
             "bash" => Ok(RunOutput {
                 code: Some(if self.rollback_ok { 0 } else { 1 }),
                 ..RunOutput::default()
@@ -128,6 +137,19 @@ impl System for Mock {
             }
             _ => ok(""),
         }
+    }
+    fn run_holding(
+        &self,
+        tool: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+        _hold: &std::fs::File,
+    ) -> io::Result<RunOutput> {
+        self.held
+            .lock()
+            .unwrap()
+            .push(format!("{tool} {}", args.join(" ")));
+        self.run(tool, args, stdin)
     }
     fn run_detached(&self, tool: &str, args: &[&str]) -> io::Result<Option<i32>> {
         self.calls
@@ -380,6 +402,88 @@ fn sessions_parse() {
     assert_eq!(s.client.to_string(), "203.0.113.9");
     assert!(SshSession::parse_connection("garbage").is_none());
     assert!(SshSession::parse_connection("1.2.3.4 x 5.6.7.8 22").is_none());
+}
+
+/// An IPv6 link-local session (`fe80::1%eth0`) parses, its zone is the
+/// arrival interface, and the guard decides for that interface (no route
+/// lookup). It used to be unparsable, and the guard was silently skipped.
+#[test]
+fn link_local_sessions_are_guarded_on_their_zone() {
+    let s = SshSession::parse_connection("fe80::1%eth1 50000 fe80::2%eth1 22").unwrap();
+    assert_eq!(s.client.to_string(), "fe80::1");
+    assert_eq!(s.arrival.as_deref(), Some("eth1"));
+    let s = SshSession::parse_client("fe80::1%eth0 50000 22").unwrap();
+    assert_eq!(s.arrival.as_deref(), Some("eth0"));
+    assert!(SshSession::parse_connection("fe80::1% 1 fe80::2 22").is_none());
+    assert!(SshSession::parse_connection("192.0.2.1%eth0 1 192.0.2.2 22").is_none());
+    // The route would say eth0 (external, port 22 open); the zone says eth2,
+    // which is neither external nor trusted: refused.
+    let m = compiled("extif eth0; trust eth1; open tcp 22;");
+    let session = SshSession::parse_connection("fe80::1%eth2 50000 fe80::2%eth2 22").unwrap();
+    let o = Options {
+        ssh_session: Some(session),
+        allow_session_lockout: false,
+        ..opts()
+    };
+    let mock = Mock {
+        ifaces: vec!["lo", "eth0", "eth1", "eth2"],
+        ..Mock::new()
+    };
+    let e = run(&mock, &m, V4, V6, &o).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, ApplyError::SessionLockout { .. }), "{text}");
+    assert!(text.contains("arriving on eth2"), "{text}");
+    assert!(text.contains("fe80::1%eth2"), "{text}");
+    assert!(mock.calls().iter().all(|c| !c.starts_with("ip ")));
+    // Over the external interface it is accepted.
+    let session = SshSession::parse_connection("fe80::1%eth0 50000 fe80::2%eth0 22").unwrap();
+    let o = Options {
+        ssh_session: Some(session),
+        ..o
+    };
+    let _ = run(&Mock::new(), &m, V4, V6, &o).unwrap();
+    // A zone that is no interface of this host: refused, not guessed.
+    let o = Options {
+        ssh_session: SshSession::parse_connection("fe80::1%eth9 1 fe80::2%eth9 22"),
+        ..o
+    };
+    let e = run(&Mock::new(), &m, V4, V6, &o).unwrap_err();
+    assert!(
+        matches!(e, ApplyError::SessionUnreadable { .. }) && e.to_string().contains("eth9"),
+        "{e}"
+    );
+}
+
+/// A session variable that is set but unreadable is an error naming the
+/// variable, not "no session"; the first variable set decides.
+#[test]
+fn an_unreadable_session_variable_is_not_ignored() {
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(SshSession::from_vars(None, None), None);
+    assert_eq!(SshSession::from_vars(some(""), some("")), None);
+    assert_eq!(
+        SshSession::from_vars(some("garbage"), some("203.0.113.9 1 22")),
+        Some(Err(("SSH_CONNECTION".to_string(), "garbage".to_string())))
+    );
+    assert_eq!(
+        SshSession::from_vars(None, some("x y")),
+        Some(Err(("SSH_CLIENT".to_string(), "x y".to_string())))
+    );
+    assert!(matches!(
+        SshSession::from_vars(some(""), some("203.0.113.9 1 22")),
+        Some(Ok(_))
+    ));
+    let e = ApplyError::SessionUnreadable {
+        variable: "SSH_CONNECTION".into(),
+        value: "fe80::1%bad/ 1 x 22".into(),
+        why: "expected `client-ip client-port server-ip server-port`".into(),
+    };
+    let text = e.to_string();
+    assert!(
+        text.contains("SSH_CONNECTION") && text.contains("allow_session_lockout"),
+        "{text}"
+    );
+    assert!(text.contains("FIREWALL_ALLOW_SESSION_LOCKOUT=1"), "{text}");
 }
 
 fn compiled(text: &str) -> Model {
@@ -697,8 +801,12 @@ fn a_pending_failsafe_is_taken_over() {
     };
     let a = run(&m, &model(), V4, V6, &o).unwrap();
     assert!(a.took_over);
+    // The take-over holds the applier lock (a SIGKILL of this process cannot
+    // let the watchdog revert while an orphaned take-over is still running).
     assert!(m
-        .calls()
+        .held
+        .lock()
+        .unwrap()
         .iter()
         .any(|c| c.starts_with("bash ") && c.contains(" takeover ")));
     // This apply's watchdog is the pending one now.

@@ -71,11 +71,12 @@ pub fn rollback_program() -> String {
     )
 }
 
-const ROLLBACK_SH: &str = r#"# fw_log DIR MESSAGE: note what happened in DIR/log and in syslog (when logger exists).
+const ROLLBACK_SH: &str = r#"# fw_log DIR MESSAGE: note what happened in DIR/log and in syslog (when logger
+# exists; bounded: a hung syslog must not stall a rollback or a watchdog).
 fw_log() {
   printf '%s firewall: %s\n' "$(date '+%F %T')" "$2" >>"$1/log" 2>/dev/null || true
   if command -v logger >/dev/null 2>&1; then
-    logger -t firewall -- "$2" 2>/dev/null || true
+    timeout 5 logger -t firewall -- "$2" </dev/null >/dev/null 2>&1 || true
   fi
 }
 
@@ -105,7 +106,8 @@ fw_alive() {
 # /run/firewall/net-INODE (INODE of /proc/self/ns/net); the temp dir when
 # /run is not writable. PREFIX.lock is the applier lock, PREFIX.pending names
 # the backup directory of the pending watchdog, PREFIX.last what the last
-# watchdog or take-over did ("reverted DIR", "superseded DIR").
+# watchdog or take-over did ("reverted DIR", "revert-failed DIR",
+# "superseded DIR").
 fw_state_prefix() {
   local ns dir=/run/firewall
   ns=$(readlink /proc/self/ns/net) || return 1
@@ -270,7 +272,9 @@ fw_confirm() {
 # into DIR. If another apply's failsafe is still pending (PREFIX.pending names
 # a backup whose `armed` exists and whose watchdog runs), claim it: its backup (the last rules someone
 # confirmed) becomes DIR/prev, which any rollback or revert of DIR restores,
-# and its watchdog exits without reverting. Prints "took over OLD" when it did.
+# and its watchdog exits without reverting; DIR becomes the pending one.
+# Prints "took over OLD" when it did (apply() decides from DIR/prev instead:
+# it runs this with the lock file as stdout).
 # Returns 3 if the pending failsafe uses another iptables backend.
 fw_takeover() {
   local dir=$1 prefix old src f
@@ -309,6 +313,10 @@ fw_takeover() {
     return 0
   fi
   printf 'superseded %s\n' "$old" >"$prefix.last" 2>/dev/null || true
+  # DIR is the pending one now, before the lock is released: an apply that
+  # comes next (e.g. after the caller died right here) takes DIR over in turn
+  # instead of being undone by DIR's watchdog.
+  fw_pending_set "$prefix" "$dir" || true
   fw_log "$dir" "took over the pending failsafe of $old (its backup, the last confirmed rules, is restored if this apply is not kept)"
   printf 'took over %s\n' "$old"
 }
@@ -389,15 +397,20 @@ fw_watchdog() {
     else
       fw_log "$dir" "$why: restoring the previous rules FAILED; the backup is in $dir"
     fi
+    if [ "$ok" = 1 ]; then
+      why=reverted
+    else
+      why=revert-failed
+      # Kept for a manual `rollback.sh restore DIR`; the marker says why.
+      : >"$dir/revert-failed"
+      rm -f -- "$dir/watchdog.pid"
+    fi
     if [ -n "$prefix" ]; then
       fw_pending_clear "$prefix" "$dir"
-      printf 'reverted %s\n' "$dir" >"$prefix.last" 2>/dev/null || true
+      printf '%s %s\n' "$why" "$dir" >"$prefix.last" 2>/dev/null || true
     fi
     if [ "$ok" = 1 ]; then
       rm -rf -- "$dir"
-    else
-      : >"$dir/reverted"
-      rm -f -- "$dir/watchdog.pid"
     fi
   else
     fw_watchdog_done "$dir"
@@ -856,6 +869,53 @@ mod tests {
         assert!(s.contains("#   failsafe 30s;"));
         assert!(s.contains("ip_forward"));
         assert!(s.contains("setsid -f bash"));
+    }
+
+    /// `fw_log` with a `logger` that hangs (a stuck syslog socket) returns
+    /// within its bound and still writes DIR/log.
+    #[test]
+    fn fw_log_does_not_hang_on_a_stuck_logger() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("fw-log-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let bin = root.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let fake = bin.join("logger");
+        std::fs::write(&fake, "#!/bin/sh\nexec sleep 60\n").unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let started = std::time::Instant::now();
+        let mut child = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("{ROLLBACK_SH}\nfw_log \"$1\" 'a message'"))
+            .arg("fw_log")
+            .arg(&root)
+            .env("PATH", path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if started.elapsed() > std::time::Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let log = std::fs::read_to_string(root.join("log")).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&root);
+        let status = status.expect("fw_log still running after 20 s: logger is not bounded");
+        assert!(status.success(), "{status:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(15));
+        assert!(log.contains("a message"), "{log}");
     }
 
     #[test]

@@ -359,31 +359,39 @@ fw_env_of() {
   return 1
 }
 
-# fw_session_parse CONNECTION CLIENT: sets fw_s_client/fw_s_port from
-# SSH_CONNECTION (client cport server sport) or else SSH_CLIENT (client cport sport).
+# fw_session_parse CONNECTION CLIENT: the first of SSH_CONNECTION (client
+# cport server sport), SSH_CLIENT (client cport sport) that is set decides:
+# sets fw_s_var (its name), fw_s_raw (its value) and fw_s_client/fw_s_port
+# (empty when the value has the wrong number of fields); fails if neither is set.
 fw_session_parse() {
   local a b c d e
+  fw_s_client=
+  fw_s_port=
   if [ -n "$1" ]; then
+    fw_s_var=SSH_CONNECTION
+    fw_s_raw=$1
     read -r a b c d e <<<"$1"
     if [ -n "$d" ] && [ -z "$e" ]; then
       fw_s_client=$a
       fw_s_port=$d
-      return 0
     fi
+    return 0
   fi
   if [ -n "$2" ]; then
+    fw_s_var=SSH_CLIENT
+    fw_s_raw=$2
     read -r a b c d <<<"$2"
     if [ -n "$c" ] && [ -z "$d" ]; then
       fw_s_client=$a
       fw_s_port=$c
-      return 0
     fi
+    return 0
   fi
   return 1
 }
 
 # fw_session: the SSH session this script runs in, from its own environment or
-# an ancestor's; sets fw_s_client and fw_s_port, fails outside SSH.
+# an ancestor's; sets fw_s_* (see fw_session_parse), fails outside SSH.
 fw_session() {
   local pid stat ppid n=0
   fw_session_parse "${SSH_CONNECTION:-}" "${SSH_CLIENT:-}" && return 0

@@ -107,36 +107,58 @@ fi
 # The SSH-session guard (the same decision as apply()'s): a new connection
 # like this session's (same client, same port, over the interface it arrives
 # on) must be accepted by the new rules, or the next login is locked out.
+# An IPv6 link-local client carries its zone (fe80::1%eth0): the interface
+# the session arrives on. A variable that is set but cannot be read is refused.
 if [ "${{FIREWALL_ALLOW_SESSION_LOCKOUT:-0}}" != 1 ] && fw_session; then
   if [[ $fw_s_client =~ ^::[fF]{{4}}:([0-9.]+)$ ]]; then
     fw_s_client=${{BASH_REMATCH[1]}}
   fi
+  fw_s_zone=
+  if [[ $fw_s_client == *%* ]]; then
+    fw_s_zone=${{fw_s_client#*%}}
+    fw_s_client=${{fw_s_client%%\%*}}
+    if [[ $fw_s_zone =~ ^[0-9]+$ ]]; then
+      fw_s_zone=$(for fw_d in /sys/class/net/*; do [ "$(cat "$fw_d/ifindex" 2>/dev/null)" = "$fw_s_zone" ] && printf '%s\n' "${{fw_d##*/}}"; done | head -n 1)
+    fi
+    [[ $fw_s_zone =~ ^[A-Za-z0-9_.:@-]{{1,15}}$ ]] || fw_s_zone=
+    # The zone must be an interface of this host.
+    case " $fw_host_list " in
+    *" $fw_s_zone "*) ;;
+    *) [ -z "$fw_host_list" ] || fw_s_zone= ;;
+    esac
+  fi
   fw_fam=
-  if fw_ip4 "$fw_s_client" >/dev/null; then
+  if [ -z "$fw_s_zone" ] && [[ $fw_s_raw == *%* ]]; then
+    : # a zone that names no interface
+  elif [ -z "$fw_s_zone" ] && fw_ip4 "$fw_s_client" >/dev/null; then
     fw_fam=4
   elif fw_ip6 "$fw_s_client" >/dev/null; then
     fw_fam=6
   fi
-  if [ -n "$fw_fam" ] && [[ $fw_s_port =~ ^[0-9]{{1,5}}$ ]] && ((10#$fw_s_port >= 1 && 10#$fw_s_port <= 65535)); then
-    fw_s_port=$((10#$fw_s_port))
-    fw_route_note=
-    if fw_devs=$(fw_route_dev "$fw_s_client"); then
-      :
-    else
-      fw_route_note=" (the route to $fw_s_client could not be read, so every interface must accept it)"
-      fw_devs=$fw_host_list
-      if [ -z "$fw_devs" ]; then
-        fw_devs={extifs}
-      fi
-    fi
-    for fw_d in $fw_devs; do
-      fw_a=$(fw_guard_arrival "$fw_d")
-      if ! fw_guard_decide "$fw_a" "$fw_fam" "$fw_s_port" "$fw_s_client"; then
-        fw_die "refusing to apply: this script runs in the SSH session from $fw_s_client to port $fw_s_port, and a new connection to tcp $fw_s_port arriving on $fw_d ($fw_a interface) would not be accepted$fw_route_note: $fw_guard_why; the next login would be locked out
-  help: make the policy accept it (over an external interface: open tcp $fw_s_port from the client; over another interface: trust it), or, if you have another way in (console), override: FIREWALL_ALLOW_SESSION_LOCKOUT=1 bash $0"
-      fi
-    done
+  if [ -z "$fw_fam" ] || ! [[ $fw_s_port =~ ^[0-9]{{1,5}}$ ]] || ((10#$fw_s_port < 1 || 10#$fw_s_port > 65535)); then
+    fw_die "refusing to apply: $fw_s_var=\"$fw_s_raw\" is set but cannot be read, so the SSH-session guard cannot check that the next login survives the new rules; nothing was changed
+  help: correct or unset $fw_s_var, or, if you have another way in (console), override: FIREWALL_ALLOW_SESSION_LOCKOUT=1 bash $0"
   fi
+  fw_s_port=$((10#$fw_s_port))
+  fw_route_note=
+  if [ -n "$fw_s_zone" ]; then
+    fw_devs=$fw_s_zone
+  elif fw_devs=$(fw_route_dev "$fw_s_client"); then
+    :
+  else
+    fw_route_note=" (the route to $fw_s_client could not be read, so every interface must accept it)"
+    fw_devs=$fw_host_list
+    if [ -z "$fw_devs" ]; then
+      fw_devs={extifs}
+    fi
+  fi
+  for fw_d in $fw_devs; do
+    fw_a=$(fw_guard_arrival "$fw_d")
+    if ! fw_guard_decide "$fw_a" "$fw_fam" "$fw_s_port" "$fw_s_client"; then
+      fw_die "refusing to apply: this script runs in the SSH session from $fw_s_client${{fw_s_zone:+%$fw_s_zone}} to port $fw_s_port, and a new connection to tcp $fw_s_port arriving on $fw_d ($fw_a interface) would not be accepted$fw_route_note: $fw_guard_why; the next login would be locked out
+  help: make the policy accept it (over an external interface: open tcp $fw_s_port from the client; over another interface: trust it), or, if you have another way in (console), override: FIREWALL_ALLOW_SESSION_LOCKOUT=1 bash $0"
+    fi
+  done
 fi
 "#,
         extifs = sq(&model
