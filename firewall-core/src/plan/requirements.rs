@@ -366,7 +366,11 @@ pub fn of(plan: &Plan, backend: Backend) -> Vec<Requirement> {
                     Req::XTables,
                 ]
             };
-            for t in tables.iter().chain(&[Req::NfConntrack, Req::NfNat]) {
+            // Every rule carries `-m comment` (its origin).
+            for t in tables
+                .iter()
+                .chain(&[Req::NfConntrack, Req::NfNat, Req::XtComment])
+            {
                 needs.add(*t, &every);
             }
         }
@@ -420,8 +424,6 @@ fn rule_needs(rule: &Rule, family: Family, backend: Backend) -> Vec<Req> {
     } = &rule.matches;
     let mut out = Vec::new();
     if xt {
-        // Every iptables rule carries `-m comment`.
-        out.push(Req::XtComment);
         if let Some(L4::Tcp(p) | L4::Udp(p)) = proto {
             if p.sport.is_some() || p.dport.is_some() {
                 out.push(Req::XtTcpudp);
@@ -478,15 +480,15 @@ fn rule_needs(rule: &Rule, family: Family, backend: Backend) -> Vec<Req> {
 /// let p = Policy::parse("extif eth0; open tcp 22; masquerade;").unwrap();
 /// let text = p.kernel_requirements_text(Backend::Nftables);
 /// assert!(text.starts_with("Kernel configuration for nftables"));
-/// assert!(text.contains("CONFIG_NFT_MASQ=y or =m (nft_masq): masquerade statement\n    needed by: masquerade\n"));
+/// assert!(text.contains("  CONFIG_NFT_MASQ (nft_masq): masquerade statement\n    needed by: masquerade\n"));
 /// ```
 pub fn text(requirements: &[Requirement], backend: Backend) -> String {
     use fmt::Write as _;
     let mut s = format!(
-        "Kernel configuration for {backend} (each option =y, or =m with its module loadable):\n"
+        "Kernel configuration for {backend} (each option =y, or =m with the module loadable):\n"
     );
     for r in requirements {
-        let _ = writeln!(s, "  {}=y or =m ({}): {}", r.config, r.module, r.what);
+        let _ = writeln!(s, "  {} ({}): {}", r.config, r.module, r.what);
         let reasons: Vec<String> = r.needed_by.iter().map(ToString::to_string).collect();
         let _ = writeln!(s, "    needed by: {}", reasons.join("; "));
     }
