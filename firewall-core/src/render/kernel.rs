@@ -99,3 +99,36 @@ fn wrap(s: &mut String, line: &mut String, words: &[&str]) {
         line.pop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Policy;
+
+    #[test]
+    fn header_is_comment_lines_and_follows_the_policy() {
+        let nat =
+            Policy::parse("extif eth0; open tcp 22, 80; masquerade; redirect 26 -> 25; log drops;")
+                .unwrap();
+        let plain = Policy::parse("extif eth0; open tcp 22;").unwrap();
+        for p in [&nat, &plain] {
+            let h = header(p.model());
+            assert!(h.ends_with(".\n"), "{h}");
+            for line in h.lines() {
+                assert!(line.starts_with('#'), "{line:?}");
+                assert!(line.len() <= 110, "{line:?}");
+            }
+            assert!(p.bash().contains(&h), "the script carries the header");
+        }
+        let h = header(nat.model());
+        assert!(
+            h.contains("#   CONFIG_NETFILTER_XT_TARGET_MASQUERADE (xt_MASQUERADE): masquerade\n")
+        );
+        assert!(h.contains("#   CONFIG_NETFILTER_XT_TARGET_LOG (xt_LOG): log drops\n"));
+        assert!(h.contains("(xt_multiport): open tcp 22, 80\n"));
+        let h = header(plain.model());
+        assert!(!h.contains("MASQUERADE") && !h.contains("xt_LOG") && !h.contains("multiport"));
+        // Many reasons are cut with a count.
+        assert!(h.contains("; and "), "{h}");
+    }
+}
