@@ -4,6 +4,8 @@
 //! cargo run --example howto              # print the bash script
 //! cargo run --example howto -- --restore # print the IPv4 ruleset (iptables-save format)
 //! cargo run --example howto -- --restore6
+//! cargo run --example howto -- --kernel   # the kernel options it needs, per backend
+//! cargo run --example howto -- --kernel nftables
 //! # apply to THIS host (root; inside a network namespace or a VM!):
 //! ip netns exec NS target/debug/examples/howto --apply [--failsafe 10s]
 //! ```
@@ -40,14 +42,44 @@ fn main() {
         None => print!("{}", HOWTO.bash()),
         Some("--restore") => print!("{}", HOWTO.iptables_restore()),
         Some("--restore6") => print!("{}", HOWTO.ip6tables_restore()),
+        Some("--kernel") => std::process::exit(kernel(std::env::args().nth(2).as_deref())),
         Some("--apply") => std::process::exit(apply(std::env::args().skip(2).collect())),
         Some(other) => {
             eprintln!(
-                "unknown option `{other}`; use --restore, --restore6 or --apply [--failsafe 10s] (or nothing for the bash script)"
+                "unknown option `{other}`; use --restore, --restore6, --kernel [BACKEND] or --apply [--failsafe 10s] (or nothing for the bash script)"
             );
             std::process::exit(2);
         }
     }
+}
+
+/// `--kernel [BACKEND]`: the kernel options and modules the policy needs with
+/// `BACKEND` (`iptables-legacy`, `iptables-nft`, `nftables`; all three if
+/// none), each with what in the policy needs it.
+fn kernel(backend: Option<&str>) -> i32 {
+    use firewall::kernel::Backend;
+    let backends: Vec<Backend> = match backend {
+        None => Backend::ALL.to_vec(),
+        Some(name) => match Backend::ALL.into_iter().find(|b| b.name() == name) {
+            Some(b) => vec![b],
+            None => {
+                eprintln!(
+                    "unknown backend `{name}`; use iptables-legacy, iptables-nft or nftables"
+                );
+                return 2;
+            }
+        },
+    };
+    for (i, b) in backends.into_iter().enumerate() {
+        match HOWTO.kernel_requirements_text(b) {
+            Ok(text) => print!("{}{text}", if i > 0 { "\n" } else { "" }),
+            Err(d) => {
+                eprintln!("{d}");
+                return 1;
+            }
+        }
+    }
+    0
 }
 
 /// `--apply [--failsafe 10s]`: applies the howto policy to this host with a

@@ -5,6 +5,8 @@
 pub use firewall_core::apply;
 pub use firewall_core::apply::{Applied, ApplyError};
 pub use firewall_core::model;
+/// The kernel options and modules a policy needs ([`Policy::kernel_requirements`]).
+pub use firewall_core::plan::requirements as kernel;
 pub use firewall_core::{Code, Diagnostic, Diagnostics, Firewall, LineColumn, Policy};
 pub use firewall_macros::firewall;
 

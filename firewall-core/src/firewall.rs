@@ -79,6 +79,35 @@ impl Firewall {
         self.nft
     }
 
+    /// The kernel options and modules this policy needs when `backend` loads
+    /// it (see [`Policy::kernel_requirements`]). Computed on demand from
+    /// [`Firewall::source`] (the canonical policy the macro checked), not
+    /// stored in the constant: parsing and lowering take microseconds, and the
+    /// requirements follow from the same rule model the rulesets were printed
+    /// from. `Err` only for a constant not built by `firewall!`.
+    ///
+    /// ```
+    /// use firewall_core::plan::requirements::Backend;
+    /// # let fw = firewall_core::Firewall::__new("extif eth0;\nopen tcp 22;\n", "", "", "");
+    /// let reqs = fw.kernel_requirements(Backend::IptablesLegacy).unwrap();
+    /// assert!(reqs.iter().any(|r| r.config == "CONFIG_NETFILTER_XT_MATCH_CONNTRACK"));
+    /// ```
+    pub fn kernel_requirements(
+        &self,
+        backend: crate::plan::requirements::Backend,
+    ) -> Result<Vec<crate::plan::requirements::Requirement>, Diagnostics> {
+        Ok(self.policy()?.kernel_requirements(backend))
+    }
+
+    /// [`Firewall::kernel_requirements`] as text (see
+    /// [`crate::plan::requirements::text`]).
+    pub fn kernel_requirements_text(
+        &self,
+        backend: crate::plan::requirements::Backend,
+    ) -> Result<String, Diagnostics> {
+        Ok(self.policy()?.kernel_requirements_text(backend))
+    }
+
     /// The policy as a runtime value (parsed again from [`Firewall::source`]).
     pub fn policy(&self) -> Result<Policy, Diagnostics> {
         Policy::parse(self.source)

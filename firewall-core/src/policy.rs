@@ -94,6 +94,31 @@ impl Policy {
         &self.nft
     }
 
+    /// The kernel options and modules this policy needs when `backend` loads
+    /// it, each with what in the policy needs it, computed from the rule model
+    /// (see [`crate::plan::requirements`]).
+    ///
+    /// ```
+    /// use firewall_core::{plan::requirements::Backend, Policy};
+    /// let p = Policy::parse("extif eth0; open tcp 22; redirect 26 -> 25;").unwrap();
+    /// let reqs = p.kernel_requirements(Backend::Nftables);
+    /// let redir = reqs.iter().find(|r| r.module == "nft_redir").unwrap();
+    /// assert_eq!(redir.config, "CONFIG_NFT_REDIR");
+    /// assert_eq!(redir.needed_by[0].to_string(), "redirect 26 -> 25");
+    /// ```
+    pub fn kernel_requirements(
+        &self,
+        backend: crate::plan::requirements::Backend,
+    ) -> Vec<crate::plan::requirements::Requirement> {
+        crate::plan::requirements::of(&crate::plan::lower(&self.model), backend)
+    }
+
+    /// [`Policy::kernel_requirements`] as text, one option per line with what
+    /// needs it on the next (see [`crate::plan::requirements::text`]).
+    pub fn kernel_requirements_text(&self, backend: crate::plan::requirements::Backend) -> String {
+        crate::plan::requirements::text(&self.kernel_requirements(backend), backend)
+    }
+
     /// Applies the policy to this host (root): atomically, backed up, rolled back
     /// on failure, honouring `failsafe`.
     ///

@@ -32,6 +32,7 @@
 
 mod lower;
 mod origin;
+pub mod requirements;
 #[cfg(test)]
 mod tests;
 

@@ -576,6 +576,7 @@ pub fn script(model: &Model, ipv4: &str, ipv6: &str) -> String {
     for line in super::policy::lines(model) {
         let _ = writeln!(s, "#   {}", comment_safe(&line));
     }
+    s.push_str(&super::kernel::header(model));
     s.push_str(
         "#\n\
          # What this script does, in order:\n\

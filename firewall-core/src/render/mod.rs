@@ -7,6 +7,7 @@ use crate::plan::{self, Family};
 pub mod bash;
 pub mod guard;
 pub mod iptables;
+pub mod kernel;
 pub mod nft;
 pub mod policy;
 pub mod preflight;
