@@ -301,6 +301,17 @@ fn icmp_drop_under_reject_answers_no_ping() {
 
 // ------------------------------------------------ 4. RFC 4890 host services
 
+/// What the UDP listener printed; fails the test unless it ran cleanly.
+#[track_caller]
+fn listener_output(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        common::describe("the UDP listener", &out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The link-local address of `eth0` in `ns`.
 fn link_local(t: &Topology, ns: Ns) -> String {
     let out = t.sh(ns, "ip -6 -o addr show dev eth0 scope link");
@@ -443,13 +454,7 @@ fn ipv6_host_keeps_dhcpv6_replies_and_mld() {
                 common::describe("sending a DHCPv6 datagram", &out)
             );
         }
-        let out = listener.join().expect("listener thread");
-        assert!(
-            out.status.success(),
-            "{}",
-            common::describe("the UDP listener", &out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        listener_output(listener.join().expect("listener thread"))
     });
     f.check(
         received.contains("from-link-local"),
@@ -553,13 +558,7 @@ fn ipv6_host_under_output_drop_keeps_mld_and_dhcpv6_requests() {
                 );
             }
         }
-        let out = listener.join().expect("listener thread");
-        assert!(
-            out.status.success(),
-            "{}",
-            common::describe("the UDP listener", &out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        listener_output(listener.join().expect("listener thread"))
     });
     f.check(
         received.contains("from-link-local"),
