@@ -14,14 +14,16 @@
 
 mod common;
 
+use common::env_of;
+use common::policy::parse;
+use common::scratch::{wait_until, PidGuard, Scratch};
 use common::{Ns, Topology, SECTION5_POLICY};
-use firewall::Policy;
 use firewall_core::apply::{self, ApplyError, Cause, Options, Rollback, Step};
 use firewall_core::model::Iface;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const INNER: &str = "apply_inner";
 
@@ -33,18 +35,6 @@ const INNER: &str = "apply_inner";
 /// and counts there, which on a loaded machine made the comparison flaky.
 /// Rule counters are kept.
 const RAW_SAVE: &str = "{ iptables-save -c; ip6tables-save -c; } | sed -e '/^#/d' -e 's/^\\(:[^ ]* [A-Z]*\\) \\[[0-9]*:[0-9]*\\]$/\\1 [*]/'";
-
-fn parse(text: &str) -> Policy {
-    match Policy::parse(text) {
-        Ok(p) => p,
-        Err(d) => panic!("the policy does not parse:\n{text}\n{d}"),
-    }
-}
-
-/// Env var values for [`apply_inner`].
-fn env_of(text: &str) -> String {
-    std::env::var(text).unwrap_or_default()
-}
 
 // ---------------------------------------------------------------------------
 // The inner half: runs inside the firewall namespace
@@ -173,79 +163,6 @@ fn apply_inner() {
 // Helpers of the outer tests
 // ---------------------------------------------------------------------------
 
-/// A private directory for backup directories, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("fw-apply-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("creating a scratch directory");
-        Scratch(dir)
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().expect("UTF-8 temp path")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(
-            stat.rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next()),
-            Some("Z") | Some("X")
-        ),
-        Err(_) => false,
-    }
-}
-
-/// A watchdog pid this test caused: gone at the end of the test, one way or another.
-struct Watchdog(u32);
-
-impl Watchdog {
-    /// Waits (bounded) for it to exit by itself; true if it did.
-    fn exits_within(&self, d: Duration) -> bool {
-        let until = Instant::now() + d;
-        while Instant::now() < until {
-            if self.0 == 0 || !alive(self.0) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.0 == 0 || !alive(self.0)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        if self.0 != 0 && alive(self.0) {
-            let _ = Command::new("kill")
-                .args(["-9", &self.0.to_string()])
-                .status();
-        }
-    }
-}
-
-/// Waits (bounded) until `f` holds.
-fn wait_until(d: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + d;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Runs [`apply_inner`] in the firewall namespace and checks it passed.
 fn apply_in(t: &Topology, scratch: &Scratch, policy: &str, extra: &[(&str, &str)]) -> Output {
     let mut env = vec![
@@ -256,13 +173,12 @@ fn apply_in(t: &Topology, scratch: &Scratch, policy: &str, extra: &[(&str, &str)
         env.push(("FW_APPLY_EXPECT", "ok"));
     }
     env.extend_from_slice(extra);
-    let out = t.run_test_in(Ns::Firewall, INNER, &env);
-    assert!(
-        out.status.success(),
-        "{}",
-        common::describe("apply() inside the firewall namespace", &out)
-    );
-    out
+    t.run_test_in_ok(
+        Ns::Firewall,
+        INNER,
+        &env,
+        "apply() inside the firewall namespace",
+    )
 }
 
 /// The `APPLIED <dir> <pid>` line of the inner test.
@@ -306,7 +222,7 @@ fn section5_matrix_apply_and_bash_leave_identical_rulesets() {
     if !common::kernel_tests_available("section5_matrix_apply_and_bash_leave_identical_rulesets") {
         return;
     }
-    let scratch = Scratch::new("matrix");
+    let scratch = Scratch::new("fw-apply", "matrix");
     let policy = parse(SECTION5_POLICY);
 
     let t = Topology::new("apply_matrix");
@@ -349,7 +265,7 @@ fn rollback_leaves_previous_ruleset_identical() {
     if !common::kernel_tests_available("rollback_leaves_previous_ruleset_identical") {
         return;
     }
-    let scratch = Scratch::new("rollback");
+    let scratch = Scratch::new("fw-apply", "rollback");
     let policy = parse(SECTION5_POLICY);
     let t = Topology::new("apply_rollback");
     for populated in [false, true] {
@@ -409,7 +325,7 @@ fn failsafe_apply_unconfirmed_reverts_confirmed_keeps() {
     if !common::kernel_tests_available("failsafe_apply_unconfirmed_reverts_confirmed_keeps") {
         return;
     }
-    let scratch = Scratch::new("failsafe");
+    let scratch = Scratch::new("fw-apply", "failsafe");
     let t = Topology::new("apply_failsafe");
     populate(&t);
     let before = t.ruleset(Ns::Firewall);
@@ -419,7 +335,7 @@ fn failsafe_apply_unconfirmed_reverts_confirmed_keeps() {
     // sees the new rules before the deadline; the test waits for the revert.
     let out = apply_in(&t, &scratch, SECTION5_POLICY, &[("FW_APPLY_FAILSAFE", "6")]);
     let (_, pid) = applied_line(&String::from_utf8_lossy(&out.stdout));
-    let wd = Watchdog(pid);
+    let wd = PidGuard(pid);
     assert_ne!(pid, 0, "no watchdog pid");
     assert_ne!(
         t.ruleset(Ns::Firewall),
@@ -449,7 +365,7 @@ fn failsafe_apply_unconfirmed_reverts_confirmed_keeps() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("CONFIRMED"), "{stdout}");
     let (_, pid) = applied_line(&stdout);
-    let wd = Watchdog(pid);
+    let wd = PidGuard(pid);
     assert!(
         wd.exits_within(Duration::from_secs(3)),
         "watchdog did not exit after confirm"
@@ -467,7 +383,7 @@ fn failsafe_survives_sigkill_of_the_applying_process() {
     if !common::kernel_tests_available("failsafe_survives_sigkill_of_the_applying_process") {
         return;
     }
-    let scratch = Scratch::new("sigkill");
+    let scratch = Scratch::new("fw-apply", "sigkill");
     let t = Topology::new("apply_sigkill");
     let before = t.ruleset(Ns::Firewall);
     let exe = std::env::current_exe().expect("test binary path");
@@ -510,7 +426,7 @@ fn failsafe_survives_sigkill_of_the_applying_process() {
     let _ = child.wait();
     let line = line.expect("the applying process did not report APPLIED");
     let (_, pid) = applied_line(&line);
-    let wd = Watchdog(pid);
+    let wd = PidGuard(pid);
     assert_ne!(
         t.ruleset(Ns::Firewall),
         before,
@@ -532,7 +448,7 @@ fn failsafe_bash_script_unconfirmed_reverts_confirmed_keeps() {
     if !common::kernel_tests_available("failsafe_bash_script_unconfirmed_reverts_confirmed_keeps") {
         return;
     }
-    let scratch = Scratch::new("bashfs");
+    let scratch = Scratch::new("fw-apply", "bashfs");
     // 6 s: a loaded machine still sees the new rules before the deadline.
     let policy = parse(&format!("{SECTION5_POLICY}failsafe 6s;\n"));
     let t = Topology::new("apply_bash_failsafe");
@@ -546,7 +462,7 @@ fn failsafe_bash_script_unconfirmed_reverts_confirmed_keeps() {
     assert!(text.contains("to keep the new rules, run:"), "{text}");
     assert_ne!(t.ruleset(Ns::Firewall), before);
     let pid = watchdog_pid_in(&scratch.0);
-    let wd = Watchdog(pid);
+    let wd = PidGuard(pid);
     assert!(
         wait_until(Duration::from_secs(15), || t.ruleset(Ns::Firewall)
             == before),
@@ -571,7 +487,7 @@ fn failsafe_bash_script_unconfirmed_reverts_confirmed_keeps() {
         })
         .expect("the script prints the confirm command");
     let pid = watchdog_pid_in(&scratch.0);
-    let wd = Watchdog(pid);
+    let wd = PidGuard(pid);
     let out = t.exec(Ns::Firewall, &["bash", "-c", &confirm]);
     assert!(
         out.status.success(),
@@ -612,7 +528,7 @@ fn established_ssh_connection_survives_apply() {
     if !common::kernel_tests_available("established_ssh_connection_survives_apply") {
         return;
     }
-    let scratch = Scratch::new("established");
+    let scratch = Scratch::new("fw-apply", "established");
     let t = Topology::new("apply_established");
     let log = scratch.0.join("server.log");
     let log_s = log.to_str().expect("UTF-8 path").to_string();
@@ -669,7 +585,7 @@ fn ssh_session_check_refuses_a_policy_that_cuts_the_session() {
     if !common::kernel_tests_available("ssh_session_check_refuses_a_policy_that_cuts_the_session") {
         return;
     }
-    let scratch = Scratch::new("session");
+    let scratch = Scratch::new("fw-apply", "session");
     let t = Topology::new("apply_session");
     let before = t.ruleset(Ns::Firewall);
     let session = format!(
@@ -720,14 +636,10 @@ fn failsafe_bash_script_survives_sigkill_at_the_prompt() {
     if !common::kernel_tests_available("failsafe_bash_script_survives_sigkill_at_the_prompt") {
         return;
     }
-    if !Path::new("/usr/bin/script").exists() && !Path::new("/bin/script").exists() {
-        assert!(
-            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-            "`script` (util-linux) is needed in CI"
-        );
+    if !common::wrappers::script_tool_available() {
         return;
     }
-    let scratch = Scratch::new("bashkill");
+    let scratch = Scratch::new("fw-apply", "bashkill");
     // 6 s: a loaded machine still sees the new rules before the deadline.
     let policy = parse(&format!("{SECTION5_POLICY}failsafe 6s;\n"));
     let t = Topology::new("apply_bash_kill");
@@ -761,7 +673,7 @@ fn failsafe_bash_script_survives_sigkill_at_the_prompt() {
         t.ruleset(Ns::Firewall) != before
     });
     let pid = watchdog_pid_in(&scratch.0);
-    let wd = Watchdog(pid);
+    let wd = PidGuard(pid);
     // timeout -> script -> bash: SIGKILL the bash script and its terminal.
     let mut victims = Vec::new();
     let mut queue = vec![term.id()];
@@ -821,13 +733,10 @@ fn legacy_backend_apply_and_rollback() {
     if !common::kernel_tests_available("legacy_backend_apply_and_rollback") {
         return;
     }
-    let have_legacy = ["iptables-legacy-restore", "ip6tables-legacy-restore"]
-        .iter()
-        .all(|t| {
-            ["/usr/sbin", "/sbin"]
-                .iter()
-                .any(|d| Path::new(d).join(t).exists())
-        });
+    let have_legacy = common::wrappers::installed_in(
+        &["/usr/sbin", "/sbin"],
+        &["iptables-legacy-restore", "ip6tables-legacy-restore"],
+    );
     if !have_legacy {
         // Debian's iptables package (which .ci/run installs) ships both
         // backends, so CI must run this; elsewhere a skip says why.
@@ -838,7 +747,7 @@ fn legacy_backend_apply_and_rollback() {
         eprintln!("SKIPPED legacy_backend_apply_and_rollback: no iptables-legacy tools");
         return;
     }
-    let scratch = Scratch::new("legacy");
+    let scratch = Scratch::new("fw-apply", "legacy");
     let t = Topology::new("apply_legacy");
     let tables = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n";
     for tool in ["iptables-legacy-restore", "ip6tables-legacy-restore"] {

@@ -10,22 +10,16 @@
 
 mod common;
 
+use common::env_of;
+use common::policy::parse;
+use common::scratch::Scratch;
 use common::{Ns, Topology};
-use firewall::Policy;
 use firewall_core::apply::{self, ApplyError, Options, Rollback};
 use firewall_core::model::Iface;
 use std::path::PathBuf;
 use std::process::Output;
 
 const INNER: &str = "host_inner";
-
-fn env_of(name: &str) -> String {
-    std::env::var(name).unwrap_or_default()
-}
-
-fn parse(text: &str) -> Policy {
-    Policy::parse(text).unwrap_or_else(|d| panic!("the policy does not parse:\n{text}\n{d}"))
-}
 
 /// Applies `FW_HOST_POLICY` to the namespace it runs in; `FW_HOST_EXPECT` is
 /// `ok`, `missing`, `lockout`, `unreadable`, `restored` (a failed load whose rollback reports
@@ -101,27 +95,6 @@ fn host_inner() {
     }
 }
 
-/// A private scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("fw-host-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("creating a scratch directory");
-        Scratch(dir)
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().expect("UTF-8 temp path")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Runs [`host_inner`] in the firewall namespace; panics unless it passed.
 fn apply_in(t: &Topology, scratch: &Scratch, policy: &str, env: &[(&str, &str)]) -> String {
     let mut all = vec![
@@ -129,11 +102,11 @@ fn apply_in(t: &Topology, scratch: &Scratch, policy: &str, env: &[(&str, &str)])
         ("FW_HOST_BACKUP_PARENT", scratch.path()),
     ];
     all.extend_from_slice(env);
-    let out = t.run_test_in(Ns::Firewall, INNER, &all);
-    assert!(
-        out.status.success(),
-        "{}",
-        common::describe("apply() in the firewall namespace", &out)
+    let out = t.run_test_in_ok(
+        Ns::Firewall,
+        INNER,
+        &all,
+        "apply() in the firewall namespace",
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -161,7 +134,7 @@ fn missing_extif_is_refused_by_apply_and_script() {
     if !common::kernel_tests_available("missing_extif_is_refused_by_apply_and_script") {
         return;
     }
-    let scratch = Scratch::new("missing");
+    let scratch = Scratch::new("fw-host", "missing");
     let t = Topology::new("host_missing");
     let before = t.ruleset(Ns::Firewall);
     let typo = "extif eht0;\nopen tcp 22;\n";
@@ -313,7 +286,7 @@ fn session_guard_agrees_with_real_traffic() {
             accepted: true,
         },
     ];
-    let scratch = Scratch::new("guard");
+    let scratch = Scratch::new("fw-host", "guard");
     let t = Topology::new("host_guard");
     let listener = t.listen_tcp(Ns::Firewall, 2222);
     for c in &cases {
@@ -439,7 +412,7 @@ fn link_local_session_is_guarded() {
     if !common::kernel_tests_available("link_local_session_is_guarded") {
         return;
     }
-    let scratch = Scratch::new("linklocal");
+    let scratch = Scratch::new("fw-host", "linklocal");
     let t = Topology::new("host_linklocal");
     let client = link_local(&t, Ns::Outside, "eth0");
     let server = link_local(&t, Ns::Firewall, "eth0");
@@ -550,24 +523,10 @@ fn link_local_session_is_guarded() {
 /// A directory with a fake `ip6tables-nft-restore` and `ip6tables-restore`
 /// that always fail, for the front of PATH.
 fn failing_ip6tables_restore(scratch: &Scratch) -> String {
-    let bin = scratch.0.join("fakebin");
-    std::fs::create_dir_all(&bin).expect("fake bin dir");
-    for name in ["ip6tables-nft-restore", "ip6tables-restore"] {
-        let p = bin.join(name);
-        std::fs::write(
-            &p,
-            "#!/bin/sh\necho 'fake ip6tables-restore: failing on purpose' >&2\nexit 1\n",
-        )
-        .expect("fake tool");
-        let _ = std::process::Command::new("chmod")
-            .args(["755"])
-            .arg(&p)
-            .status();
-    }
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+    common::wrappers::wrap_tool(
+        &scratch.0.join("fakebin"),
+        &["ip6tables-nft-restore", "ip6tables-restore"],
+        "echo 'fake ip6tables-restore: failing on purpose' >&2\nexit 1\n",
     )
 }
 
@@ -581,7 +540,7 @@ fn failing_ip6tables_restore_in_rollback_reports_unchanged_host() {
     ) {
         return;
     }
-    let scratch = Scratch::new("ip6fail");
+    let scratch = Scratch::new("fw-host", "ip6fail");
     let path = failing_ip6tables_restore(&scratch);
     let t = Topology::new("host_ip6fail");
     t.load_rules(
@@ -634,7 +593,7 @@ fn unusable_backup_location_names_the_directory() {
     if !common::kernel_tests_available("unusable_backup_location_names_the_directory") {
         return;
     }
-    let scratch = Scratch::new("backup");
+    let scratch = Scratch::new("fw-host", "backup");
     let t = Topology::new("host_backup");
     let before = t.ruleset(Ns::Firewall);
     let policy = common::SECTION5_POLICY;
@@ -677,13 +636,10 @@ fn rules_in_the_other_backend_are_refused() {
     if !common::kernel_tests_available("rules_in_the_other_backend_are_refused") {
         return;
     }
-    let legacy_tools = ["iptables-legacy-restore", "iptables-legacy-save"]
-        .iter()
-        .all(|t| {
-            ["/usr/sbin", "/sbin", "/usr/bin"]
-                .iter()
-                .any(|d| std::path::Path::new(d).join(t).exists())
-        });
+    let legacy_tools = common::wrappers::installed_in(
+        &["/usr/sbin", "/sbin", "/usr/bin"],
+        &["iptables-legacy-restore", "iptables-legacy-save"],
+    );
     let nft_is_default = std::process::Command::new("iptables")
         .arg("-V")
         .output()
@@ -696,7 +652,7 @@ fn rules_in_the_other_backend_are_refused() {
         eprintln!("SKIPPED rules_in_the_other_backend_are_refused: needs nft `iptables` and iptables-legacy");
         return;
     }
-    let scratch = Scratch::new("backend");
+    let scratch = Scratch::new("fw-host", "backend");
     let t = Topology::new("host_backend");
     let legacy = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 80 -j DROP\nCOMMIT\n";
     let out = t.exec_with_stdin(Ns::Firewall, &["iptables-legacy-restore"], legacy);
@@ -751,7 +707,7 @@ fn script_guard_finds_the_session_in_an_ancestor() {
     if !common::kernel_tests_available("script_guard_finds_the_session_in_an_ancestor") {
         return;
     }
-    let scratch = Scratch::new("ancestor");
+    let scratch = Scratch::new("fw-host", "ancestor");
     let t = Topology::new("host_ancestor");
     let before = t.ruleset(Ns::Firewall);
     let policy = "extif eth0; open tcp 2222 from 192.0.2.0/24; ssh none;";

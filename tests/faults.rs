@@ -16,6 +16,10 @@
 
 mod common;
 
+use common::env_of;
+use common::policy::parse;
+use common::scratch::{alive, wait_until};
+use common::wrappers::wrap_tool;
 use common::{Ns, Topology, SECTION5_POLICY};
 use firewall::Policy;
 use firewall_core::apply::{ApplyError, Options};
@@ -29,10 +33,6 @@ const INNER: &str = "faults_inner";
 
 /// A policy that is not a router and differs from section 5 in both families.
 const OTHER_POLICY: &str = "extif eth0;\nopen tcp 22, 443;\n";
-
-fn env_of(name: &str) -> String {
-    std::env::var(name).unwrap_or_default()
-}
 
 // ---------------------------------------------------------------------------
 // The inner half: runs inside the firewall namespace
@@ -97,27 +97,26 @@ fn faults_inner() {
 /// A private directory (backups, wrapper tools), removed on drop, and the
 /// applier state files of the test's firewall namespace in /run/firewall.
 struct Scratch {
-    dir: PathBuf,
+    tmp: common::scratch::Scratch,
     state: Option<PathBuf>,
 }
 
 impl Scratch {
     fn new(test: &str, t: &Topology) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("fw-faults-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("bin")).expect("creating a scratch directory");
-        std::fs::create_dir_all(dir.join("backups")).expect("creating a scratch directory");
+        let tmp = common::scratch::Scratch::new("fw-faults", test);
+        std::fs::create_dir_all(tmp.dir().join("bin")).expect("creating a scratch directory");
+        std::fs::create_dir_all(tmp.dir().join("backups")).expect("creating a scratch directory");
         let ns = t.sh(Ns::Firewall, "readlink /proc/self/ns/net");
         let inode: String = ns.chars().filter(char::is_ascii_digit).collect();
         Scratch {
-            dir,
+            tmp,
             state: Some(PathBuf::from(format!("/run/firewall/net-{inode}"))),
         }
     }
 
     /// Where the backup directories go (`backup_parent`, the script's TMPDIR).
     fn backups(&self) -> String {
-        self.dir.join("backups").display().to_string()
+        self.tmp.dir().join("backups").display().to_string()
     }
 
     /// The applier lock file of the namespace.
@@ -130,25 +129,12 @@ impl Scratch {
     /// A `PATH` whose `ip6tables-nft-restore` (and `ip6tables-restore`) sleeps
     /// `secs` before loading (not before a rollback's `-c` restore).
     fn slow_ip6_path(&self, secs: f64) -> String {
-        let bin = self.dir.join("bin");
-        for name in ["ip6tables-nft-restore", "ip6tables-restore"] {
-            let real = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-                .iter()
-                .map(|d| Path::new(d).join(name))
-                .find(|p| p.exists())
-                .unwrap_or_else(|| panic!("no real {name}"));
-            let wrapper = format!(
-                "#!/bin/bash\ncase \" $* \" in\n*\" -c \"*) ;;\n*) sleep {secs} ;;\nesac\nexec {} \"$@\"\n",
-                real.display()
-            );
-            let path = bin.join(name);
-            std::fs::write(&path, wrapper).expect("writing the wrapper");
-            let _ = Command::new("chmod").arg("755").arg(&path).status();
-        }
-        format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        wrap_tool(
+            &self.tmp.dir().join("bin"),
+            &["ip6tables-nft-restore", "ip6tables-restore"],
+            &format!(
+                "case \" $* \" in\n*\" -c \"*) ;;\n*) sleep {secs} ;;\nesac\nexec REAL \"$@\"\n"
+            ),
         )
     }
 
@@ -173,87 +159,44 @@ impl Scratch {
         )
     }
 
-    /// Wrappers for the IPv4 restore tools in `self.dir/name`: a load runs
+    /// Wrappers for the IPv4 restore tools in `<scratch>/name`: a load runs
     /// `load` (shell text, `REAL` is the real tool), a `-c` restore sleeps `secs` first.
     fn ip4_slow_rollback_path(&self, name: &str, load: &str, secs: f64) -> String {
-        let bin = self.dir.join(name);
-        std::fs::create_dir_all(&bin).expect("creating the wrapper directory");
-        for name in ["iptables-nft-restore", "iptables-restore"] {
-            let real = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-                .iter()
-                .map(|d| Path::new(d).join(name))
-                .find(|p| p.exists())
-                .unwrap_or_else(|| panic!("no real {name}"));
-            let wrapper = format!(
-                "#!/bin/bash\ncase \" $* \" in\n*\" -c \"*) sleep {secs}; exec {0} \"$@\" ;;\nesac\n{1}",
-                real.display(),
-                load.replace("REAL", &real.display().to_string())
-            );
-            let path = bin.join(name);
-            std::fs::write(&path, wrapper).expect("writing the wrapper");
-            let _ = Command::new("chmod").arg("755").arg(&path).status();
-        }
-        format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        wrap_tool(
+            &self.tmp.dir().join(name),
+            &["iptables-nft-restore", "iptables-restore"],
+            &format!(
+                "case \" $* \" in\n*\" -c \"*) sleep {secs}; exec REAL \"$@\" ;;\nesac\n{load}"
+            ),
         )
     }
 
     /// A `PATH` whose IPv4 restore silently drops the rule of `open tcp 22, 80`
     /// (what a concurrent change would do): the read-back must notice.
     fn lossy_ip4_path(&self) -> String {
-        let bin = self.dir.join("lossy");
-        std::fs::create_dir_all(&bin).expect("creating the wrapper directory");
-        for name in ["iptables-nft-restore", "iptables-restore"] {
-            let real = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-                .iter()
-                .map(|d| Path::new(d).join(name))
-                .find(|p| p.exists())
-                .unwrap_or_else(|| panic!("no real {name}"));
-            let wrapper = format!(
-                "#!/bin/bash\ncase \" $* \" in\n*\" -c \"*) exec {0} \"$@\" ;;\nesac\nsed '/open tcp 22, 80/d' | {0} \"$@\"\n",
-                real.display()
-            );
-            let path = bin.join(name);
-            std::fs::write(&path, wrapper).expect("writing the wrapper");
-            let _ = Command::new("chmod").arg("755").arg(&path).status();
-        }
-        format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        wrap_tool(
+            &self.tmp.dir().join("lossy"),
+            &["iptables-nft-restore", "iptables-restore"],
+            "case \" $* \" in\n*\" -c \"*) exec REAL \"$@\" ;;\nesac\nsed '/open tcp 22, 80/d' | REAL \"$@\"\n",
         )
     }
 
     /// A `PATH` whose `bash` touches `mark` and sleeps `secs` before it runs
     /// `rollback.sh takeover` (every other use of bash is unchanged).
     fn slow_takeover_path(&self, secs: f64, mark: &Path) -> String {
-        let bin = self.dir.join("slow_takeover");
-        std::fs::create_dir_all(&bin).expect("creating the wrapper directory");
-        let real = ["/usr/bin/bash", "/bin/bash"]
-            .iter()
-            .map(Path::new)
-            .find(|p| p.exists())
-            .unwrap_or_else(|| panic!("no real bash"));
-        let wrapper = format!(
-            "#!{0}\ncase \" $* \" in\n*\" takeover \"*) : >'{1}'; sleep {secs} ;;\nesac\nexec {0} \"$@\"\n",
-            real.display(),
-            mark.display()
-        );
-        let path = bin.join("bash");
-        std::fs::write(&path, wrapper).expect("writing the wrapper");
-        let _ = Command::new("chmod").arg("755").arg(&path).status();
-        format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        wrap_tool(
+            &self.tmp.dir().join("slow_takeover"),
+            &["bash"],
+            &format!(
+                "case \" $* \" in\n*\" takeover \"*) : >'{}'; sleep {secs} ;;\nesac\nexec REAL \"$@\"\n",
+                mark.display()
+            ),
         )
     }
 
     /// The watchdog pids written into the backup directories now present.
     fn watchdog_pids(&self) -> Vec<u32> {
-        std::fs::read_dir(self.dir.join("backups"))
+        std::fs::read_dir(self.tmp.dir().join("backups"))
             .map(|d| {
                 d.flatten()
                     .filter_map(|e| std::fs::read_to_string(e.path().join("watchdog.pid")).ok())
@@ -282,8 +225,18 @@ impl Scratch {
         wait_until(within, || self.backup_dirs().is_empty())
     }
 
+    /// Asserts that no backup directory is left within 3 s (listing them if any).
+    #[track_caller]
+    fn assert_no_backup_left(&self) {
+        assert!(
+            self.no_backup_left(Duration::from_secs(3)),
+            "{:?}",
+            self.backup_dirs()
+        );
+    }
+
     fn backup_dirs(&self) -> Vec<String> {
-        std::fs::read_dir(self.dir.join("backups"))
+        std::fs::read_dir(self.tmp.dir().join("backups"))
             .map(|d| {
                 d.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -295,7 +248,6 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
         if let Some(state) = self.state.take() {
             for suffix in [".lock", ".pending", ".pending.tmp", ".last"] {
                 let mut s = state.clone().into_os_string();
@@ -306,42 +258,10 @@ impl Drop for Scratch {
     }
 }
 
-/// Whether process `pid` runs (a zombie counts as gone).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
-        !matches!(
-            st.rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next()),
-            Some("Z") | Some("X")
-        )
-    })
-}
-
 /// Waits (bounded) until watchdog `pid` has exited: then no deadline of its
 /// can change anything (this replaces sleeping past the deadline).
 fn watchdog_exits(pid: u32) -> bool {
     wait_until(Duration::from_secs(5), || !alive(pid))
-}
-
-/// Waits (bounded) until `f` holds.
-fn wait_until(d: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + d;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn parse(text: &str) -> Policy {
-    match Policy::parse(text) {
-        Ok(p) => p,
-        Err(d) => panic!("the policy does not parse:\n{text}\n{d}"),
-    }
 }
 
 /// A process this test started inside the firewall namespace; SIGKILLed on drop.
@@ -482,18 +402,18 @@ fn apply(t: &Topology, s: &Scratch, policy: &str, env: &[(&str, &str)]) -> Strin
     let backups = s.backups();
     let mut all = vec![("FW_F_POLICY", policy), ("FW_F_BACKUP_PARENT", &backups)];
     all.extend_from_slice(env);
-    let out = t.run_test_in(Ns::Firewall, INNER, &all);
-    assert!(
-        out.status.success(),
-        "{}",
-        common::describe("apply() in the firewall namespace", &out)
+    let out = t.run_test_in_ok(
+        Ns::Firewall,
+        INNER,
+        &all,
+        "apply() in the firewall namespace",
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Writes the bash script of `policy` into the scratch dir; its path.
 fn script_file(s: &Scratch, policy: &str, name: &str) -> String {
-    let path = s.dir.join(name);
+    let path = s.tmp.dir().join(name);
     std::fs::write(&path, parse(policy).bash()).expect("writing the script");
     path.display().to_string()
 }
@@ -614,11 +534,7 @@ fn concurrent_applies_one_waits_or_is_busy() {
         ref_b,
         "B ran after A: B's rules, complete"
     );
-    assert!(
-        s.no_backup_left(Duration::from_secs(3)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    s.assert_no_backup_left();
 }
 
 /// apply() and the bash script exclude each other through the same lock:
@@ -671,11 +587,7 @@ fn apply_and_the_script_exclude_each_other() {
     assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
     assert_ne!(t.ruleset(Ns::Firewall), before);
     assert_eq!(t.ruleset(Ns::Firewall), ref_b);
-    assert!(
-        s.no_backup_left(Duration::from_secs(3)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    s.assert_no_backup_left();
 }
 
 // ---------------------------------------------------------------------------
@@ -719,11 +631,7 @@ fn a_later_apply_takes_a_pending_failsafe_over() {
         ref_b,
         "A's watchdog undid B (IPv4/IPv6 shown above)"
     );
-    assert!(
-        s.no_backup_left(Duration::from_secs(3)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    s.assert_no_backup_left();
 
     // A (failsafe), then B with failsafe 6 s, not confirmed: back to before A.
     populate(&t);
@@ -740,11 +648,7 @@ fn a_later_apply_takes_a_pending_failsafe_over() {
         "B's deadline did not restore the rules from before A"
     );
     assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
-    assert!(
-        s.no_backup_left(Duration::from_secs(3)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    s.assert_no_backup_left();
 
     // The script's failsafe (no terminal: pending when it exits), then apply().
     populate(&t);
@@ -763,11 +667,7 @@ fn a_later_apply_takes_a_pending_failsafe_over() {
         ref_b,
         "the script's watchdog undid B"
     );
-    assert!(
-        s.no_backup_left(Duration::from_secs(3)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    s.assert_no_backup_left();
 
     // apply()'s failsafe, then the script (no failsafe): the script takes it over.
     populate(&t);
@@ -788,11 +688,7 @@ fn a_later_apply_takes_a_pending_failsafe_over() {
         "apply()'s watchdog undid the script"
     );
     assert!(t.ip_forward());
-    assert!(
-        s.no_backup_left(Duration::from_secs(3)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    s.assert_no_backup_left();
 }
 
 /// apply() B SIGKILLed while it takes A's pending failsafe over (the
@@ -819,7 +715,7 @@ fn a_kill_during_the_takeover_still_restores_the_last_confirmed_rules() {
     let with_a = t.ruleset(Ns::Firewall);
     assert_ne!(with_a, before);
 
-    let mark = s.dir.join("takeover-started");
+    let mark = s.tmp.dir().join("takeover-started");
     let slow = s.slow_takeover_path(5.0, &mark);
     let mut b = start_apply(&t, &s, OTHER_POLICY, &[("PATH", &slow)]);
     assert!(
@@ -929,11 +825,7 @@ fn interrupted_apply_leaves_the_old_rules_or_the_complete_new_ones() {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(t.ruleset(Ns::Firewall), ref_a);
     assert!(t.ip_forward());
-    assert!(
-        s.no_backup_left(Duration::from_secs(3)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    s.assert_no_backup_left();
 }
 
 /// The bash script killed mid-load (IPv4 new, IPv6 not yet): SIGKILL (its
@@ -1008,11 +900,7 @@ fn the_script_verifies_the_rules_it_loaded() {
     );
     assert_eq!(t.ruleset(Ns::Firewall), before);
     assert!(!t.ip_forward());
-    assert!(
-        s.no_backup_left(Duration::from_secs(3)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    s.assert_no_backup_left();
 }
 
 // ---------------------------------------------------------------------------
@@ -1061,11 +949,7 @@ fn script_prompt_y_confirms_silence_reverts_with_status_3() {
     if !common::kernel_tests_available("script_prompt_y_confirms_silence_reverts_with_status_3") {
         return;
     }
-    if !Path::new("/usr/bin/script").exists() && !Path::new("/bin/script").exists() {
-        assert!(
-            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-            "`script` (util-linux) is needed in CI"
-        );
+    if !common::wrappers::script_tool_available() {
         return;
     }
     let t = Topology::new("faults_prompt");
@@ -1110,11 +994,7 @@ fn script_prompt_y_confirms_silence_reverts_with_status_3() {
         "confirmed with y, then reverted"
     );
     assert!(t.ip_forward());
-    assert!(
-        s.no_backup_left(Duration::from_secs(3)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    s.assert_no_backup_left();
 
     // No answer: the deadline (short: the test waits for it) reverts, status 3.
     let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 3s;\n"), "silent.sh");
@@ -1127,11 +1007,7 @@ fn script_prompt_y_confirms_silence_reverts_with_status_3() {
         "unanswered prompt: the previous rules are not back"
     );
     assert!(!t.ip_forward());
-    assert!(
-        s.no_backup_left(Duration::from_secs(3)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    s.assert_no_backup_left();
 }
 
 /// Ctrl-C at the script's prompt (a real ^C through the terminal) is a "no":
@@ -1143,11 +1019,7 @@ fn script_prompt_ctrl_c_restores_at_once_with_status_130() {
     if !common::kernel_tests_available("script_prompt_ctrl_c_restores_at_once_with_status_130") {
         return;
     }
-    if !Path::new("/usr/bin/script").exists() && !Path::new("/bin/script").exists() {
-        assert!(
-            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-            "`script` (util-linux) is needed in CI"
-        );
+    if !common::wrappers::script_tool_available() {
         return;
     }
     let t = Topology::new("faults_prompt_int");
@@ -1169,11 +1041,7 @@ fn script_prompt_ctrl_c_restores_at_once_with_status_130() {
         "not at once: {:?}",
         started.elapsed()
     );
-    assert!(
-        s.no_backup_left(Duration::from_secs(3)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    s.assert_no_backup_left();
 }
 
 /// apply() killed (SIGKILL) while it rolls back a failed load: the rollback
@@ -1211,11 +1079,7 @@ fn a_rollback_outliving_its_apply_keeps_the_lock() {
         ref_b,
         "the rollback of the killed apply undid the next one"
     );
-    assert!(
-        s.no_backup_left(Duration::from_secs(3)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    s.assert_no_backup_left();
 }
 
 /// The bash script killed (SIGKILL) while it rolls back a failed apply (IPv4
@@ -1250,11 +1114,7 @@ fn a_script_killed_during_its_rollback_still_restores_everything() {
         p.seen
     );
     assert!(!t.ip_forward(), "ip_forward left on");
-    assert!(
-        s.no_backup_left(Duration::from_secs(3)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    s.assert_no_backup_left();
 }
 
 /// The script killed (SIGKILL) while it restores the previous rules after a
@@ -1267,11 +1127,7 @@ fn a_script_killed_while_reverting_at_the_prompt_still_restores_everything() {
     ) {
         return;
     }
-    if !Path::new("/usr/bin/script").exists() && !Path::new("/bin/script").exists() {
-        assert!(
-            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-            "`script` (util-linux) is needed in CI"
-        );
+    if !common::wrappers::script_tool_available() {
         return;
     }
     let t = Topology::new("faults_prompt_kill");
@@ -1332,9 +1188,5 @@ fn a_script_killed_while_reverting_at_the_prompt_still_restores_everything() {
         t.ruleset(Ns::Firewall)
     );
     assert!(!t.ip_forward(), "ip_forward left on");
-    assert!(
-        s.no_backup_left(Duration::from_secs(3)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    s.assert_no_backup_left();
 }

@@ -18,27 +18,9 @@
 mod common;
 
 use common::addr::*;
+use common::policy::{forwarding_topology, parse};
 use common::{Ns, Topology};
-use firewall::Policy;
 use std::thread;
-
-fn parse(text: &str) -> Policy {
-    match Policy::parse(text) {
-        Ok(p) => p,
-        Err(diagnostics) => panic!("the policy does not parse:\n{text}\n{diagnostics}"),
-    }
-}
-
-/// A topology running `policy` (both families) with forwarding switched on
-/// in the firewall, as the bash script of a router does (and as an
-/// administrator may do by hand on any host).
-fn topology(test: &str, policy: &Policy) -> Topology {
-    let t = Topology::new(test);
-    t.load_rules(policy.iptables_restore(), policy.ip6tables_restore());
-    t.set_ip_forward(true);
-    t.set_ipv6_forwarding(true);
-    t
-}
 
 /// Collects what went wrong, to report every failure of a test at once with
 /// the firewall's ruleset.
@@ -120,7 +102,7 @@ fn block_out_stops_new_connections_not_replies() {
         return;
     }
     let policy = parse(BLOCK_EPHEMERAL);
-    let t = topology("outcome_blockout", &policy);
+    let t = forwarding_topology("outcome_blockout", &policy);
     let _ssh = t.listen_tcp(Ns::Firewall, 22);
     let _inner_ssh = t.listen_tcp(Ns::Inside, 22);
     let _blocked = t.listen_tcp(Ns::Outside, BLOCKED_SERVICE);
@@ -242,7 +224,7 @@ fn forward_accept_router_forwards_only_dnat_inward() {
         "extif eth0; open tcp 22; policy forward accept; masquerade;
          dnat 2221 -> 203.0.113.2:22; block out tcp 40000;",
     );
-    let t = topology("outcome_fwd_router", &policy);
+    let t = forwarding_topology("outcome_fwd_router", &policy);
     assert_forward_accept_guards_the_inside(&t, test, true);
 }
 
@@ -253,7 +235,7 @@ fn forward_accept_host_forwards_nothing_inward() {
         return;
     }
     let policy = parse("extif eth0; open tcp 22; policy forward accept; block out tcp 40000;");
-    let t = topology("outcome_fwd_host", &policy);
+    let t = forwarding_topology("outcome_fwd_host", &policy);
     assert_forward_accept_guards_the_inside(&t, test, false);
 }
 
@@ -267,15 +249,6 @@ fn ping_output(t: &Topology, ns: Ns, a: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Whether a TCP connection from `ns` is refused (a reset arrives) rather
-/// than dropped or accepted.
-fn tcp_refused(t: &Topology, ns: Ns, a: &str, port: u16) -> bool {
-    let w = common::CONNECT_TIMEOUT_SECS.to_string();
-    let p = port.to_string();
-    let out = t.exec(ns, &["nc", "-z", "-v", "-n", "-w", &w, a, &p]);
-    !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("refused")
-}
-
 #[test]
 fn icmp_drop_under_reject_answers_no_ping() {
     let test = "icmp_drop_under_reject_answers_no_ping";
@@ -285,7 +258,7 @@ fn icmp_drop_under_reject_answers_no_ping() {
     // `trust eth9` leaves the inside link (eth1) neither trusted nor
     // external: INPUT's own tail decides for it.
     let policy = parse("extif eth0; trust eth9; open tcp 22; policy input reject;");
-    let t = topology("outcome_reject_icmp", &policy);
+    let t = forwarding_topology("outcome_reject_icmp", &policy);
     let _ssh = t.listen_tcp(Ns::Firewall, 22);
     let _smtp = t.listen_tcp(Ns::Firewall, 25);
     let mut f = Failures::default();
@@ -309,7 +282,7 @@ fn icmp_drop_under_reject_answers_no_ping() {
         // reject still rejects: port 25 (a listener that is not opened)
         // answers with a reset.
         f.check(
-            tcp_refused(&t, ns, a, 25),
+            t.tcp_refused(ns, a, 25),
             format!(
                 "{} -> {a}:25 should be refused (policy input reject)",
                 ns.role()
@@ -328,22 +301,15 @@ fn icmp_drop_under_reject_answers_no_ping() {
 
 // ------------------------------------------------ 4. RFC 4890 host services
 
-/// Whether python3 is here; otherwise says why and skips, or under
-/// `CI=true` panics (like `common::kernel_tests_available`).
-fn python3_available(test: &str) -> bool {
-    let ok = std::process::Command::new("python3")
-        .arg("-c")
-        .arg("pass")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: needs python3 (Debian package python3), which is missing");
-        }
-        eprintln!("SKIPPED {test}: needs python3 (Debian package python3)");
-    }
-    ok
+/// What the UDP listener printed; fails the test unless it ran cleanly.
+#[track_caller]
+fn listener_output(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        common::describe("the UDP listener", &out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The link-local address of `eth0` in `ns`.
@@ -449,7 +415,7 @@ fn v6_rule_packets(t: &Topology, needles: &[&str]) -> Option<u64> {
 #[test]
 fn ipv6_host_keeps_dhcpv6_replies_and_mld() {
     let test = "ipv6_host_keeps_dhcpv6_replies_and_mld";
-    if !common::kernel_tests_available(test) || !python3_available(test) {
+    if !common::kernel_tests_available(test) || !common::wrappers::python3_available(test) {
         return;
     }
     let policy = parse("extif eth0; open tcp 22;");
@@ -488,13 +454,7 @@ fn ipv6_host_keeps_dhcpv6_replies_and_mld() {
                 common::describe("sending a DHCPv6 datagram", &out)
             );
         }
-        let out = listener.join().expect("listener thread");
-        assert!(
-            out.status.success(),
-            "{}",
-            common::describe("the UDP listener", &out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        listener_output(listener.join().expect("listener thread"))
     });
     f.check(
         received.contains("from-link-local"),
@@ -538,7 +498,7 @@ fn check_mld_reports(t: &Topology, fw_ll: &str, f: &mut Failures) {
 #[test]
 fn ipv6_host_under_output_drop_keeps_mld_and_dhcpv6_requests() {
     let test = "ipv6_host_under_output_drop_keeps_mld_and_dhcpv6_requests";
-    if !common::kernel_tests_available(test) || !python3_available(test) {
+    if !common::kernel_tests_available(test) || !common::wrappers::python3_available(test) {
         return;
     }
     let policy = parse("extif eth0; open tcp 22; policy output drop;");
@@ -598,13 +558,7 @@ fn ipv6_host_under_output_drop_keeps_mld_and_dhcpv6_requests() {
                 );
             }
         }
-        let out = listener.join().expect("listener thread");
-        assert!(
-            out.status.success(),
-            "{}",
-            common::describe("the UDP listener", &out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        listener_output(listener.join().expect("listener thread"))
     });
     f.check(
         received.contains("from-link-local"),

@@ -10,38 +10,10 @@
 mod common;
 
 use common::addr::*;
+use common::policy::{forwarding_topology, parse};
 use common::{Ns, Topology};
-use firewall::Policy;
 use std::thread;
 use std::time::Duration;
-
-fn parse(text: &str) -> Policy {
-    Policy::parse(text).unwrap_or_else(|d| panic!("the policy does not parse:\n{text}\n{d}"))
-}
-
-fn topology(test: &str, policy: &Policy) -> Topology {
-    let t = Topology::new(test);
-    t.load_rules(policy.iptables_restore(), policy.ip6tables_restore());
-    t.set_ip_forward(true);
-    t.set_ipv6_forwarding(true);
-    t
-}
-
-fn python3(test: &str) -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "pass"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: needs python3"
-        );
-        eprintln!("SKIPPED {test}: needs python3");
-    }
-    ok
-}
 
 /// Echoes every UDP datagram (both families) on each port given, for SECS
 /// seconds, then exits by itself.
@@ -129,14 +101,14 @@ fn assert_all(t: &Topology, test: &str, failures: Vec<String>) {
 #[test]
 fn block_out_udp_on_a_trusting_router_keeps_replies() {
     let test = "block_out_udp_on_a_trusting_router_keeps_replies";
-    if !common::kernel_tests_available(test) || !python3(test) {
+    if !common::kernel_tests_available(test) || !common::wrappers::python3_available(test) {
         return;
     }
     let policy = parse(
         "extif eth0; trust eth1; open tcp 22; open udp 53; masquerade;
          block out udp 32768..=60999;",
     );
-    let t = topology("review_blockout_udp", &policy);
+    let t = forwarding_topology("review_blockout_udp", &policy);
     let mut f = Vec::new();
     with_udp_echo(
         &t,
@@ -186,7 +158,7 @@ fn forward_accept_with_trust_keeps_the_outside_out() {
     }
     let policy =
         parse("extif eth0; trust eth1; open tcp 22; policy forward accept; block out tcp 8025;");
-    let t = topology("review_fwd_accept_trust", &policy);
+    let t = forwarding_topology("review_fwd_accept_trust", &policy);
     t.route_outside_to_inside();
     let _inner = t.listen_tcp(Ns::Inside, 22);
     let _svc = t.listen_tcp(Ns::Outside, common::OUTSIDE_SERVICE_PORT);
@@ -221,7 +193,7 @@ fn reject_with_icmp_accept_answers_pings_and_refuses_ports() {
         return;
     }
     let policy = parse("extif eth0; open tcp 22; policy input reject; icmp accept;");
-    let t = topology("review_reject_icmp_acc", &policy);
+    let t = forwarding_topology("review_reject_icmp_acc", &policy);
     let _ssh = t.listen_tcp(Ns::Firewall, 22);
     let _smtp = t.listen_tcp(Ns::Firewall, 25);
     let mut f = Vec::new();
@@ -231,11 +203,7 @@ fn reject_with_icmp_accept_answers_pings_and_refuses_ports() {
                 "outside -> ping {a} unanswered under `icmp accept`"
             ));
         }
-        let w = common::CONNECT_TIMEOUT_SECS.to_string();
-        let out = t.exec(Ns::Outside, &["nc", "-z", "-v", "-n", "-w", &w, a, "25"]);
-        let refused =
-            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("refused");
-        if !refused {
+        if !t.tcp_refused(Ns::Outside, a, 25) {
             f.push(format!("outside -> {a}:25 should be refused (reset)"));
         }
         if !(0..3).any(|_| t.tcp_connects(Ns::Outside, a, 22)) {

@@ -6,15 +6,9 @@ mod common;
 #[path = "common/netns.rs"]
 mod netns;
 
+use common::policy::parse;
 use common::{Ns, Topology, NON_ROUTER_POLICY, SECTION5_POLICY};
 use firewall::Policy;
-
-fn parse(text: &str) -> Policy {
-    match Policy::parse(text) {
-        Ok(p) => p,
-        Err(diagnostics) => panic!("the policy does not parse:\n{text}\n{diagnostics}"),
-    }
-}
 
 fn run_bash(t: &Topology, policy: &Policy) {
     let out = t.run_script_in_firewall(policy.bash());

@@ -51,6 +51,10 @@
 //! `timeout`.
 #![allow(dead_code)]
 
+pub mod policy;
+pub mod scratch;
+pub mod wrappers;
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
@@ -97,6 +101,11 @@ pub const INNER_ENV: &str = "FW_NETNS_HARNESS_INNER";
 /// which case an inner `#[ignore]`d test should return at once.
 pub fn inner_role() -> Option<String> {
     std::env::var(INNER_ENV).ok()
+}
+
+/// The environment variable `name` of an inner half as text (`""` when unset).
+pub fn env_of(name: &str) -> String {
+    std::env::var(name).unwrap_or_default()
 }
 
 /// How long a listener lives at most, even if nobody stops it.
@@ -558,6 +567,15 @@ ip -6 route add default via 2001:db8:2::1
         out.status.success()
     }
 
+    /// Whether a TCP connection from `ns` to `addr`:`port` is refused (a
+    /// reset arrives) rather than dropped or accepted. One attempt.
+    pub fn tcp_refused(&self, ns: Ns, addr: &str, port: u16) -> bool {
+        let w = CONNECT_TIMEOUT_SECS.to_string();
+        let p = port.to_string();
+        let out = self.exec(ns, &["nc", "-z", "-v", "-n", "-w", &w, addr, &p]);
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("refused")
+    }
+
     /// Connects from `ns` to `addr`:`port` and returns what the server sent
     /// (trimmed) if the connection was established and something arrived;
     /// `None` if not. The harness's listeners send `"<role>:<port>"`.
@@ -666,6 +684,15 @@ ip -6 route add default via 2001:db8:2::1
             !stdout.contains("running 0 tests"),
             "run_test_in: no test named {test:?} in this binary (use the full path libtest prints)"
         );
+        out
+    }
+
+    /// [`Topology::run_test_in`] for an inner test that must pass: panics
+    /// unless it exited 0, showing its output ([`describe`]) under `what`.
+    #[track_caller]
+    pub fn run_test_in_ok(&self, ns: Ns, test: &str, env: &[(&str, &str)], what: &str) -> Output {
+        let out = self.run_test_in(ns, test, env);
+        assert!(out.status.success(), "{}", describe(what, &out));
         out
     }
 
