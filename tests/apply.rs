@@ -97,6 +97,7 @@ fn apply_inner() {
             .parse()
             .ok()
             .map(Duration::from_secs),
+        skip_kernel_check: false,
     };
     let result = apply::apply_rulesets(policy.model(), &v4, &v6, options);
     let expect = env_of("FW_APPLY_EXPECT");
@@ -110,8 +111,9 @@ fn apply_inner() {
                 None => ("-".to_string(), 0),
             };
             println!(
-                "APPLIED {dir} {pid} elapsed_us={}",
-                applied.elapsed.as_micros()
+                "APPLIED {dir} {pid} elapsed_us={} kernel_checked={}",
+                applied.elapsed.as_micros(),
+                applied.kernel_checked
             );
             let _ = std::io::stdout().flush();
             if env_of("FW_APPLY_CONFIRM") == "1" {
@@ -227,8 +229,17 @@ fn section5_matrix_apply_and_bash_leave_identical_rulesets() {
 
     let t = Topology::new("apply_matrix");
     assert!(!t.ip_forward());
-    apply_in(&t, &scratch, SECTION5_POLICY, &[]);
+    let out = apply_in(&t, &scratch, SECTION5_POLICY, &[]);
     assert!(t.ip_forward(), "apply() of a router must set ip_forward");
+    // Section 8: the kernel's options were checked (and all there) before
+    // anything changed, wherever its configuration can be read.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    if std::path::Path::new("/proc/config.gz").exists()
+        || std::path::Path::new(&format!("/boot/config-{}", release.trim())).exists()
+    {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("kernel_checked=true"), "{stdout}");
+    }
     common::assert_section5_matrix(&t);
     let by_apply = t.ruleset(Ns::Firewall);
     apply_in(&t, &scratch, SECTION5_POLICY, &[]);

@@ -63,6 +63,7 @@ fn faults_inner() {
             .parse()
             .ok()
             .map(Duration::from_secs),
+        skip_kernel_check: false,
         ..Options::default()
     };
     match policy.apply_with(options) {

@@ -254,6 +254,16 @@ pub enum ApplyError {
         /// What is wrong with it.
         why: String,
     },
+    /// The running kernel lacks options or modules this policy needs (see
+    /// [`crate::plan::requirements`]), found before anything changed: nothing
+    /// was changed. Override (a kernel whose configuration file is wrong):
+    /// [`super::Options::skip_kernel_check`].
+    KernelMissing {
+        /// The backend whose requirements were checked.
+        backend: crate::plan::requirements::Backend,
+        /// What is missing: the option, its module, and what needs it.
+        missing: Vec<crate::plan::requirements::Requirement>,
+    },
     /// A step failed; `rollback` says whether the previous rules came back.
     Failed {
         /// The step.
@@ -404,6 +414,25 @@ impl fmt::Display for ApplyError {
                 f,
                 "refusing to apply: {variable}={value:?} is set but cannot be read ({why}), so the SSH-session guard cannot check that the next login survives the new rules; nothing was changed\n  help: correct or unset {variable}, or, if you have another way in (console), override with Options {{ allow_session_lockout: true, .. }} (the bash script: FIREWALL_ALLOW_SESSION_LOCKOUT=1)",
             ),
+            ApplyError::KernelMissing { backend, missing } => {
+                write!(
+                    f,
+                    "refusing to apply: the running kernel lacks {} the policy needs with the {backend} backend; nothing was changed",
+                    if missing.len() == 1 { "an option" } else { "options" }
+                )?;
+                for r in missing {
+                    write!(f, "\n  {r}")?;
+                }
+                let modules: Vec<&str> = missing.iter().map(|r| r.module).collect();
+                write!(
+                    f,
+                    "\n  help: load the module{} (`modprobe {}{}`) or rebuild the kernel with the option{} (=y or =m); if the kernel's configuration is wrong and it has them, override with Options {{ skip_kernel_check: true, .. }}",
+                    if modules.len() == 1 { "" } else { "s" },
+                    if modules.len() == 1 { "" } else { "-a " },
+                    modules.join(" "),
+                    if modules.len() == 1 { "" } else { "s" },
+                )
+            }
             ApplyError::Failed {
                 step,
                 cause,

@@ -93,6 +93,7 @@ mod diagnose;
 mod error;
 mod failsafe;
 mod interfaces;
+mod kernel;
 mod location;
 mod lock;
 mod other_backend;
@@ -145,6 +146,11 @@ pub struct Options {
     /// finish (see [one applier at a time](self#one-applier-at-a-time));
     /// `None`: 10 s. Then [`ApplyError::Busy`].
     pub lock_wait: Option<Duration>,
+    /// Skip the check of the running kernel's options and modules (step 2):
+    /// for a kernel whose configuration file (`/proc/config.gz`,
+    /// `/boot/config-<release>`) does not match what it can do. Failures at
+    /// load time are still reported ([`Cause::KernelSupport`]).
+    pub skip_kernel_check: bool,
 }
 
 /// The iptables backend; save, load and rollback always use the same one.
@@ -218,6 +224,10 @@ pub struct Applied {
     /// taken over: then a rollback or revert of this apply restores the rules
     /// from before that earlier apply (see [pending failsafes](self#a-failsafe-still-pending)).
     pub took_over: bool,
+    /// Whether the kernel's options and modules were checked (step 2): false
+    /// when its configuration could not be read, or with
+    /// [`Options::skip_kernel_check`].
+    pub kernel_checked: bool,
 }
 
 impl Applied {
@@ -452,6 +462,7 @@ fn run(
     if sys.find("setsid").is_none() {
         return Err(missing("setsid"));
     }
+    let kernel_checked = !options.skip_kernel_check && kernel::check(sys, model, backend)?;
 
     // 2b. One applier at a time per network namespace (lock.rs), held until
     //     the new rules are verified or rolled back.
@@ -611,6 +622,7 @@ fn run(
                 elapsed: started.elapsed(),
                 failsafe: guard,
                 took_over,
+                kernel_checked,
             })
         }
         Err((step, cause)) => {

@@ -63,6 +63,10 @@ pub(crate) trait System: Sync {
     fn write_ip_forward(&self, value: &str) -> io::Result<()>;
     /// The network interfaces of this host (of this network namespace).
     fn interfaces(&self) -> io::Result<Vec<String>>;
+    /// The text of the file at `path` (`/boot/config-...`, `modules.dep`).
+    fn read_file(&self, path: &str) -> io::Result<String>;
+    /// Whether `path` exists (`/sys/module/NAME`).
+    fn exists(&self, path: &str) -> bool;
 }
 
 /// This machine (in the network namespace this process runs in).
@@ -299,6 +303,15 @@ impl System for Host {
 
     fn interfaces(&self) -> io::Result<Vec<String>> {
         super::interfaces::read_host()
+    }
+
+    fn read_file(&self, path: &str) -> io::Result<String> {
+        let bytes = std::fs::read(path)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        std::path::Path::new(path).exists()
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::model::*;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -22,6 +23,13 @@ struct Mock {
     ifaces: Vec<&'static str>,
     /// What `iptables-legacy-save` shows (the other backend, on an nft host).
     legacy_rules: &'static str,
+    /// Files the kernel check reads (`/proc/config.gz` as its decompressed
+    /// text, served by `gzip -dc`); none: the configuration is unreadable.
+    files: BTreeMap<String, String>,
+    /// Modules under `/sys/module`.
+    sys_modules: Vec<&'static str>,
+    /// Whether `modprobe -n -q` succeeds.
+    modprobe_ok: bool,
 }
 
 impl Mock {
@@ -43,6 +51,9 @@ impl Mock {
             route_dev: "eth0",
             ifaces: vec!["lo", "eth0", "eth1"],
             legacy_rules: "",
+            files: BTreeMap::new(),
+            sys_modules: vec![],
+            modprobe_ok: false,
         }
     }
     fn calls(&self) -> Vec<String> {
@@ -84,6 +95,18 @@ impl System for Mock {
             .push(format!("{tool} {}", args.join(" ")));
         match tool {
             "iptables" => ok(self.version),
+            "gzip" => match args.last().and_then(|f| self.files.get(*f)) {
+                Some(text) => ok(text),
+                None => Ok(RunOutput {
+                    code: Some(1),
+                    stderr: "gzip: /proc/config.gz: No such file or directory\n".into(),
+                    ..RunOutput::default()
+                }),
+            },
+            "modprobe" => Ok(RunOutput {
+                code: Some(if self.modprobe_ok { 0 } else { 1 }),
+                ..RunOutput::default()
+            }),
             "ip" if self.route_dev.is_empty() => Ok(RunOutput {
                 code: Some(2),
                 stderr: "RTNETLINK answers: Network is unreachable\n".into(),
@@ -166,6 +189,16 @@ impl System for Mock {
     }
     fn interfaces(&self) -> io::Result<Vec<String>> {
         Ok(self.ifaces.iter().map(|s| s.to_string()).collect())
+    }
+    fn read_file(&self, path: &str) -> io::Result<String> {
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+    fn exists(&self, path: &str) -> bool {
+        path.strip_prefix("/sys/module/")
+            .is_some_and(|m| self.sys_modules.contains(&m))
     }
 }
 
@@ -731,6 +764,12 @@ fn a_timeout_is_named() {
         fn state_prefix(&self) -> io::Result<PathBuf> {
             self.0.state_prefix()
         }
+        fn read_file(&self, path: &str) -> io::Result<String> {
+            self.0.read_file(path)
+        }
+        fn exists(&self, path: &str) -> bool {
+            self.0.exists(path)
+        }
     }
     let e = run(&Slow(Mock::new()), &model(), V4, V6, &opts()).unwrap_err();
     let t = e
@@ -814,4 +853,178 @@ fn a_pending_failsafe_is_taken_over() {
     let pending = std::fs::read_to_string(m.state.0.join("net-1.pending")).unwrap();
     assert_eq!(pending.trim_end(), guard.backup_dir().display().to_string());
     let _ = std::fs::remove_dir_all(guard.backup_dir());
+}
+
+/// A kernel configuration with every option the test policy needs `=y`
+/// (iptables-nft), with `edit` applied to it.
+fn kernel_config(edit: &[(&str, &str)]) -> String {
+    let reqs = crate::plan::requirements::of(
+        &crate::plan::lower(&model()),
+        crate::plan::requirements::Backend::IptablesNft,
+    );
+    let mut text = String::from("# Linux/x86 6.1.0 Kernel Configuration\n");
+    for r in reqs {
+        match edit.iter().find(|(c, _)| *c == r.config) {
+            Some((c, "unset")) => text.push_str(&format!("# {c} is not set\n")),
+            Some((c, v)) => text.push_str(&format!("{c}={v}\n")),
+            None => text.push_str(&format!("{}=y\n", r.config)),
+        }
+    }
+    text
+}
+
+fn with_kernel(config: String) -> Mock {
+    let mut m = Mock::new();
+    m.files.insert("/proc/config.gz".into(), config);
+    m.files
+        .insert("/proc/sys/kernel/osrelease".into(), "6.1.0-test\n".into());
+    m
+}
+
+/// Section 8: a kernel without the masquerade target is refused before
+/// anything ran, and the message names the option, its module, the
+/// statement, and what to do.
+#[test]
+fn kernel_missing_an_option_is_refused_before_anything_changes() {
+    let m = with_kernel(kernel_config(&[(
+        "CONFIG_NETFILTER_XT_TARGET_MASQUERADE",
+        "unset",
+    )]));
+    let e = run(&m, &model(), V4, V6, &opts()).unwrap_err();
+    let ApplyError::KernelMissing { missing, backend } = &e else {
+        panic!("not KernelMissing: {e}");
+    };
+    assert_eq!(*backend, crate::plan::requirements::Backend::IptablesNft);
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0].module, "xt_MASQUERADE");
+    let text = e.to_string();
+    for part in [
+        "CONFIG_NETFILTER_XT_TARGET_MASQUERADE",
+        "xt_MASQUERADE",
+        "needed by: masquerade",
+        "modprobe xt_MASQUERADE",
+        "skip_kernel_check",
+        "nothing was changed",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from:\n{text}");
+    }
+    assert!(e.host_unchanged());
+    // Only read-only probes ran (the other backend's rules, the config):
+    // no backup, no watchdog, no load.
+    let calls = m.calls();
+    assert!(
+        !calls.iter().any(|c| c.contains("-save -c")
+            || c.contains("-restore")
+            || c.starts_with("setsid")
+            || c.starts_with("bash")),
+        "{calls:?}"
+    );
+    assert!(!m.state.0.join("net-1.lock").exists());
+    assert!(m.loaded.lock().unwrap().is_empty());
+}
+
+#[test]
+fn kernel_module_option_loaded_is_available() {
+    let mut m = with_kernel(kernel_config(&[(
+        "CONFIG_NETFILTER_XT_TARGET_MASQUERADE",
+        "m",
+    )]));
+    m.sys_modules = vec!["xt_MASQUERADE"];
+    let a = run(&m, &model(), V4, V6, &opts()).unwrap();
+    assert!(a.kernel_checked);
+}
+
+#[test]
+fn kernel_module_option_loadable_is_available() {
+    // Listed in modules.dep (compressed module, `-` spelled as `_`).
+    let mut m = with_kernel(kernel_config(&[(
+        "CONFIG_NETFILTER_XT_TARGET_MASQUERADE",
+        "m",
+    )]));
+    m.files.insert(
+        "/lib/modules/6.1.0-test/modules.dep".into(),
+        "kernel/net/netfilter/xt_MASQUERADE.ko.zst: kernel/net/netfilter/x_tables.ko.zst\n".into(),
+    );
+    assert!(run(&m, &model(), V4, V6, &opts()).unwrap().kernel_checked);
+    // Not listed, but `modprobe -n` finds it.
+    let mut m = with_kernel(kernel_config(&[(
+        "CONFIG_NETFILTER_XT_TARGET_MASQUERADE",
+        "m",
+    )]));
+    m.modprobe_ok = true;
+    assert!(run(&m, &model(), V4, V6, &opts()).unwrap().kernel_checked);
+    assert!(m
+        .calls()
+        .contains(&"modprobe -n -q xt_MASQUERADE".to_string()));
+}
+
+#[test]
+fn kernel_module_option_not_loadable_is_missing() {
+    let mut m = with_kernel(kernel_config(&[(
+        "CONFIG_NETFILTER_XT_TARGET_MASQUERADE",
+        "m",
+    )]));
+    m.files.insert(
+        "/lib/modules/6.1.0-test/modules.dep".into(),
+        "kernel/net/netfilter/xt_LOG.ko: \n".into(),
+    );
+    let e = run(&m, &model(), V4, V6, &opts()).unwrap_err();
+    assert!(
+        matches!(&e, ApplyError::KernelMissing { missing, .. } if missing.len() == 1 && missing[0].module == "xt_MASQUERADE"),
+        "{e}"
+    );
+}
+
+#[test]
+fn kernel_config_from_boot_when_proc_has_none() {
+    let mut m = Mock::new();
+    m.files
+        .insert("/proc/sys/kernel/osrelease".into(), "6.1.0-test\n".into());
+    m.files.insert(
+        "/boot/config-6.1.0-test".into(),
+        kernel_config(&[("CONFIG_NETFILTER_XT_TARGET_MASQUERADE", "unset")]),
+    );
+    let e = run(&m, &model(), V4, V6, &opts()).unwrap_err();
+    assert!(matches!(e, ApplyError::KernelMissing { .. }), "{e}");
+}
+
+#[test]
+fn kernel_config_unreadable_is_not_checked() {
+    let m = Mock::new();
+    let a = run(&m, &model(), V4, V6, &opts()).unwrap();
+    assert!(!a.kernel_checked);
+    // Empty output is no configuration either.
+    let m = with_kernel(String::new());
+    assert!(!run(&m, &model(), V4, V6, &opts()).unwrap().kernel_checked);
+}
+
+#[test]
+fn kernel_check_can_be_skipped() {
+    let m = with_kernel(kernel_config(&[(
+        "CONFIG_NETFILTER_XT_TARGET_MASQUERADE",
+        "unset",
+    )]));
+    let o = Options {
+        skip_kernel_check: true,
+        ..opts()
+    };
+    let a = run(&m, &model(), V4, V6, &o).unwrap();
+    assert!(!a.kernel_checked);
+    assert!(!m.calls().iter().any(|c| c.starts_with("gzip")));
+}
+
+#[test]
+fn legacy_backend_checks_the_legacy_requirements() {
+    let m = with_kernel(kernel_config(&[]));
+    let o = Options {
+        backend: Some(Backend::Legacy),
+        ..opts()
+    };
+    // The config lists the iptables-nft requirements only: ip_tables is missing.
+    let e = run(&m, &model(), V4, V6, &o).unwrap_err();
+    let ApplyError::KernelMissing { missing, backend } = &e else {
+        panic!("not KernelMissing: {e}");
+    };
+    assert_eq!(*backend, crate::plan::requirements::Backend::IptablesLegacy);
+    assert!(missing.iter().any(|r| r.module == "ip_tables"), "{e}");
 }
