@@ -108,11 +108,7 @@ impl Kernel {
             return false;
         }
         let name = req.module.replace('-', "_");
-        if self
-            .listed
-            .as_ref()
-            .is_some_and(|l| l.iter().any(|m| *m == name))
-        {
+        if self.listed.as_ref().is_some_and(|l| l.contains(&name)) {
             return true;
         }
         sys.run("modprobe", &["-n", "-q", req.module], None)

@@ -21,6 +21,13 @@
 //!    load and rollback all use that one backend. A detected backend is refused
 //!    when the other one holds rules ([`ApplyError::BackendMismatch`]; choose
 //!    with [`Options::backend`]).
+//!    Then the kernel: the options and modules the policy needs with that
+//!    backend ([`crate::plan::requirements`]) against the running kernel's
+//!    configuration (`/proc/config.gz`, else `/boot/config-<release>`; `=y`,
+//!    or `=m` with the module loaded or loadable): missing ones are
+//!    [`ApplyError::KernelMissing`]. An unreadable configuration skips the
+//!    check ([`Applied::kernel_checked`] false); override:
+//!    [`Options::skip_kernel_check`].
 //! 3. **Backup.** `iptables-save -c`, `ip6tables-save -c` and `ip_forward` into a
 //!    private directory (mode 0700) under [`Options::backup_parent`] (default: the
 //!    temp dir), with `rollback.sh`: the rollback functions shared with the bash
