@@ -1106,6 +1106,14 @@ pub fn assert_section5_matrix(t: &Topology) {
             "firewall -> [{OUTSIDE_V6}]:{OUTSIDE_SERVICE_PORT} should get its replies, got {got:?}"
         ),
     );
+    // The listener records a peer after answering it: wait until the
+    // firewall's own IPv6 connection is recorded, or a late record of it would
+    // be counted as the inside host's connection below.
+    let fw6: IpAddr = FW_EXT_V6.parse().expect("address constant");
+    let recorded = Instant::now() + Duration::from_secs(3);
+    while !out_service.peers().contains(&fw6) && Instant::now() < recorded {
+        thread::sleep(Duration::from_millis(20));
+    }
     let before = out_service.peers().len();
     // The inside host reaches the outside, seen there as the firewall.
     let got = retry_banner(t, Ns::Inside, OUTSIDE_V4, OUTSIDE_SERVICE_PORT);
