@@ -80,6 +80,18 @@ pub fn compile_str(text: &str) -> Result<Model, Vec<SpannedDiagnostic>> {
     compile(tokens)
 }
 
+/// Tests' checked model from policy text (the real parser and checks);
+/// panics with every diagnostic when `text` does not compile.
+#[cfg(test)]
+pub(crate) fn test_model(text: &str) -> Model {
+    compile_str(text).unwrap_or_else(|ds| {
+        panic!(
+            "test policy does not compile: {text}\n{:?}",
+            ds.iter().map(|d| d.message.clone()).collect::<Vec<_>>()
+        )
+    })
+}
+
 fn whole_span(trees: &[TokenTree]) -> SpanRange {
     match (trees.first(), trees.last()) {
         (Some(first), Some(last)) => SpanRange {

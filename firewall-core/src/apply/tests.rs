@@ -520,7 +520,7 @@ fn an_unreadable_session_variable_is_not_ignored() {
 }
 
 fn compiled(text: &str) -> Model {
-    crate::compile::compile_str(text).unwrap_or_else(|d| panic!("test policy {text}: {d:?}"))
+    crate::compile::test_model(text)
 }
 
 /// Item 7: an `extif` the host lacks is refused before anything runs, naming

@@ -2,13 +2,7 @@ use super::*;
 use crate::model::{Model, Proto, StmtId, Verdict};
 
 fn policy(text: &str) -> Model {
-    match crate::compile::compile_str(text) {
-        Ok(m) => m,
-        Err(ds) => panic!(
-            "test policy does not compile: {:?}",
-            ds.iter().map(|d| d.message.clone()).collect::<Vec<_>>()
-        ),
-    }
+    crate::compile::test_model(text)
 }
 
 /// Policies that between them use every statement.

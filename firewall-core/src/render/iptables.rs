@@ -432,13 +432,7 @@ mod tests {
 
     /// A checked model from policy text (the real parser and checks).
     fn policy(text: &str) -> Model {
-        match crate::compile::compile_str(text) {
-            Ok(m) => m,
-            Err(ds) => panic!(
-                "test policy does not compile: {:?}",
-                ds.iter().map(|d| d.message.clone()).collect::<Vec<_>>()
-            ),
-        }
+        crate::compile::test_model(text)
     }
 
     fn base() -> Model {

@@ -387,13 +387,7 @@ mod tests {
     use super::*;
 
     fn policy(text: &str) -> Model {
-        match crate::compile::compile_str(text) {
-            Ok(m) => m,
-            Err(ds) => panic!(
-                "test policy does not compile: {:?}",
-                ds.iter().map(|d| d.message.clone()).collect::<Vec<_>>()
-            ),
-        }
+        crate::compile::test_model(text)
     }
 
     fn gateway() -> Model {

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 /// check of port 22) does not get in the way of the cases under test.
 fn model(text: &str) -> Model {
     let text = &format!("{text} ssh none;");
-    crate::compile::compile_str(text).unwrap_or_else(|d| panic!("test policy {text}: {d:?}"))
+    crate::compile::test_model(text)
 }
 
 fn port(n: u16) -> Port {
