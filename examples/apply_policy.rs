@@ -4,14 +4,15 @@
 //! ```text
 //! ip netns exec NS target/release/examples/apply_policy POLICY-FILE
 //!     [--failsafe SECS] [--confirm] [--allow-session-lockout]
-//!     [--emit DIR]      write DIR/v4.rules, DIR/v6.rules, DIR/script.sh and exit
+//!     [--backend NAME]  iptables-nft or iptables-legacy (default: detected)
+//!     [--emit DIR]      write DIR/v4.rules, DIR/v6.rules, DIR/nft.rules, DIR/script.sh and exit
 //!     [--repeat N]      apply N times, print each apply()'s duration in microseconds
 //! ```
 //!
 //! Never run it outside a namespace or VM unless you mean to change this host's firewall.
 
 use firewall::Policy;
-use firewall_core::apply::Options;
+use firewall_core::apply::{Backend, Options};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -42,6 +43,18 @@ fn run() -> Result<(), String> {
                     .map_err(|_| format!("--failsafe {v}: not a number of seconds"))?;
                 options.failsafe = Some(Duration::from_secs(secs));
             }
+            "--backend" => {
+                let v = args.next().ok_or("--backend needs a name")?;
+                options.backend = Some(match v.as_str() {
+                    "iptables-nft" => Backend::Nft,
+                    "iptables-legacy" => Backend::Legacy,
+                    _ => {
+                        return Err(format!(
+                            "--backend {v}: not iptables-nft or iptables-legacy"
+                        ))
+                    }
+                });
+            }
             "--confirm" => confirm = true,
             "--allow-session-lockout" => options.allow_session_lockout = true,
             "--emit" => emit = Some(args.next().ok_or("--emit needs a directory")?),
@@ -63,6 +76,7 @@ fn run() -> Result<(), String> {
         for (name, body) in [
             ("v4.rules", policy.iptables_restore()),
             ("v6.rules", policy.ip6tables_restore()),
+            ("nft.rules", policy.nft()),
             ("script.sh", policy.bash()),
         ] {
             std::fs::write(dir.join(name), body).map_err(|e| format!("{name}: {e}"))?;
