@@ -86,7 +86,10 @@ fresh_pair() {
     ip netns del "$ns" 2>/dev/null || true
     ip netns add "$ns"
   done
-  ip -n "$prefix-f" link add eth0 type veth peer name s0 netns "$prefix-s"
+  # `Peer netns reference is invalid` was printed once on a loaded machine:
+  # the one command that names the peer namespace gets a second try.
+  ip -n "$prefix-f" link add eth0 type veth peer name s0 netns "$prefix-s" ||
+    { sleep 0.2 && ip -n "$prefix-f" link add eth0 type veth peer name s0 netns "$prefix-s"; }
   ip -n "$prefix-f" link set lo up
   ip -n "$prefix-s" link set lo up
   ip -n "$prefix-f" addr add 198.51.100.1/24 dev eth0
