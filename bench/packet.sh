@@ -7,6 +7,9 @@
 #   SIZES="10 5000" FAMILIES=4 bash bench/packet.sh
 #   IPTABLES=legacy bash bench/packet.sh       # iptables-legacy-restore for (b)
 #   RAW=1 bash bench/packet.sh                 # also every run's figure
+#   NFT_SED='/flags interval/d' bash bench/packet.sh
+#                   # try a change of the nft printer without rebuilding: the
+#                   # sed script is applied to every rendered nft.rules
 #
 # The policy is `extif eth0; open tcp 22; open udp P1, P2, ..., PN;` with
 # P1..PN = 10000, 10002, ... (every other port: no two adjacent, so nothing
@@ -152,6 +155,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 
 echo "# bench/packet.sh: REPS=$REPS COUNT=$COUNT WARMUP=$WARMUP IPTABLES=$IPTABLES, $(nproc) cores, $(uname -r)"
 echo "# $(nft --version), $("iptables-$IPTABLES" --version); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -z "${NFT_SED:-}" ] || echo "# the nft rendering edited with: sed -e '$NFT_SED'"
 rulesets=(empty ct nft iptables)
 first=${SIZES%% *}
 cat >"$work/ct.rules" <<'NFT'
@@ -166,6 +170,7 @@ for n in $SIZES; do
   dir=$work/r$n
   mkdir -p "$dir"
   last=$("$render" udp "$n" "$dir")
+  if [ -n "${NFT_SED:-}" ]; then sed -i -e "$NFT_SED" "$dir/nft.rules"; fi
   echo "$last" >"$work/last.$n"
   for fam in $FAMILIES; do
     for r in "${rulesets[@]}"; do : >"$work/$r.$n.$fam.cpu" && : >"$work/$r.$n.$fam.wall"; done
