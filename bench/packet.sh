@@ -73,7 +73,9 @@ prefix=fwpkt-$$
 work=$(mktemp -d)
 rpid=
 cleanup() {
-  [ -n "$rpid" ] && kill "$rpid" 2>/dev/null
+  # (no `a && b` here: under `set -e` a failing last command would end the
+  # trap before the namespaces are deleted)
+  if [ -n "$rpid" ]; then kill "$rpid" 2>/dev/null || true; fi
   ip netns del "$prefix-f" 2>/dev/null || true
   ip netns del "$prefix-s" 2>/dev/null || true
   rm -rf -- "$work"
