@@ -15,7 +15,7 @@ use crate::check;
 use crate::diagnostic::{Code, Sink, SpanRange, SpannedDiagnostic};
 use crate::lowering;
 use crate::model::Model;
-use crate::syntax::{self, PolicySyntax};
+use crate::syntax;
 use proc_macro2::{Span, TokenStream, TokenTree};
 use std::str::FromStr;
 
@@ -27,15 +27,10 @@ pub fn compile(tokens: TokenStream) -> Result<Model, Vec<SpannedDiagnostic>> {
     syntax::depth::check_trees(&trees).map_err(|d| vec![d])?;
     let whole = whole_span(&trees);
     let tokens: TokenStream = trees.into_iter().collect();
-    let mut parsed: PolicySyntax =
-        syn::parse::Parser::parse2(<PolicySyntax as syn::parse::Parse>::parse, tokens)
-            .map_err(syntax::to_diagnostics)?;
     let mut diags = Sink::default();
-    for e in std::mem::take(&mut parsed.errors) {
-        for d in syntax::to_diagnostics(e) {
-            diags.push(d);
-        }
-    }
+    let Some(parsed) = syntax::parse(tokens, &mut diags) else {
+        return Err(diags.into_sorted());
+    };
     let lowered = lowering::lower(&parsed, whole, &mut diags);
     check::run(
         &lowered.model,

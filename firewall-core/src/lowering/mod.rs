@@ -10,7 +10,7 @@ mod spans;
 
 pub(crate) use spans::{Once, Spans};
 
-use crate::diagnostic::{Code, Sink, SpanRange, SpannedDiagnostic};
+use crate::diagnostic::{Code, Sink, SpanRange};
 use crate::model::{
     BlockOut, Chain, Dnat, Failsafe, Host, Iface, Model, Net, Open, Port, PortRange, Proto,
     Redirect, StmtId, Verdict,
@@ -94,8 +94,7 @@ impl Lower<'_> {
         message: impl Into<String>,
         help: impl Into<String>,
     ) {
-        self.diags
-            .push(SpannedDiagnostic::new(code, span, message, help));
+        self.diags.error(code, span, message, help);
     }
 
     /// Records a once-only statement; false (and an error) if it was given before.
@@ -473,12 +472,12 @@ impl Lower<'_> {
             && !self.extif_failed
             && !self.spans.once.contains_key(&Once::Extif)
         {
-            self.diags.push(SpannedDiagnostic::new(
+            self.diags.error(
                 Code::Interface,
                 whole,
                 "no `extif`: the policy must name its untrusted external interface(s)",
                 "add `extif eth0;` with the interface that faces the untrusted network",
-            ));
+            );
         }
         let model = Model {
             extif: self.extif,

@@ -1,7 +1,7 @@
 //! The parser: policy tokens in, a syntax tree with spans out.
 //!
 //! One `Parse` impl per grammar node (DSL.md section 2). Values are kept raw
-//! here and validated in [`crate::compile`], so each bad value gets the code of
+//! here and validated in [`crate::lowering`], so each bad value gets the code of
 //! its check. After a bad statement the parser skips to the next `;` and goes
 //! on, so one compile reports every mistake.
 
@@ -10,15 +10,14 @@ mod error;
 mod lit;
 pub mod whitespace;
 
-pub(crate) use error::to_diagnostics;
 pub use lit::{AddrText, DurationLit, IfaceName, Num, PortItem, Word};
 
-use crate::diagnostic::{Code, SpanRange};
+use crate::diagnostic::{Code, Sink, SpanRange};
 use crate::model::{Chain, Proto, Verdict};
-use error::{did_you_mean, error_at};
+use error::{did_you_mean, error_at, PResult};
 use lit::{one_of, parse_ports, unexpected};
-use proc_macro2::{Span, TokenTree};
-use syn::parse::{Parse, ParseStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::parse::{ParseStream, Parser};
 use syn::{Ident, Token};
 
 /// The statement keywords, in the order of the contract's table.
@@ -143,45 +142,57 @@ impl StmtKind {
     }
 }
 
-/// A whole policy: the statements that parsed, and the errors of those that did not.
+/// A whole policy: the statements that parsed (the errors of those that did
+/// not are in the [`Sink`] given to [`parse`]).
 #[derive(Debug, Clone, Default)]
 pub struct PolicySyntax {
     /// Statements in source order.
     pub stmts: Vec<Stmt>,
-    /// Syntax errors (already recovered from).
-    pub errors: Vec<syn::Error>,
     /// Keywords of the statements that failed to parse, `""` where there was
     /// none (so that later checks do not report what those statements would
     /// have provided).
     pub failed: Vec<String>,
 }
 
-impl Parse for PolicySyntax {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let mut out = PolicySyntax::default();
-        while !input.is_empty() {
-            if input.peek(Token![;]) {
-                input.parse::<Token![;]>()?; // a stray `;` is harmless
-                continue;
+/// Parses a whole policy. Each statement that does not parse is reported to
+/// `diags` and skipped (to its `;`), so one run reports every mistake; `None`
+/// when the parser could not go on at all (its error is in `diags`).
+pub fn parse(tokens: TokenStream, diags: &mut Sink) -> Option<PolicySyntax> {
+    match (|input: ParseStream| policy(input, diags)).parse2(tokens) {
+        Ok(parsed) => Some(parsed),
+        Err(e) => {
+            for d in error::from_syn(e) {
+                diags.push(d);
             }
-            let keyword = input
-                .cursor()
-                .ident()
-                .map_or_else(String::new, |(id, _)| id.to_string());
-            match input.parse::<Stmt>() {
-                Ok(stmt) => {
-                    end_of_statement(input, &stmt, &mut out.errors)?;
-                    out.stmts.push(stmt);
-                }
-                Err(e) => {
-                    out.errors.push(e);
-                    out.failed.push(keyword);
-                    skip_past_semicolon(input)?;
-                }
+            None
+        }
+    }
+}
+
+fn policy(input: ParseStream, diags: &mut Sink) -> syn::Result<PolicySyntax> {
+    let mut out = PolicySyntax::default();
+    while !input.is_empty() {
+        if input.peek(Token![;]) {
+            input.parse::<Token![;]>()?; // a stray `;` is harmless
+            continue;
+        }
+        let keyword = input
+            .cursor()
+            .ident()
+            .map_or_else(String::new, |(id, _)| id.to_string());
+        match Stmt::parse(input) {
+            Ok(stmt) => {
+                end_of_statement(input, &stmt, diags)?;
+                out.stmts.push(stmt);
+            }
+            Err(d) => {
+                diags.push(d);
+                out.failed.push(keyword);
+                skip_past_semicolon(input)?;
             }
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
 /// What a statement ends with, when that is a comma list: an item of it
@@ -203,11 +214,7 @@ fn list_item_example(stmt: &Stmt, next: &TokenTree) -> Option<&'static str> {
 }
 
 /// After a statement: `;`, or a "missing `;`" (or `,`) error and recovery.
-fn end_of_statement(
-    input: ParseStream,
-    stmt: &Stmt,
-    errors: &mut Vec<syn::Error>,
-) -> syn::Result<()> {
+fn end_of_statement(input: ParseStream, stmt: &Stmt, diags: &mut Sink) -> syn::Result<()> {
     if input.peek(Token![;]) {
         input.parse::<Token![;]>()?;
         return Ok(());
@@ -215,7 +222,7 @@ fn end_of_statement(
     let next = input.cursor().token_tree();
     match next {
         None => {
-            errors.push(error_at(
+            diags.push(error_at(
                 input.cursor().prev_span(),
                 Code::Syntax,
                 "missing `;` at the end of the last statement",
@@ -225,7 +232,7 @@ fn end_of_statement(
         }
         Some((TokenTree::Ident(ref id), _)) if KEYWORDS.contains(&id.to_string().as_str()) => {
             // The next statement starts here: report and parse it normally.
-            errors.push(error_at(
+            diags.push(error_at(
                 id.span(),
                 Code::Syntax,
                 format!("missing `;` before `{id}`"),
@@ -235,14 +242,14 @@ fn end_of_statement(
         }
         Some((tt, _)) => {
             if let Some(example) = list_item_example(stmt, &tt) {
-                errors.push(error::error_spanned(
+                diags.push(error::error_spanned(
                     &tt,
                     Code::Syntax,
                     format!("missing `,` before `{tt}`"),
                     format!("separate the items with `,`, as in {example}"),
                 ));
             } else {
-                errors.push(lit::unexpected(
+                diags.push(lit::unexpected(
                     input,
                     "expected `;` at the end of the statement",
                     "end the statement with `;` (see the statement table in the docs)",
@@ -263,7 +270,7 @@ fn skip_past_semicolon(input: ParseStream) -> syn::Result<()> {
     Ok(())
 }
 
-fn proto(input: ParseStream) -> syn::Result<At<Proto>> {
+fn proto(input: ParseStream) -> PResult<At<Proto>> {
     let (word, span) = one_of(input, "protocol", &["tcp", "udp"])?;
     let value = if word == "tcp" {
         Proto::Tcp
@@ -274,7 +281,7 @@ fn proto(input: ParseStream) -> syn::Result<At<Proto>> {
 }
 
 /// `[tcp|udp]`: absent when the next token is a port.
-fn optional_proto(input: ParseStream) -> syn::Result<Option<At<Proto>>> {
+fn optional_proto(input: ParseStream) -> PResult<Option<At<Proto>>> {
     if input.peek(Ident) {
         proto(input).map(Some)
     } else {
@@ -282,7 +289,7 @@ fn optional_proto(input: ParseStream) -> syn::Result<Option<At<Proto>>> {
     }
 }
 
-fn arrow(input: ParseStream) -> syn::Result<()> {
+fn arrow(input: ParseStream) -> PResult<()> {
     if input.peek(Token![->]) {
         input.parse::<Token![->]>()?;
         Ok(())
@@ -295,8 +302,9 @@ fn arrow(input: ParseStream) -> syn::Result<()> {
     }
 }
 
-impl Parse for Stmt {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+impl Stmt {
+    /// Parses one statement, up to its `;` (not included).
+    pub(crate) fn parse(input: ParseStream) -> PResult<Self> {
         if !input.peek(Ident) {
             return Err(unexpected(
                 input,
@@ -304,7 +312,7 @@ impl Parse for Stmt {
                 "statements start with a word: extif, trust, policy, open, icmp, masquerade, dnat, redirect, forward, block, ssh, failsafe, log",
             ));
         }
-        let kw: Word = input.parse()?;
+        let kw = Word::parse(input)?;
         let kind = match kw.text.as_str() {
             "extif" => StmtKind::Extif(iface_list(input)?),
             "trust" => StmtKind::Trust(iface_list(input)?),
@@ -336,10 +344,10 @@ impl Parse for Stmt {
                 let mut from = Vec::new();
                 if input.peek(Ident) {
                     one_of(input, "word", &["from"])?;
-                    from.push(input.parse::<AddrText>()?);
+                    from.push(AddrText::parse(input)?);
                     while input.peek(Token![,]) {
                         input.parse::<Token![,]>()?;
-                        from.push(input.parse()?);
+                        from.push(AddrText::parse(input)?);
                     }
                 }
                 StmtKind::Open { proto, ports, from }
@@ -354,12 +362,12 @@ impl Parse for Stmt {
             "masquerade" => StmtKind::Masquerade,
             "dnat" => {
                 let proto = optional_proto(input)?;
-                let port: Num = input.parse()?;
+                let port = Num::parse(input)?;
                 arrow(input)?;
-                let to: AddrText = input.parse()?;
+                let to = AddrText::parse(input)?;
                 let to_port = if input.peek(Token![:]) {
                     input.parse::<Token![:]>()?;
-                    Some(input.parse()?)
+                    Some(Num::parse(input)?)
                 } else {
                     None
                 };
@@ -372,9 +380,9 @@ impl Parse for Stmt {
             }
             "redirect" => {
                 let proto = optional_proto(input)?;
-                let port: Num = input.parse()?;
+                let port = Num::parse(input)?;
                 arrow(input)?;
-                let to_port: Num = input.parse()?;
+                let to_port = Num::parse(input)?;
                 StmtKind::Redirect {
                     proto,
                     port,
@@ -396,10 +404,10 @@ impl Parse for Stmt {
                     one_of(input, "ssh setting", &["none"])?;
                     StmtKind::Ssh(None)
                 } else {
-                    StmtKind::Ssh(Some(input.parse()?))
+                    StmtKind::Ssh(Some(Num::parse(input)?))
                 }
             }
-            "failsafe" => StmtKind::Failsafe(input.parse()?),
+            "failsafe" => StmtKind::Failsafe(DurationLit::parse(input)?),
             "log" => {
                 one_of(input, "log setting", &["drops"])?;
                 StmtKind::LogDrops
@@ -430,11 +438,11 @@ impl Parse for Stmt {
     }
 }
 
-fn iface_list(input: ParseStream) -> syn::Result<Vec<IfaceName>> {
-    let mut v = vec![input.parse::<IfaceName>()?];
+fn iface_list(input: ParseStream) -> PResult<Vec<IfaceName>> {
+    let mut v = vec![IfaceName::parse(input)?];
     while input.peek(Token![,]) {
         input.parse::<Token![,]>()?;
-        v.push(input.parse()?);
+        v.push(IfaceName::parse(input)?);
     }
     Ok(v)
 }
