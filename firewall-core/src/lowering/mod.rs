@@ -15,7 +15,7 @@ use crate::model::{
     BlockOut, Chain, Dnat, Failsafe, Host, Iface, Model, Net, Open, Port, PortRange, Proto,
     Redirect, StmtId, Verdict,
 };
-use crate::syntax::{self, AddrText, IfaceName, Num, PolicySyntax, PortItem, Stmt, StmtKind};
+use crate::syntax::{AddrText, IfaceName, Keyword, Num, PolicySyntax, PortItem, Stmt, StmtKind};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -43,7 +43,7 @@ pub(crate) fn lower(parsed: &PolicySyntax, whole: SpanRange, diags: &mut Sink) -
         extif_failed: parsed
             .failed
             .iter()
-            .any(|k| k == "extif" || !syntax::KEYWORDS.contains(&k.as_str())),
+            .any(|k| matches!(k, None | Some(Keyword::Extif))),
         spans: Spans::default(),
         extif: Vec::new(),
         trust: None,

@@ -1,15 +1,18 @@
 //! The parser: policy tokens in, a syntax tree with spans out.
 //!
-//! One `Parse` impl per grammar node (DSL.md section 2). Values are kept raw
+//! One `parse` function per grammar node (DSL.md section 2), each returning
+//! the node or a typed diagnostic; statements start with a [`Keyword`]. Values are kept raw
 //! here and validated in [`crate::lowering`], so each bad value gets the code of
 //! its check. After a bad statement the parser skips to the next `;` and goes
 //! on, so one compile reports every mistake.
 
 pub mod depth;
 mod error;
+mod keyword;
 mod lit;
 pub mod whitespace;
 
+pub use keyword::Keyword;
 pub use lit::{AddrText, DurationLit, IfaceName, Num, PortItem, Word};
 
 use crate::diagnostic::{Code, Sink, SpanRange};
@@ -19,23 +22,6 @@ use lit::{one_of, parse_ports, unexpected};
 use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser};
 use syn::{Ident, Token};
-
-/// The statement keywords, in the order of the contract's table.
-pub const KEYWORDS: [&str; 13] = [
-    "extif",
-    "trust",
-    "policy",
-    "open",
-    "icmp",
-    "masquerade",
-    "dnat",
-    "redirect",
-    "forward",
-    "block",
-    "ssh",
-    "failsafe",
-    "log",
-];
 
 /// One statement with its span (keyword to last token, `;` excluded).
 #[derive(Debug, Clone)]
@@ -122,22 +108,34 @@ pub enum StmtKind {
 }
 
 impl StmtKind {
+    /// The keyword the statement starts with.
+    pub fn keyword(&self) -> Keyword {
+        match self {
+            StmtKind::Extif(_) => Keyword::Extif,
+            StmtKind::Trust(_) => Keyword::Trust,
+            StmtKind::Policy { .. } => Keyword::Policy,
+            StmtKind::Open { .. } => Keyword::Open,
+            StmtKind::Icmp(_) => Keyword::Icmp,
+            StmtKind::Masquerade => Keyword::Masquerade,
+            StmtKind::Dnat { .. } => Keyword::Dnat,
+            StmtKind::Redirect { .. } => Keyword::Redirect,
+            StmtKind::ForwardDrop => Keyword::Forward,
+            StmtKind::BlockOut { .. } => Keyword::Block,
+            StmtKind::Ssh(_) => Keyword::Ssh,
+            StmtKind::Failsafe(_) => Keyword::Failsafe,
+            StmtKind::LogDrops => Keyword::Log,
+        }
+    }
+
     /// The statement's name as the user knows it, for "given twice" messages.
     pub fn name(&self) -> String {
+        let keyword = self.keyword();
         match self {
-            StmtKind::Extif(_) => "extif".into(),
-            StmtKind::Trust(_) => "trust".into(),
-            StmtKind::Policy { chain, .. } => format!("policy {}", chain.value.as_str()),
-            StmtKind::Open { .. } => "open".into(),
-            StmtKind::Icmp(_) => "icmp".into(),
-            StmtKind::Masquerade => "masquerade".into(),
-            StmtKind::Dnat { .. } => "dnat".into(),
-            StmtKind::Redirect { .. } => "redirect".into(),
-            StmtKind::ForwardDrop => "forward drop".into(),
-            StmtKind::BlockOut { .. } => "block out".into(),
-            StmtKind::Ssh(_) => "ssh".into(),
-            StmtKind::Failsafe(_) => "failsafe".into(),
-            StmtKind::LogDrops => "log drops".into(),
+            StmtKind::Policy { chain, .. } => format!("{keyword} {}", chain.value.as_str()),
+            StmtKind::ForwardDrop => format!("{keyword} drop"),
+            StmtKind::BlockOut { .. } => format!("{keyword} out"),
+            StmtKind::LogDrops => format!("{keyword} drops"),
+            _ => keyword.to_string(),
         }
     }
 }
@@ -148,10 +146,10 @@ impl StmtKind {
 pub struct PolicySyntax {
     /// Statements in source order.
     pub stmts: Vec<Stmt>,
-    /// Keywords of the statements that failed to parse, `""` where there was
-    /// none (so that later checks do not report what those statements would
-    /// have provided).
-    pub failed: Vec<String>,
+    /// Keywords of the statements that failed to parse, `None` where there
+    /// was none (no word, or a misspelt one), so that later checks do not
+    /// report what those statements would have provided.
+    pub failed: Vec<Option<Keyword>>,
 }
 
 /// Parses a whole policy. Each statement that does not parse is reported to
@@ -179,7 +177,7 @@ fn policy(input: ParseStream, diags: &mut Sink) -> syn::Result<PolicySyntax> {
         let keyword = input
             .cursor()
             .ident()
-            .map_or_else(String::new, |(id, _)| id.to_string());
+            .and_then(|(id, _)| Keyword::from_word(&id.to_string()));
         match Stmt::parse(input) {
             Ok(stmt) => {
                 end_of_statement(input, &stmt, diags)?;
@@ -230,7 +228,7 @@ fn end_of_statement(input: ParseStream, stmt: &Stmt, diags: &mut Sink) -> syn::R
             ));
             Ok(())
         }
-        Some((TokenTree::Ident(ref id), _)) if KEYWORDS.contains(&id.to_string().as_str()) => {
+        Some((TokenTree::Ident(ref id), _)) if Keyword::from_word(&id.to_string()).is_some() => {
             // The next statement starts here: report and parse it normally.
             diags.push(error_at(
                 id.span(),
@@ -309,14 +307,14 @@ impl Stmt {
             return Err(unexpected(
                 input,
                 "expected a statement",
-                "statements start with a word: extif, trust, policy, open, icmp, masquerade, dnat, redirect, forward, block, ssh, failsafe, log",
+                &format!("statements start with a word: {}", Keyword::list()),
             ));
         }
         let kw = Word::parse(input)?;
-        let kind = match kw.text.as_str() {
-            "extif" => StmtKind::Extif(iface_list(input)?),
-            "trust" => StmtKind::Trust(iface_list(input)?),
-            "policy" => {
+        let kind = match Keyword::from_word(&kw.text) {
+            Some(Keyword::Extif) => StmtKind::Extif(iface_list(input)?),
+            Some(Keyword::Trust) => StmtKind::Trust(iface_list(input)?),
+            Some(Keyword::Policy) => {
                 let (c, cs) = one_of(input, "chain", &["input", "forward", "output"])?;
                 let (v, vs) = one_of(input, "policy", &["drop", "reject", "accept"])?;
                 StmtKind::Policy {
@@ -338,7 +336,7 @@ impl Stmt {
                     },
                 }
             }
-            "open" => {
+            Some(Keyword::Open) => {
                 let proto = proto(input)?;
                 let ports = parse_ports(input)?;
                 let mut from = Vec::new();
@@ -352,15 +350,15 @@ impl Stmt {
                 }
                 StmtKind::Open { proto, ports, from }
             }
-            "icmp" => {
+            Some(Keyword::Icmp) => {
                 let (v, span) = one_of(input, "icmp policy", &["accept", "drop"])?;
                 StmtKind::Icmp(At {
                     value: v == "accept",
                     span,
                 })
             }
-            "masquerade" => StmtKind::Masquerade,
-            "dnat" => {
+            Some(Keyword::Masquerade) => StmtKind::Masquerade,
+            Some(Keyword::Dnat) => {
                 let proto = optional_proto(input)?;
                 let port = Num::parse(input)?;
                 arrow(input)?;
@@ -378,7 +376,7 @@ impl Stmt {
                     to_port,
                 }
             }
-            "redirect" => {
+            Some(Keyword::Redirect) => {
                 let proto = optional_proto(input)?;
                 let port = Num::parse(input)?;
                 arrow(input)?;
@@ -389,17 +387,17 @@ impl Stmt {
                     to_port,
                 }
             }
-            "forward" => {
+            Some(Keyword::Forward) => {
                 one_of(input, "forward rule", &["drop"])?;
                 StmtKind::ForwardDrop
             }
-            "block" => {
+            Some(Keyword::Block) => {
                 one_of(input, "direction", &["out"])?;
                 let proto = proto(input)?;
                 let ports = parse_ports(input)?;
                 StmtKind::BlockOut { proto, ports }
             }
-            "ssh" => {
+            Some(Keyword::Ssh) => {
                 if input.peek(Ident) {
                     one_of(input, "ssh setting", &["none"])?;
                     StmtKind::Ssh(None)
@@ -407,15 +405,16 @@ impl Stmt {
                     StmtKind::Ssh(Some(Num::parse(input)?))
                 }
             }
-            "failsafe" => StmtKind::Failsafe(DurationLit::parse(input)?),
-            "log" => {
+            Some(Keyword::Failsafe) => StmtKind::Failsafe(DurationLit::parse(input)?),
+            Some(Keyword::Log) => {
                 one_of(input, "log setting", &["drops"])?;
                 StmtKind::LogDrops
             }
-            other => {
-                let help = match did_you_mean(&other.to_lowercase(), &KEYWORDS) {
+            None => {
+                let other = &kw.text;
+                let help = match did_you_mean(&other.to_lowercase(), &Keyword::words()) {
                     Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("statements are: {}", KEYWORDS.join(", ")),
+                    None => format!("statements are: {}", Keyword::list()),
                 };
                 return Err(error_at(
                     kw.span,
