@@ -1,6 +1,6 @@
 //! Lowering: the syntax tree in, the model's types out. Every raw value is
 //! validated here (`port-range`, `address`, `interface`, `failsafe`,
-//! `redirect-self`, statements given twice), and the [`Spans`] table records
+//! `redirect-self`, statements given twice), and the span table (`Spans`) records
 //! where each part of the model was written, for the checks that come next.
 //!
 //! Stage two of the pipeline that [`crate::compile`] runs: it reads only the

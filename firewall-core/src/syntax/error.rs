@@ -53,9 +53,9 @@ pub(crate) fn from_syn(error: syn::Error) -> Vec<SpannedDiagnostic> {
 }
 
 /// An error syn reports itself (for `?` on syn's parse calls inside a
-/// [`PResult`] function) as a `syntax` diagnostic. Such an error holds one
+/// `PResult` function) as a `syntax` diagnostic. Such an error holds one
 /// message: syn's errors hold more only when combined, which this parser
-/// never does ([`from_syn`] keeps each of them).
+/// never does (`from_syn` keeps each of them).
 impl From<syn::Error> for SpannedDiagnostic {
     fn from(error: syn::Error) -> Self {
         SpannedDiagnostic::new(

@@ -1,10 +1,10 @@
 //! The parser: policy tokens in, a syntax tree with spans out.
 //!
 //! One `parse` function per grammar node (DSL.md section 2), each returning
-//! the node or a typed diagnostic; statements start with a [`Keyword`]. Values are kept raw
-//! here and validated in [`crate::lowering`], so each bad value gets the code of
-//! its check. After a bad statement the parser skips to the next `;` and goes
-//! on, so one compile reports every mistake.
+//! the node or a typed diagnostic; statements start with a [`Keyword`].
+//! Values are kept raw here and validated in [`crate::lowering`], so each bad
+//! value gets the code of its check. After a bad statement the parser skips
+//! to the next `;` and goes on, so one compile reports every mistake.
 
 pub mod depth;
 mod error;
