@@ -126,6 +126,31 @@ mod tests {
     }
 
     #[test]
+    fn syn_own_errors_become_syntax_diagnostics_with_their_place() {
+        use std::str::FromStr;
+        let tokens = proc_macro2::TokenStream::from_str("open tcp").unwrap_or_default();
+        let spans: Vec<Span> = tokens.into_iter().map(|t| t.span()).collect();
+        let (first, last) = (spans[0], spans[1]);
+        let a = proc_macro2::Ident::new("a", first);
+        let b = proc_macro2::Ident::new("b", last);
+        let mut error = syn::Error::new_spanned(quote::quote!(#a #b), "expected something");
+        error.combine(syn::Error::new(last, "and something else"));
+        let ds = from_syn(error.clone());
+        assert_eq!(ds.len(), 2);
+        assert_eq!(ds[0].code, Code::Syntax);
+        assert_eq!(ds[0].message, "expected something");
+        assert_eq!(ds[0].help, SYN_HELP);
+        let (start, end) = (ds[0].located().start, ds[0].located().end);
+        assert_eq!((start.column, end.column), (1, 9));
+        assert_eq!(ds[1].message, "and something else");
+        assert_eq!(ds[1].located().start.column, 6);
+        // Through `?`: the first message, underlined from the first token.
+        let d = SpannedDiagnostic::from(error);
+        assert_eq!(d.message, "expected something");
+        assert_eq!(d.located().start.column, 1);
+    }
+
+    #[test]
     fn a_message_keeps_every_character_of_the_policy() {
         // Code, message and help once travelled in one string with U+001F
         // between them: a policy quoting that character split the message.
