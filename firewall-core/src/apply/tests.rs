@@ -673,7 +673,8 @@ fn rules_in_the_other_backend_are_refused() {
         "{text}"
     );
     assert!(
-        text.contains("Backend::IptablesLegacy") && text.contains("FIREWALL_BACKEND=iptables-legacy"),
+        text.contains("Backend::IptablesLegacy")
+            && text.contains("FIREWALL_BACKEND=iptables-legacy"),
         "{text}"
     );
     assert!(

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 ///
 /// The script copies exactly these (with `declare -f`) into the backup
 /// directory as `rollback.sh`, so the detached watchdog runs the same code.
-pub const ROLLBACK_FUNCTIONS: [&str; 21] = [
+pub const ROLLBACK_FUNCTIONS: [&str; 23] = [
     "fw_log",
     "fw_now_us",
     "fw_alive",
@@ -41,6 +41,8 @@ pub const ROLLBACK_FUNCTIONS: [&str; 21] = [
     "fw_watchdog",
     "fw_rules_summary",
     "fw_verify",
+    "fw_held",
+    "fw_detect_backend",
     "fw_main",
 ];
 

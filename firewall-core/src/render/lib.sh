@@ -462,9 +462,98 @@ fw_verify() {
   fi
 }
 
+# fw_held SAVE: the first line of SAVE's output (an iptables-save of one
+# backend) that means "this backend holds rules": a rule, or a built-in chain
+# whose policy is DROP. Nothing when it holds none or SAVE cannot run.
+fw_held() {
+  timeout "$fw_tool_timeout" "$1" 2>/dev/null | grep -E -m1 '^-A |^:[^ ]+ DROP' || true
+}
+
+# fw_detect_backend: the backend to apply with, when none is chosen; the one
+# decision apply() (Options::backend None) and the script share. What the
+# host already uses wins:
+#   1. the firewall's own nftables tables exist: nftables (applied with it before);
+#   2. the iptables backend of `iptables -V` (iptables-nft or iptables-legacy),
+#      if it holds rules; but if the OTHER iptables backend holds rules, no
+#      choice is made: they would stay in force unseen by `iptables` (mismatch);
+#   3. other nftables tables than iptables-nft's own (ip/ip6 filter, nat,
+#      mangle, raw, security), e.g. a distribution's /etc/nftables.conf: nftables;
+#   4. nothing yet: the backend of `iptables -V` (what an administrator's
+#      `iptables -L` shows), or nftables where only nft is installed.
+# Prints one line, tab-separated, and returns:
+#   0  NAME                                   the backend
+#   3  mismatch SELECTED OTHER TOOL LINE      the other iptables backend holds rules
+#   4  unknown VERSION                        `iptables -V` names no backend
+#   5  missing TOOL                           neither iptables nor nft is installed
+fw_detect_backend() {
+  local tables='' t fam name version ipt='' other line f native=0
+  local -a own
+  if command -v nft >/dev/null 2>&1; then
+    tables=$(timeout "$fw_tool_timeout" nft list tables 2>/dev/null) || tables=
+    IFS=, read -r -a own <<<"$fw_nft_tables"
+    for t in "${own[@]}"; do
+      if printf '%s\n' "$tables" | grep -qxF "table $t"; then
+        printf 'nftables\n'
+        return 0
+      fi
+    done
+    while read -r t fam name; do
+      if [ "$t" != table ]; then
+        continue
+      fi
+      case "$fam $name" in
+      'ip filter' | 'ip nat' | 'ip mangle' | 'ip raw' | 'ip security') ;;
+      'ip6 filter' | 'ip6 nat' | 'ip6 mangle' | 'ip6 raw' | 'ip6 security') ;;
+      *) native=1 ;;
+      esac
+    done <<<"$tables"
+  fi
+  if command -v iptables >/dev/null 2>&1; then
+    version=$(timeout 10 iptables -V 2>&1) || version=
+    case $version in
+    *nf_tables*) ipt=iptables-nft ;;
+    *legacy*) ipt=iptables-legacy ;;
+    *)
+      printf 'unknown\t%s\n' "$version"
+      return 4
+      ;;
+    esac
+    other=iptables-legacy
+    if [ "$ipt" = iptables-legacy ]; then
+      other=iptables-nft
+    fi
+    for f in iptables ip6tables; do
+      if command -v "$f-${other#iptables-}-save" >/dev/null 2>&1; then
+        line=$(fw_held "$f-${other#iptables-}-save")
+        if [ -n "$line" ]; then
+          printf 'mismatch\t%s\t%s\t%s\t%s\n' "$ipt" "$other" "$f-${other#iptables-}-save" "$line"
+          return 3
+        fi
+      fi
+    done
+    for fam in 4 6; do
+      if [ -n "$(fw_held "$(fw_tool "$fam" save "$ipt")")" ]; then
+        printf '%s\n' "$ipt"
+        return 0
+      fi
+    done
+  fi
+  if [ "$native" = 1 ]; then
+    printf 'nftables\n'
+  elif [ -n "$ipt" ]; then
+    printf '%s\n' "$ipt"
+  elif [ -n "$tables" ] || command -v nft >/dev/null 2>&1; then
+    printf 'nftables\n'
+  else
+    printf 'missing\tiptables\n'
+    return 5
+  fi
+}
+
 # fw_main COMMAND DIR [SECONDS [PID]]
 fw_main() {
   case "${1:-}" in
+  detect) fw_detect_backend ;;
   restore) fw_restore "$2" ;;
   rollback)
     # apply()'s rollback: the backup is no longer needed once restored (also
@@ -475,7 +564,7 @@ fw_main() {
   takeover) fw_takeover "$2" ;;
   watchdog) fw_watchdog "$2" "$3" "${4:-0}" ;;
   *)
-    printf 'usage: rollback.sh restore|rollback|confirm|takeover|watchdog DIR [SECONDS [PID]]\n' >&2
+    printf 'usage: rollback.sh detect | restore|rollback|confirm|takeover|watchdog DIR [SECONDS [PID]]\n' >&2
     return 2
     ;;
   esac
