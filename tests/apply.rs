@@ -85,9 +85,11 @@ fn apply_inner() {
         ssh_session: None,
         backup_parent: Some(PathBuf::from(env_of("FW_APPLY_BACKUP_PARENT"))),
         backend: match env_of("FW_APPLY_BACKEND").as_str() {
-            "legacy" => Some(apply::Backend::Legacy),
-            "nft" => Some(apply::Backend::Nft),
-            _ => None,
+            "" => None,
+            name => Some(
+                apply::Backend::from_name(name)
+                    .unwrap_or_else(|| panic!("FW_APPLY_BACKEND={name}: not a backend")),
+            ),
         },
         allow_missing: env_of("FW_APPLY_ALLOW_MISSING")
             .split_whitespace()
@@ -775,7 +777,7 @@ fn legacy_backend_apply_and_rollback() {
         &scratch,
         SECTION5_POLICY,
         &[
-            ("FW_APPLY_BACKEND", "legacy"),
+            ("FW_APPLY_BACKEND", "iptables-legacy"),
             ("FW_APPLY_BREAK", "nat"),
             ("FW_APPLY_EXPECT", "fail:LoadIpv4"),
         ],
@@ -786,7 +788,7 @@ fn legacy_backend_apply_and_rollback() {
         &t,
         &scratch,
         SECTION5_POLICY,
-        &[("FW_APPLY_BACKEND", "legacy")],
+        &[("FW_APPLY_BACKEND", "iptables-legacy")],
     );
     let after = t.sh(Ns::Firewall, legacy);
     assert!(after.contains("open tcp 22, 80"), "{after}");

@@ -681,7 +681,8 @@ fn rules_in_the_other_backend_are_refused() {
     );
     let err = stderr(&out);
     assert!(
-        err.contains("legacy backend holds rules") && err.contains("FIREWALL_BACKEND=legacy"),
+        err.contains("legacy backend holds rules")
+            && err.contains("FIREWALL_BACKEND=iptables-legacy"),
         "{err}"
     );
     assert_eq!(t.ruleset(Ns::Firewall), before);
@@ -692,7 +693,7 @@ fn rules_in_the_other_backend_are_refused() {
         policy,
         &[
             ("FIREWALL_ALLOW_SESSION_LOCKOUT", "1"),
-            ("FIREWALL_BACKEND", "nft"),
+            ("FIREWALL_BACKEND", "iptables-nft"),
         ],
     );
     assert!(out.status.success(), "{}", common::describe("script", &out));

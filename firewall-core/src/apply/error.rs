@@ -260,7 +260,7 @@ pub enum ApplyError {
     /// [`super::Options::skip_kernel_check`].
     KernelMissing {
         /// The backend whose requirements were checked.
-        backend: crate::plan::requirements::Backend,
+        backend: super::Backend,
         /// What is missing: the option, its module, and what needs it.
         missing: Vec<crate::plan::requirements::Requirement>,
     },
@@ -370,8 +370,8 @@ impl fmt::Display for ApplyError {
                 f,
                 "refusing to apply: iptables here is the {selected} backend, but the {other} backend holds rules that would stay in force beside the new ones, unseen (`{tool}` shows `{}`); nothing was changed\n  help: choose the backend: Options {{ backend: Some(Backend::{}), .. }} replaces those rules (the bash script: FIREWALL_BACKEND={other}); Some(Backend::{}) applies beside them (clear them first with `{} -F` and `-X`)",
                 line.trim(),
-                if *other == super::Backend::Nft { "Nft" } else { "Legacy" },
-                if *selected == super::Backend::Nft { "Nft" } else { "Legacy" },
+                variant_name(*other),
+                variant_name(*selected),
                 tool.trim_end_matches("-save"),
             ),
             ApplyError::InvalidFailsafe { requested } => write!(
@@ -488,5 +488,14 @@ impl std::error::Error for ApplyError {
             ApplyError::Busy { error: Some(e), .. } => Some(e),
             _ => None,
         }
+    }
+}
+
+/// The Rust name of a backend's variant, for help texts.
+const fn variant_name(b: super::Backend) -> &'static str {
+    match b {
+        super::Backend::IptablesNft => "IptablesNft",
+        super::Backend::IptablesLegacy => "IptablesLegacy",
+        super::Backend::Nftables => "Nftables",
     }
 }

@@ -262,7 +262,7 @@ mod tests {
     fn armed_backup(root: &Path, prefix: &Path) -> PathBuf {
         let dir = root.join("backup");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("backend"), "legacy\n").unwrap();
+        std::fs::write(dir.join("backend"), "iptables-legacy\n").unwrap();
         std::fs::write(dir.join("state"), format!("{}\n", prefix.display())).unwrap();
         std::fs::write(
             dir.join("v4.rules"),

@@ -108,6 +108,7 @@ mod pending;
 mod session;
 mod system;
 
+pub use crate::plan::Backend;
 pub use error::{ApplyError, Cause, Rollback, Step};
 pub use failsafe::{FailsafeGuard, Revert};
 pub use session::SshSession;
@@ -118,7 +119,6 @@ use crate::render::bash::rollback_program;
 use crate::render::iptables::statement_at_line;
 use crate::Policy;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -158,31 +158,6 @@ pub struct Options {
     /// `/boot/config-<release>`) does not match what it can do. Failures at
     /// load time are still reported ([`Cause::KernelSupport`]).
     pub skip_kernel_check: bool,
-}
-
-/// The iptables backend; save, load and rollback always use the same one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// `iptables-nft` (nf_tables kernel API).
-    Nft,
-    /// `iptables-legacy` (x_tables kernel API).
-    Legacy,
-}
-
-impl Backend {
-    /// `nft` or `legacy`, as in the tool names (`iptables-nft-restore`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Backend::Nft => "nft",
-            Backend::Legacy => "legacy",
-        }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// What an apply did.
@@ -292,10 +267,10 @@ fn which_backend(sys: &dyn System) -> Result<Backend, ApplyError> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         if name == "xtables-nft-multi" {
-            return Ok(Backend::Nft);
+            return Ok(Backend::IptablesNft);
         }
         if name == "xtables-legacy-multi" {
-            return Ok(Backend::Legacy);
+            return Ok(Backend::IptablesLegacy);
         }
     }
     let out = sys
@@ -303,9 +278,9 @@ fn which_backend(sys: &dyn System) -> Result<Backend, ApplyError> {
         .map_err(|_| missing("iptables"))?;
     let version = format!("{}{}", out.stdout, out.stderr);
     if version.contains("nf_tables") {
-        Ok(Backend::Nft)
+        Ok(Backend::IptablesNft)
     } else if version.contains("legacy") {
-        Ok(Backend::Legacy)
+        Ok(Backend::IptablesLegacy)
     } else {
         Err(ApplyError::UnknownBackend { version })
     }
@@ -326,7 +301,8 @@ fn missing(tool: &str) -> ApplyError {
 /// The same choice as the shell's `fw_tool`: the backend-specific name first.
 fn resolve(sys: &dyn System, backend: Backend) -> Result<Tools, ApplyError> {
     let pick = |base: &str, verb: &str| -> Result<String, ApplyError> {
-        let specific = format!("{base}-{}-{verb}", backend.as_str());
+        let variant = backend.iptables_variant().unwrap_or("nft");
+        let specific = format!("{base}-{variant}-{verb}");
         if sys.find(&specific).is_some() {
             return Ok(specific);
         }

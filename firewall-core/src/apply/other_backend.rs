@@ -21,12 +21,16 @@ pub(crate) fn rule_line(saved: &str) -> Option<&str> {
 /// Refuses when the other backend than `selected` holds rules.
 pub(crate) fn check(sys: &dyn System, selected: Backend) -> Result<(), ApplyError> {
     let other = match selected {
-        Backend::Nft => Backend::Legacy,
-        Backend::Legacy => Backend::Nft,
+        Backend::IptablesNft => Backend::IptablesLegacy,
+        Backend::IptablesLegacy => Backend::IptablesNft,
+        // The nftables backend owns its own tables (see `super`); what
+        // iptables holds beside them is the administrator's.
+        Backend::Nftables => return Ok(()),
     };
+    let variant = other.iptables_variant().unwrap_or("legacy");
     let tools: Vec<String> = ["iptables", "ip6tables"]
         .iter()
-        .map(|b| format!("{b}-{}-save", other.as_str()))
+        .map(|b| format!("{b}-{variant}-save"))
         .filter(|t| sys.find(t).is_some())
         .collect();
     // Both families at once: this is on the path of every apply.

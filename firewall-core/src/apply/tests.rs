@@ -224,7 +224,7 @@ fn opts() -> Options {
 fn applies_and_verifies() {
     let m = Mock::new();
     let a = run(&m, &model(), V4, V6, &opts()).unwrap();
-    assert_eq!(a.backend, Backend::Nft);
+    assert_eq!(a.backend, Backend::IptablesNft);
     assert_eq!(a.rules, (2, 0));
     assert_eq!(a.ip_forward_after, "1");
     let calls = m.calls();
@@ -660,8 +660,8 @@ fn rules_in_the_other_backend_are_refused() {
         matches!(
             e,
             ApplyError::BackendMismatch {
-                selected: Backend::Nft,
-                other: Backend::Legacy,
+                selected: Backend::IptablesNft,
+                other: Backend::IptablesLegacy,
                 ..
             }
         ),
@@ -673,7 +673,8 @@ fn rules_in_the_other_backend_are_refused() {
         "{text}"
     );
     assert!(
-        text.contains("Backend::Legacy") && text.contains("FIREWALL_BACKEND=legacy"),
+        text.contains("Backend::IptablesLegacy")
+            && text.contains("FIREWALL_BACKEND=iptables-legacy"),
         "{text}"
     );
     assert!(
@@ -701,7 +702,7 @@ fn rules_in_the_other_backend_are_refused() {
         ..Mock::new()
     };
     let o = Options {
-        backend: Some(Backend::Nft),
+        backend: Some(Backend::IptablesNft),
         ..opts()
     };
     let _ = run(&m, &model(), V4, V6, &o).unwrap();
@@ -1017,7 +1018,7 @@ fn kernel_check_can_be_skipped() {
 fn legacy_backend_checks_the_legacy_requirements() {
     let m = with_kernel(kernel_config(&[]));
     let o = Options {
-        backend: Some(Backend::Legacy),
+        backend: Some(Backend::IptablesLegacy),
         ..opts()
     };
     // The config lists the iptables-nft requirements only: ip_tables is missing.

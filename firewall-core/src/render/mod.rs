@@ -11,6 +11,7 @@ pub mod kernel;
 pub mod nft;
 pub mod policy;
 pub mod preflight;
+pub mod shell;
 
 /// Every text rendered from one model.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 //!   missing (they appear later), as `Options::allow_missing`;
 //! * `FIREWALL_ALLOW_SESSION_LOCKOUT=1`: apply even if the SSH session this
 //!   script runs in would be cut, as `Options::allow_session_lockout`;
-//! * `FIREWALL_BACKEND=nft|legacy`: the iptables backend, as `Options::backend`
+//! * `FIREWALL_BACKEND=iptables-nft|iptables-legacy`: the iptables backend, as `Options::backend`
 //!   (see [`BACKEND`]).
 
 use super::guard;
@@ -23,42 +23,43 @@ pub const HEADER: &str = "\
 #      and a policy that would not accept a new connection like the SSH session\n\
 #      it runs in, on the interface that session arrives on (override, when you\n\
 #      have another way in: FIREWALL_ALLOW_SESSION_LOCKOUT=1);\n\
-#   - uses the iptables backend `iptables` is (or FIREWALL_BACKEND=nft|legacy)\n\
+#   - uses the iptables backend `iptables` is (or FIREWALL_BACKEND=iptables-nft|iptables-legacy)\n\
 #      and refuses when the other backend holds rules, which would stay in force;\n\
 #   - bounds every tool (timeout, iptables-restore -w 10); the backup goes to\n\
 #      $TMPDIR (default /tmp): set TMPDIR to choose another directory;\n";
 
-/// The script's choice of backend: `FIREWALL_BACKEND=nft|legacy` chooses it;
-/// otherwise it is what `iptables` is, and the other backend must hold no
-/// rules (they would stay in force beside the new ones, unseen): as
+/// The script's choice of backend: `FIREWALL_BACKEND=iptables-nft|iptables-legacy`
+/// chooses it; otherwise it is what `iptables` is, and the other backend must
+/// hold no rules (they would stay in force beside the new ones, unseen): as
 /// `apply()`'s [`crate::apply::ApplyError::BackendMismatch`].
 pub const BACKEND: &str = r#"# Save, load and rollback must use one backend: rules loaded through
 # iptables-legacy are invisible to iptables-nft and the other way round.
-# FIREWALL_BACKEND=nft or FIREWALL_BACKEND=legacy chooses it; otherwise it is
-# what `iptables` is, and the other backend must not hold rules.
+# FIREWALL_BACKEND=iptables-nft or FIREWALL_BACKEND=iptables-legacy chooses
+# it; otherwise it is what `iptables` is, and the other backend must not hold rules.
 case "${FIREWALL_BACKEND:-}" in
-nft | legacy) fw_backend=$FIREWALL_BACKEND ;;
+iptables-nft | iptables-legacy) fw_backend=$FIREWALL_BACKEND ;;
 '')
   case "$(timeout 10 iptables -V)" in
-  *nf_tables*) fw_backend=nft ;;
-  *legacy*) fw_backend=legacy ;;
-  *) fw_die "cannot tell the iptables backend from 'iptables -V'; choose one: FIREWALL_BACKEND=nft (or legacy) bash $0" ;;
+  *nf_tables*) fw_backend=iptables-nft ;;
+  *legacy*) fw_backend=iptables-legacy ;;
+  *) fw_die "cannot tell the iptables backend from 'iptables -V'; choose one: FIREWALL_BACKEND=iptables-nft (or iptables-legacy) bash $0" ;;
   esac
-  fw_other=legacy
-  if [ "$fw_backend" = legacy ]; then
-    fw_other=nft
+  fw_other=iptables-legacy
+  if [ "$fw_backend" = iptables-legacy ]; then
+    fw_other=iptables-nft
   fi
   for fw_f in iptables ip6tables; do
-    if command -v "$fw_f-$fw_other-save" >/dev/null 2>&1; then
-      fw_held=$(timeout 60 "$fw_f-$fw_other-save" 2>/dev/null | grep -E -m1 '^-A |^:[^ ]+ DROP' || true)
+    if command -v "$fw_f-${fw_other#iptables-}-save" >/dev/null 2>&1; then
+      fw_held=$(timeout 60 "$fw_f-${fw_other#iptables-}-save" 2>/dev/null | grep -E -m1 '^-A |^:[^ ]+ DROP' || true)
       if [ -n "$fw_held" ]; then
-        fw_die "refusing to apply: iptables here is the $fw_backend backend, but the $fw_other backend holds rules that would stay in force beside the new ones, unseen ($fw_f-$fw_other-save shows: $fw_held)
-  help: choose the backend: FIREWALL_BACKEND=$fw_other bash $0 replaces those rules; FIREWALL_BACKEND=$fw_backend bash $0 applies beside them (clear them first: $fw_f-$fw_other -F; $fw_f-$fw_other -X)"
+        fw_die "refusing to apply: iptables here is the $fw_backend backend, but the $fw_other backend holds rules that would stay in force beside the new ones, unseen ($fw_f-${fw_other#iptables-}-save shows: $fw_held)
+  help: choose the backend: FIREWALL_BACKEND=$fw_other bash $0 replaces those rules; FIREWALL_BACKEND=$fw_backend bash $0 applies beside them (clear them first: $fw_f-${fw_other#iptables-} -F; $fw_f-${fw_other#iptables-} -X)"
       fi
     fi
   done
   ;;
-*) fw_die "FIREWALL_BACKEND must be nft or legacy, not '$FIREWALL_BACKEND'" ;;
+nft | legacy) fw_die "FIREWALL_BACKEND=$FIREWALL_BACKEND is ambiguous now that nftables is a backend too; use iptables-$FIREWALL_BACKEND" ;;
+*) fw_die "FIREWALL_BACKEND must be iptables-nft or iptables-legacy, not '$FIREWALL_BACKEND'" ;;
 esac
 "#;
 
