@@ -36,6 +36,79 @@ both_loaders! {
         common::assert_section5_matrix(&t);
     }
 
+    /// Port lists with ranges and source lists of several networks per
+    /// family (named interval sets in nftables, multiport and one rule per
+    /// network in iptables): exactly the listed ports, exactly from the
+    /// listed sources, over both families.
+    fn port_and_source_lists(loader, test) {
+        if !loader.available(test) {
+            return;
+        }
+        use common::addr::{FW_EXT_V4, FW_EXT_V6, OUTSIDE_V4, OUTSIDE_V6};
+        let policy = parse(
+            "extif eth0; ssh none;
+             open tcp 22, 8000..=8080 from 198.51.100.2/32, 198.51.100.4/31,
+                  \"2001:db8:1::2/128\", \"2001:db8:1::4/126\";
+             open tcp 9000, 9002;",
+        );
+        let t = Topology::new(test);
+        for extra in ["198.51.100.3/24", "198.51.100.5/24", "2001:db8:1::3/64", "2001:db8:1::5/64"] {
+            t.add_address(Ns::Outside, extra);
+        }
+        t.load_policy(&policy, loader);
+        let _l: Vec<_> = [22, 8000, 8080, 8081, 7999, 9000, 9001, 9002]
+            .iter()
+            .map(|&p| t.listen_tcp(Ns::Firewall, p))
+            .collect();
+        let mut open = Vec::new();
+        let mut closed = Vec::new();
+        for (fw, listed, unlisted, second) in [
+            (FW_EXT_V4, OUTSIDE_V4, "198.51.100.3", "198.51.100.5"),
+            (FW_EXT_V6, OUTSIDE_V6, "2001:db8:1::3", "2001:db8:1::5"),
+        ] {
+            for port in [22, 8000, 8080] {
+                open.push((listed, fw, port));
+                open.push((second, fw, port));
+                closed.push((unlisted, fw, port));
+            }
+            for port in [7999, 8081, 9001] {
+                closed.push((listed, fw, port));
+            }
+            for port in [9000, 9002] {
+                open.push((unlisted, fw, port));
+            }
+        }
+        let mut failures = Vec::new();
+        for &(src, fw, port) in &open {
+            if !common::eventually(3, || t.tcp_connects_from(Ns::Outside, src, fw, port)) {
+                failures.push(format!("{loader}: {src} -> {fw}:{port} should connect"));
+            }
+        }
+        let refused: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = closed
+                .iter()
+                .map(|&(src, fw, port)| {
+                    let t = &t;
+                    s.spawn(move || {
+                        t.tcp_connects_from(Ns::Outside, src, fw, port)
+                            .then(|| format!("{loader}: {src} -> {fw}:{port} must not connect"))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().expect("probe thread"))
+                .collect()
+        });
+        failures.extend(refused);
+        assert!(
+            failures.is_empty(),
+            "{test}:\n  {}\n{}",
+            failures.join("\n  "),
+            t.dump(Ns::Firewall)
+        );
+    }
+
     /// A policy that is not a router: still a host firewall (22 open, others
     /// closed, over both families), and it forwards nothing.
     fn non_router_forwards_nothing(loader, test) {

@@ -498,6 +498,27 @@ ip -6 route add default via 2001:db8:2::1
         out.status.success()
     }
 
+    /// [`Topology::tcp_connects`] from the source address `src` (one of
+    /// `ns`'s own addresses, e.g. one added with [`Topology::add_address`]).
+    pub fn tcp_connects_from(&self, ns: Ns, src: &str, addr: &str, port: u16) -> bool {
+        let w = CONNECT_TIMEOUT_SECS.to_string();
+        let p = port.to_string();
+        let out = self.exec_bounded(ns, &["nc", "-z", "-n", "-w", &w, "-s", src, addr, &p]);
+        out.status.success()
+    }
+
+    /// Adds `cidr` (an IPv4 or IPv6 address with its prefix length, in the
+    /// documentation ranges) to `eth0` of `ns`, without duplicate address
+    /// detection.
+    pub fn add_address(&self, ns: Ns, cidr: &str) {
+        let script = if cidr.contains(':') {
+            format!("ip -6 addr add {cidr} dev eth0 nodad")
+        } else {
+            format!("ip addr add {cidr} dev eth0")
+        };
+        self.sh(ns, &script);
+    }
+
     /// Whether a TCP connection from `ns` to `addr`:`port` is refused (a
     /// reset arrives) rather than dropped or accepted. One attempt.
     pub fn tcp_refused(&self, ns: Ns, addr: &str, port: u16) -> bool {
