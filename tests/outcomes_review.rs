@@ -214,3 +214,42 @@ both_loaders! {
         assert_all(&t, test, f);
     }
 }
+
+both_loaders! {
+    /// `dnat udp` and `redirect udp`: datagrams to the forwarded port reach
+    /// the inside host, those to the redirected port reach the firewall's
+    /// target port, and neither target port is opened by it (IPv4; NAT is
+    /// IPv4 only, so IPv6 reaches neither). Only the inside host listens on
+    /// 5353 and only the firewall on 53 (not on 5300): an answer shows where
+    /// the datagram went.
+    fn udp_dnat_and_redirect(loader, test) {
+        if !loader.available(test) || !gate::require(test, &[gate::PYTHON3]) {
+            return;
+        }
+        let policy = parse(
+            "extif eth0; ssh none; masquerade; dnat udp 5353 -> 203.0.113.2; redirect udp 5300 -> 53;",
+        );
+        let t = forwarding_topology(test, &policy, loader);
+        let mut f = Vec::new();
+        with_udp_echo(&t, &[(Ns::Firewall, &[53]), (Ns::Inside, &[5353])], || {
+            let mut sport = 41000;
+            for (a, port, expect, what) in [
+                (FW_EXT_V4, 5353, true, "dnat udp 5353 -> inside"),
+                (FW_EXT_V4, 5300, true, "redirect udp 5300 -> 53"),
+                (FW_EXT_V4, 53, false, "53 is only the redirect's target"),
+                (FW_EXT_V6, 5353, false, "dnat is IPv4 only"),
+                (FW_EXT_V6, 5300, false, "redirect is IPv4 only"),
+                (FW_EXT_V6, 53, false, "not opened"),
+            ] {
+                sport += 1;
+                if udp_echoed(&t, Ns::Outside, a, port, sport) != expect {
+                    f.push(format!(
+                        "{loader}: outside -> {a} udp {port} should {}be answered ({what})",
+                        if expect { "" } else { "not " }
+                    ));
+                }
+            }
+        });
+        assert_all(&t, test, f);
+    }
+}

@@ -109,6 +109,64 @@ both_loaders! {
         );
     }
 
+    /// An interface wildcard (`extif "eth+"`: the inside link is external
+    /// too) and `reject` as the policy of OUTPUT and FORWARD: the inside host
+    /// reaches only the opened port, the firewall's own new connections and
+    /// forwarded ones are refused at once (not dropped), over both families,
+    /// while replies to accepted connections still leave.
+    fn wildcard_extif_and_reject_policies(loader, test) {
+        if !loader.available(test) {
+            return;
+        }
+        use common::addr::*;
+        let policy = parse(
+            "extif \"eth+\"; open tcp 22; policy output reject; policy forward reject;",
+        );
+        let t = common::policy::forwarding_topology(test, &policy, loader);
+        t.route_outside_to_inside();
+        let _ssh = t.listen_tcp(Ns::Firewall, 22);
+        let _smtp = t.listen_tcp(Ns::Firewall, 25);
+        let _inner = t.listen_tcp(Ns::Inside, 22);
+        let _service = t.listen_tcp(Ns::Outside, common::OUTSIDE_SERVICE_PORT);
+        let mut failures = Vec::new();
+        for (ns, a) in [
+            (Ns::Outside, FW_EXT_V4),
+            (Ns::Outside, FW_EXT_V6),
+            (Ns::Inside, FW_INT_V4),
+            (Ns::Inside, FW_INT_V6),
+        ] {
+            if !common::eventually(3, || t.tcp_connects(ns, a, 22)) {
+                failures.push(format!("{loader}: {} -> {a}:22 should connect", ns.role()));
+            }
+            if t.tcp_connects(ns, a, 25) {
+                failures.push(format!(
+                    "{loader}: {} -> {a}:25 connected, but eth+ makes every ethN external",
+                    ns.role()
+                ));
+            }
+        }
+        for (ns, a, port, why) in [
+            (Ns::Firewall, OUTSIDE_V4, common::OUTSIDE_SERVICE_PORT, "policy output reject"),
+            (Ns::Firewall, OUTSIDE_V6, common::OUTSIDE_SERVICE_PORT, "policy output reject"),
+            (Ns::Outside, INSIDE_V4, 22, "policy forward reject"),
+            (Ns::Outside, INSIDE_V6, 22, "policy forward reject"),
+            (Ns::Inside, OUTSIDE_V4, common::OUTSIDE_SERVICE_PORT, "policy forward reject"),
+        ] {
+            if !t.tcp_refused(ns, a, port) {
+                failures.push(format!(
+                    "{loader}: {} -> {a}:{port} should be refused ({why})",
+                    ns.role()
+                ));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{test}:\n  {}\n{}",
+            failures.join("\n  "),
+            t.dump(Ns::Firewall)
+        );
+    }
+
     /// A policy that is not a router: still a host firewall (22 open, others
     /// closed, over both families), and it forwards nothing.
     fn non_router_forwards_nothing(loader, test) {

@@ -83,7 +83,7 @@ use save::{Counters, Family, Tools};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -687,9 +687,21 @@ impl<'t> Listener<'t> {
         let exe = self_exe();
         let exe = exe.as_str();
         let spec = format!("listen {port} {banner} {}", LISTENER_LIFETIME.as_secs());
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", topology.name(ns), exe])
-            .args([HELPER_TEST, "--ignored", "--nocapture", "--test-threads=1"])
+        // Bounded twice: by the helper's own lifetime and, should it hang,
+        // by the runner's `timeout` a little later.
+        let bound = LISTENER_LIFETIME.as_secs() as u32 + 30;
+        let args = [
+            "ip",
+            "netns",
+            "exec",
+            topology.name(ns),
+            exe,
+            HELPER_TEST,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ];
+        let mut child = command::bounded(&args, bound)
             .env(HELPER_ENV, &spec)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -795,8 +807,13 @@ impl<'t> Listener<'t> {
 impl Drop for Listener<'_> {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // `ip netns exec` execs the helper, so this pid is the helper itself.
+            // The helper exits when its stdin closes (and `timeout`, whose
+            // pid this is, with it); killed if it has not within 2 s.
             drop(child.stdin.take());
+            let until = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < until && matches!(child.try_wait(), Ok(None)) {
+                thread::sleep(Duration::from_millis(10));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
