@@ -409,30 +409,11 @@ ip -6 route add default via 2001:db8:2::1
         }
     }
 
-    /// Loads the nftables file `text` inside the firewall namespace: `nft -c
-    /// -f` first, then `nft -f`; `Err` with nft's output (and the numbered
-    /// text) if either refuses. Then the namespace must hold exactly the
-    /// tables in `tables` (e.g. `["inet firewall"]`), in that order: `Err`
-    /// naming what is there otherwise.
+    /// Loads the nftables file `text` inside the firewall namespace
+    /// ([`Netns::try_load_nft`]: `nft -c -f`, `nft -f`, then exactly the
+    /// tables in `tables` must be there).
     pub fn try_load_nft(&self, text: &str, tables: &[&str]) -> Result<(), String> {
-        for args in [&["nft", "-c", "-f", "-"][..], &["nft", "-f", "-"][..]] {
-            let out = self.exec_with_stdin(Ns::Firewall, args, text);
-            if !out.status.success() {
-                return Err(describe(&args.join(" "), &out)
-                    + "--- input ---\n"
-                    + &command::numbered(text));
-            }
-        }
-        let listed = self.exec(Ns::Firewall, &["nft", "list", "tables"]);
-        let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
-        let expected: String = tables.iter().map(|t| format!("table {t}\n")).collect();
-        if listed != expected {
-            return Err(format!(
-                "after nft -f the firewall namespace must hold only the tables\n{expected}\
-                 but holds\n{listed}"
-            ));
-        }
-        Ok(())
+        self.firewall.try_load_nft(text, tables)
     }
 
     /// The IPv4 and IPv6 rulesets of `ns` (`iptables-save` then

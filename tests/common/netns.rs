@@ -92,6 +92,31 @@ impl Netns {
         }
     }
 
+    /// Loads the nftables file `text`: `nft -c -f` first, then `nft -f`;
+    /// `Err` with nft's output (and the numbered text) if either refuses.
+    /// Then the namespace must hold exactly the tables in `tables` (e.g.
+    /// `["inet firewall"]`), in that order: `Err` naming what is there
+    /// otherwise.
+    pub fn try_load_nft(&self, text: &str, tables: &[&str]) -> Result<(), String> {
+        for args in [&["nft", "-c", "-f", "-"][..], &["nft", "-f", "-"][..]] {
+            let out = self.exec(args, Some(text));
+            if !out.status.success() {
+                return Err(describe(&args.join(" "), &out) + "--- input ---\n" + &numbered(text));
+            }
+        }
+        let listed = self.exec(&["nft", "list", "tables"], None);
+        let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+        let expected: String = tables.iter().map(|t| format!("table {t}\n")).collect();
+        if listed != expected {
+            return Err(format!(
+                "after nft -f the namespace {} must hold only the tables\n{expected}\
+                 but holds\n{listed}",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+
     /// What the kernel holds for `family`, read with `tools` and normalised
     /// ([`save::normalize`]); `Err` if the dump fails three times (it can,
     /// briefly, while another process changes the same ruleset).
