@@ -19,7 +19,10 @@
 //!
 //! A test of a policy's rules runs once per rule loader ([`Loader`]:
 //! `iptables-restore` of the two texts, `nft -f` of the nftables file),
-//! written once with [`both_loaders!`](crate::both_loaders).
+//! written once with [`both_loaders!`](crate::both_loaders) and loaded with
+//! [`Topology::load_policy`]; with nft the namespace must then hold the
+//! firewall's own tables and nothing else. Failure messages show
+//! [`Topology::dump`] (the iptables view and `nft list ruleset`).
 //!
 //! # The pieces
 //!
@@ -55,8 +58,10 @@
 //! `"<role>:<port>\n"` (e.g. `firewall:25`, `inside:22`) and its source address
 //! is recorded, so a test can tell WHICH host and port a connection reached
 //! and with which source address it arrived. It listens on IPv4 and IPv6. The
-//! server exits when its [`Listener`] is dropped (killed by its pid), when the
-//! test process dies (its stdin pipe closes), or after [`LISTENER_LIFETIME`].
+//! server exits when its [`Listener`] is dropped (its stdin pipe closes; it
+//! is killed by its pid if it has not exited 2 s later), when the test
+//! process dies (the pipe closes too), or after [`LISTENER_LIFETIME`]; the
+//! bounded runner's `timeout` kills it 30 s after that at the latest.
 //!
 //! Clients are `nc` and `ping` run inside a namespace, each bounded by
 //! `timeout`.
