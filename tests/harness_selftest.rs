@@ -338,7 +338,10 @@ fn run_test_in_runs_a_test_inside_the_namespace() {
 /// `CI=true` it panics; what is missing is named.
 #[test]
 fn gate_skips_outside_ci_and_panics_in_ci() {
-    assert!(!gate::decide("selftest", "a thing", false));
+    assert_eq!(
+        gate::decide("selftest", "a thing", false),
+        "SKIPPED selftest: needs a thing"
+    );
     let r = std::panic::catch_unwind(|| gate::decide("selftest", "a thing", true));
     let msg = *r
         .expect_err("under CI=true a missing piece must panic")

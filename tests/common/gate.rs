@@ -62,18 +62,20 @@ pub fn kernel_tests_available(test: &str) -> bool {
 /// panics. Every skip in the tests goes through here.
 pub fn skip(test: &str, why: &str) -> bool {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    decide(test, why, ci)
+    let line = decide(test, why, ci);
+    // Straight to stderr: libtest would hide eprintln! of a passing test.
+    let _ = writeln!(std::io::stderr(), "{line}");
+    false
 }
 
-/// [`skip`] with the environment given: panics if `ci`, else prints and
-/// returns `false` (separate so the self-test can check both ways).
-pub fn decide(test: &str, why: &str, ci: bool) -> bool {
+/// What [`skip`] decides, with the environment given: panics if `ci`, else
+/// returns the line to print (separate so the self-test can check both ways
+/// without printing a skip).
+pub fn decide(test: &str, why: &str, ci: bool) -> String {
     if ci {
         panic!("{test} cannot run in CI: it needs {why}");
     }
-    // Straight to stderr: libtest would hide eprintln! of a passing test.
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: needs {why}");
-    false
+    format!("SKIPPED {test}: needs {why}")
 }
 
 /// Why `need` is not met here, or `None` if it is.
