@@ -18,6 +18,7 @@ mod common;
 
 use common::env_of;
 use common::policy::parse;
+use common::save::{Counters, Family, Tools};
 use common::scratch::{alive, wait_until};
 use common::wrappers::wrap_tool;
 use common::{Ns, Topology, SECTION5_POLICY};
@@ -449,9 +450,10 @@ fn reference(t: &Topology, s: &Scratch, policy: &str) -> String {
 
 /// Whether the IPv4 ruleset has the rule of the section 5 policy already.
 fn ipv4_has_section5(t: &Topology) -> bool {
-    // Not `sh`: a dump may fail while a commit is under way; that is a "not yet".
-    String::from_utf8_lossy(&t.exec(Ns::Firewall, &["iptables-save"]).stdout)
-        .contains("open tcp 22, 80")
+    // A dump may fail while a commit is under way; that is a "not yet".
+    t.netns(Ns::Firewall)
+        .iptables_save(Family::V4, Tools::Default, Counters::Strip)
+        .is_ok_and(|s| s.contains("open tcp 22, 80"))
 }
 
 /// The pid written into the lock file.
