@@ -306,7 +306,8 @@ fn rollback_leaves_previous_ruleset_identical() {
             let mut v4 = policy.iptables_restore().to_string();
             let mut v6 = policy.ip6tables_restore().to_string();
             break_rules(&mut v4, &mut v6, how);
-            let script = firewall_core::render::bash::script(policy.model(), &v4, &v6);
+            let script =
+                firewall_core::render::bash::script(policy.model(), &v4, &v6, policy.nft());
             let out = run_bash(&t, &script);
             assert!(!out.status.success(), "the broken script succeeded");
             assert!(
