@@ -53,6 +53,7 @@
 
 pub mod policy;
 pub mod scratch;
+pub mod script_backend;
 pub mod wrappers;
 
 use std::collections::HashSet;

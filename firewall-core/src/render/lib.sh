@@ -168,8 +168,13 @@ fw_restore() {
     src=$dir/prev
   fi
   backend=$(cat "$dir/backend") || return 1
-  if [ "$backend" = nftables ]; then
-    if [ -e "$src/nft.rules" ] && ! fw_nft_restore "$src/nft.rules"; then
+  if [ "$backend" = nftables ] && [ -e "$src/nft.rules" ]; then
+    # Tables that equal the backup already (a load that failed changed
+    # nothing: one transaction) stay as they are: recreating them would move
+    # them behind other tables' chains of the same hook and priority.
+    if now=$(fw_nft_save) && [ "$now" = "$(cat "$src/nft.rules")" ]; then
+      :
+    elif ! fw_nft_restore "$src/nft.rules"; then
       if now=$(fw_nft_save) && [ "$now" = "$(cat "$src/nft.rules")" ]; then
         fw_log "$dir" "nftables: the restore failed, but the tables equal the backup: unchanged"
         printf 'firewall: nftables: the restore failed, but the tables already equal the saved ones: unchanged.\n' >&2
