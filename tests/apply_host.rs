@@ -914,33 +914,34 @@ fn the_script_detects_the_backend_this_host_uses() {
     drop(t);
 
     // The firewall's own tables exist: nftables.
-    let t = Topology::new("host_detect_own");
-    script_backend::nft_load(&t, script_backend::PREVIOUS_OWN_TABLES);
-    let out = script_in(&t, &scratch, policy, &[]);
-    assert!(out.status.success(), "{}", common::describe("script", &out));
-    assert_eq!(
-        said(&out),
-        "nftables",
-        "{}",
-        common::describe("script", &out)
-    );
-    assert_eq!(t.ruleset(Ns::Firewall), "", "iptables rules were loaded");
-    let ruleset = nft_ruleset(&t);
-    assert!(ruleset.contains("comment \"open tcp 22\""), "{ruleset}");
-    assert!(
-        !ruleset.contains("\"before\""),
-        "the old own table stayed: {ruleset}"
-    );
-    let _ssh = t.listen_tcp(Ns::Firewall, 22);
-    let _smtp = t.listen_tcp(Ns::Firewall, 25);
-    for a in [common::addr::FW_EXT_V4, common::addr::FW_EXT_V6] {
-        assert!(
-            common::eventually(3, || t.tcp_connects(Ns::Outside, a, 22)),
-            "{a}:22 must be open"
+    {
+        let t = Topology::new("host_detect_own");
+        script_backend::nft_load(&t, script_backend::PREVIOUS_OWN_TABLES);
+        let out = script_in(&t, &scratch, policy, &[]);
+        assert!(out.status.success(), "{}", common::describe("script", &out));
+        assert_eq!(
+            said(&out),
+            "nftables",
+            "{}",
+            common::describe("script", &out)
         );
-        assert!(!t.tcp_connects(Ns::Outside, a, 25), "{a}:25 must be closed");
+        assert_eq!(t.ruleset(Ns::Firewall), "", "iptables rules were loaded");
+        let ruleset = nft_ruleset(&t);
+        assert!(ruleset.contains("comment \"open tcp 22\""), "{ruleset}");
+        assert!(
+            !ruleset.contains("\"before\""),
+            "the old own table stayed: {ruleset}"
+        );
+        let _ssh = t.listen_tcp(Ns::Firewall, 22);
+        let _smtp = t.listen_tcp(Ns::Firewall, 25);
+        for a in [common::addr::FW_EXT_V4, common::addr::FW_EXT_V6] {
+            assert!(
+                common::eventually(3, || t.tcp_connects(Ns::Outside, a, 22)),
+                "{a}:22 must be open"
+            );
+            assert!(!t.tcp_connects(Ns::Outside, a, 25), "{a}:25 must be closed");
+        }
     }
-    drop(t);
 
     // Only a foreign table: nftables, and the foreign table stays.
     let t = Topology::new("host_detect_foreign");
