@@ -84,6 +84,47 @@ fn scripts_pass_shellcheck() {
     }
 }
 
+/// The script carries both backends' texts verbatim (each in a quoted
+/// heredoc, so what a reviewer reads is what `nft -f` or `iptables-restore`
+/// loads), and both load paths; shellcheck above covers both.
+#[test]
+fn scripts_embed_both_backends_rules() {
+    for (file, i, p) in shipped_policies() {
+        let bash = p.bash();
+        for (what, text, delimiter) in [
+            ("nft()", p.nft(), "'FIREWALL_NFT'"),
+            (
+                "iptables_restore()",
+                p.iptables_restore(),
+                "'FIREWALL_IPV4'",
+            ),
+            (
+                "ip6tables_restore()",
+                p.ip6tables_restore(),
+                "'FIREWALL_IPV6'",
+            ),
+        ] {
+            let at = bash
+                .find(&format!("<<{delimiter}\n"))
+                .unwrap_or_else(|| panic!("{file} block {i}: no heredoc {delimiter} for {what}"));
+            let body = &bash[at..];
+            let body = &body[body.find('\n').map_or(0, |n| n + 1)..];
+            assert!(
+                body.starts_with(text),
+                "{file} block {i}: {what} is not embedded verbatim"
+            );
+        }
+        assert!(
+            bash.contains("timeout 60 nft -f \"$fw_dir/new.nft\""),
+            "{file} block {i}"
+        );
+        assert!(
+            bash.contains("fw_nft_verify \"$fw_dir/new.nft\""),
+            "{file} block {i}"
+        );
+    }
+}
+
 #[test]
 fn rulesets_load_into_the_kernel() {
     if !netns::kernel_available("rulesets_load_into_the_kernel") {
