@@ -1496,8 +1496,11 @@ fn a_script_killed_during_its_rollback_still_restores_everything(backend: &str) 
     );
     p.signal("KILL");
     let _ = p.wait(Duration::from_secs(5));
+    // Done when the rules are back and the backup is gone: ip_forward is
+    // restored after the rules, the backup removed last.
     assert!(
-        wait_until(Duration::from_secs(15), || state(&t, backend) == before),
+        wait_until(Duration::from_secs(15), || state(&t, backend) == before
+            && s.backup_dirs().is_empty()),
         "SIGKILL during the rollback: a mixture is left: {:?}",
         p.seen
     );
@@ -1582,8 +1585,11 @@ fn a_script_killed_while_reverting_at_the_prompt_still_restores_everything(backe
     let pid = pid.map(|p| p.to_string()).unwrap_or_default();
     let killed = Command::new("kill").args(["-s", "KILL", &pid]).status();
     assert!(killed.is_ok_and(|s| s.success()), "kill -s KILL {pid}");
+    // Done when the rules are back and the backup is gone: ip_forward is
+    // restored after the rules, the backup removed last.
     assert!(
-        wait_until(Duration::from_secs(15), || state(&t, backend) == before),
+        wait_until(Duration::from_secs(15), || state(&t, backend) == before
+            && s.backup_dirs().is_empty()),
         "SIGKILL while reverting: a mixture is left: {:?}\n{}",
         p.seen,
         state(&t, backend)

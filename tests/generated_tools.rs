@@ -184,6 +184,17 @@ fn nft_rulesets_check_and_load() {
             "table inet other\ntable inet firewall\n"
         };
         assert_eq!(tables, expected, "{file} block {i}");
+        // The script's read-back (fw_nft_verify) finds what was loaded.
+        let verify = format!(
+            "{}\nfw_nft_verify /dev/stdin",
+            firewall_core::render::bash::rollback_functions()
+        );
+        let out = ns.exec("timeout", &["30", "bash", "-c", &verify], p.nft());
+        assert!(
+            out.status.success(),
+            "{file} block {i}: fw_nft_verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // The foreign table is untouched.
     let out = nft(&["list", "table", "inet", "other"], "");

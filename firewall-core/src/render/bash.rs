@@ -192,8 +192,9 @@ pub fn script(model: &Model, ipv4: &str, ipv6: &str, nft: &str) -> String {
          # What this script does, in order:\n\
          #   - checks it runs as root;\n",
     );
-    s.push_str(super::preflight::HEADER);
+    s.push_str(super::preflight::BACKEND_HEADER);
     s.push_str("#   - checks that the tools of that backend exist;\n");
+    s.push_str(super::preflight::HEADER);
     s.push_str(
         "#   - takes the applier lock of this network namespace (flock on\n\
          #      /run/firewall/net-INODE.lock, shared with firewall-core's apply()):\n\
@@ -618,6 +619,18 @@ mod tests {
             .filter(|l| l.starts_with("\t\t") && l.contains(" comment \""))
             .count();
         assert_eq!(summary(&text).matches(" rule ").count(), rules);
+    }
+
+    /// The script copies exactly ROLLBACK_FUNCTIONS into rollback.sh: every
+    /// function lib.sh defines must be listed (in order), or the watchdog
+    /// would miss it.
+    #[test]
+    fn rollback_functions_lists_every_library_function() {
+        let defined: Vec<&str> = crate::render::shell::LIBRARY
+            .lines()
+            .filter_map(|l| l.strip_suffix("() {"))
+            .collect();
+        assert_eq!(defined, ROLLBACK_FUNCTIONS);
     }
 
     #[test]

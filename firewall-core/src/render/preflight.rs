@@ -16,6 +16,15 @@ use super::guard;
 use crate::model::Model;
 use std::fmt::Write as _;
 
+/// Header lines of the script that document the choice of backend ([`BACKEND`]).
+pub const BACKEND_HEADER: &str = "\
+#   - chooses the backend (FIREWALL_BACKEND=nftables|iptables-nft|iptables-legacy,\n\
+#      or else what this host already uses: the firewall's own nftables tables\n\
+#      exist: nftables; the iptables backend of `iptables -V` holds rules: that\n\
+#      one; other nftables tables: nftables; nothing yet: the backend of\n\
+#      `iptables -V`, or nftables where only nft is installed), and refuses when\n\
+#      the other iptables backend holds rules, which would stay in force;\n";
+
 /// Header lines of the script that document the checks and their overrides.
 pub const HEADER: &str = "\
 #   - refuses, before changing anything, an extif this host does not have\n\
@@ -23,12 +32,6 @@ pub const HEADER: &str = "\
 #      and a policy that would not accept a new connection like the SSH session\n\
 #      it runs in, on the interface that session arrives on (override, when you\n\
 #      have another way in: FIREWALL_ALLOW_SESSION_LOCKOUT=1);\n\
-#   - chooses the backend (FIREWALL_BACKEND=nftables|iptables-nft|iptables-legacy,\n\
-#      or else what this host already uses: the firewall's own nftables tables\n\
-#      exist: nftables; the iptables backend of `iptables -V` holds rules: that\n\
-#      one; other nftables tables: nftables; nothing yet: the backend of\n\
-#      `iptables -V`, or nftables where only nft is installed), and refuses when\n\
-#      the other iptables backend holds rules, which would stay in force;\n\
 #   - bounds every tool (timeout, iptables-restore -w 10); the backup goes to\n\
 #      $TMPDIR (default /tmp): set TMPDIR to choose another directory;\n";
 
