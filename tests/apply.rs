@@ -18,6 +18,7 @@ use common::env_of;
 use common::policy::parse;
 use common::save::{Counters, Tools};
 use common::scratch::{wait_until, PidGuard, Scratch};
+use common::script_backend;
 use common::{Ns, Topology, SECTION5_POLICY};
 use firewall_core::apply::{self, ApplyError, Cause, Options, Rollback, Step};
 use firewall_core::model::Iface;
@@ -210,6 +211,21 @@ fn run_bash(t: &Topology, script: &str) -> Output {
 
 /// A populated starting ruleset: filter rules, a user chain, a mangle table
 /// (which no policy uses), and ip6 rules.
+/// The starting state for `backend`: [`populate`] (iptables), or the
+/// firewall's own tables of an earlier ruleset beside a foreign table.
+fn populate_for(t: &Topology, backend: &str) {
+    if backend == "nftables" {
+        script_backend::populate_nft(t);
+    } else {
+        populate(t);
+    }
+}
+
+/// Whether the script tests of `backend` can run here.
+fn available(test: &str, backend: &str) -> bool {
+    common::kernel_tests_available(test) && script_backend::available(test, backend)
+}
+
 fn populate(t: &Topology) {
     t.load_rules(
         "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:old-chain - [0:0]\n-A INPUT -p tcp --dport 9 -j old-chain\n-A old-chain -j DROP\nCOMMIT\n*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A PREROUTING -p udp --dport 9 -j MARK --set-mark 0x9\nCOMMIT\n",
@@ -308,7 +324,8 @@ fn rollback_leaves_previous_ruleset_identical() {
             let mut v4 = policy.iptables_restore().to_string();
             let mut v6 = policy.ip6tables_restore().to_string();
             break_rules(&mut v4, &mut v6, how);
-            let script = firewall_core::render::bash::script(policy.model(), &v4, &v6);
+            let script =
+                firewall_core::render::bash::script(policy.model(), &v4, &v6, policy.nft());
             let out = run_bash(&t, &script);
             assert!(!out.status.success(), "the broken script succeeded");
             assert!(
@@ -458,39 +475,44 @@ fn failsafe_survives_sigkill_of_the_applying_process() {
 
 /// Failsafe, bash script: not confirmed -> reverted after the deadline (the
 /// script has long exited); confirmed with the printed command -> kept.
-#[test]
-fn failsafe_bash_script_unconfirmed_reverts_confirmed_keeps() {
-    if !common::kernel_tests_available("failsafe_bash_script_unconfirmed_reverts_confirmed_keeps") {
-        return;
-    }
-    let scratch = Scratch::new("fw-apply", "bashfs");
+fn failsafe_bash_script_unconfirmed_reverts_confirmed_keeps(backend: &str) {
+    let scratch = Scratch::new("fw-apply", &format!("bashfs-{backend}"));
     // 6 s: a loaded machine still sees the new rules before the deadline.
     let policy = parse(&format!("{SECTION5_POLICY}failsafe 6s;\n"));
-    let t = Topology::new("apply_bash_failsafe");
-    populate(&t);
-    let before = t.ruleset(Ns::Firewall);
-    let script = format!("export TMPDIR={}\n{}", scratch.path(), policy.bash());
+    let t = Topology::new(&format!("apply_bash_failsafe_{backend}"));
+    populate_for(&t, backend);
+    let before = script_backend::state(&t, backend);
+    let script = format!(
+        "export TMPDIR={} FIREWALL_BACKEND={backend}\n{}",
+        scratch.path(),
+        policy.bash()
+    );
 
     let out = run_bash(&t, &script);
     assert!(out.status.success(), "{}", common::describe("script", &out));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("to keep the new rules, run:"), "{text}");
-    assert_ne!(t.ruleset(Ns::Firewall), before);
+    assert_ne!(script_backend::state(&t, backend), before);
     let pid = watchdog_pid_in(&scratch.0);
     let wd = PidGuard(pid);
     assert!(
-        wait_until(Duration::from_secs(15), || t.ruleset(Ns::Firewall)
-            == before),
+        wait_until(Duration::from_secs(15), || script_backend::state(
+            &t, backend
+        ) == before),
         "the script's failsafe did not restore the previous rules"
     );
-    assert!(!t.ip_forward());
+    assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
     assert!(wd.exits_within(Duration::from_secs(3)));
     let _ = std::fs::remove_dir_all(&scratch.0);
     let _ = std::fs::create_dir_all(&scratch.0);
 
     // Confirmed: a long window, so the confirmation cannot race the deadline.
     let policy = parse(&format!("{SECTION5_POLICY}failsafe 60s;\n"));
-    let script = format!("export TMPDIR={}\n{}", scratch.path(), policy.bash());
+    let script = format!(
+        "export TMPDIR={} FIREWALL_BACKEND={backend}\n{}",
+        scratch.path(),
+        policy.bash()
+    );
     let out = run_bash(&t, &script);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -512,8 +534,22 @@ fn failsafe_bash_script_unconfirmed_reverts_confirmed_keeps() {
     // The watchdog has exited: no deadline can revert any more.
     assert_ne!(pid, 0, "no watchdog");
     assert!(wd.exits_within(Duration::from_secs(3)));
-    let applied = t.ruleset(Ns::Firewall);
+    let applied = script_backend::state(&t, backend);
     assert_ne!(applied, before, "confirmed rules were reverted");
+}
+
+#[test]
+fn failsafe_bash_script_unconfirmed_reverts_confirmed_keeps_iptables_nft() {
+    if available("failsafe_bash_script_iptables_nft", "iptables-nft") {
+        failsafe_bash_script_unconfirmed_reverts_confirmed_keeps("iptables-nft");
+    }
+}
+
+#[test]
+fn failsafe_bash_script_unconfirmed_reverts_confirmed_keeps_nftables() {
+    if available("failsafe_bash_script_nftables", "nftables") {
+        failsafe_bash_script_unconfirmed_reverts_confirmed_keeps("nftables");
+    }
 }
 
 /// The watchdog pid written into the (single) backup directory under `parent`.
@@ -646,24 +682,24 @@ fn children(pid: u32) -> Vec<u32> {
 /// Failsafe, bash script: the script waits for "yes" on its terminal; it is
 /// SIGKILLed there (a cut SSH session that takes the shell with it). The
 /// detached watchdog still restores the previous rules at the deadline.
-#[test]
-fn failsafe_bash_script_survives_sigkill_at_the_prompt() {
-    if !common::kernel_tests_available("failsafe_bash_script_survives_sigkill_at_the_prompt") {
-        return;
-    }
+fn failsafe_bash_script_survives_sigkill_at_the_prompt(backend: &str) {
     if !common::wrappers::script_tool_available() {
         return;
     }
-    let scratch = Scratch::new("fw-apply", "bashkill");
+    let scratch = Scratch::new("fw-apply", &format!("bashkill-{backend}"));
     // 6 s: a loaded machine still sees the new rules before the deadline.
     let policy = parse(&format!("{SECTION5_POLICY}failsafe 6s;\n"));
-    let t = Topology::new("apply_bash_kill");
-    populate(&t);
-    let before = t.ruleset(Ns::Firewall);
+    let t = Topology::new(&format!("apply_bash_kill_{backend}"));
+    populate_for(&t, backend);
+    let before = script_backend::state(&t, backend);
     let file = scratch.0.join("firewall.sh");
     std::fs::write(
         &file,
-        format!("export TMPDIR={}\n{}", scratch.path(), policy.bash()),
+        format!(
+            "export TMPDIR={} FIREWALL_BACKEND={backend}\n{}",
+            scratch.path(),
+            policy.bash()
+        ),
     )
     .expect("writing the script");
     // `script` gives the bash script a terminal, so it stops at its prompt.
@@ -685,7 +721,7 @@ fn failsafe_bash_script_survives_sigkill_at_the_prompt() {
         .spawn()
         .expect("starting script(1)");
     let changed = wait_until(Duration::from_secs(10), || {
-        t.ruleset(Ns::Firewall) != before
+        script_backend::state(&t, backend) != before
     });
     let pid = watchdog_pid_in(&scratch.0);
     let wd = PidGuard(pid);
@@ -708,13 +744,27 @@ fn failsafe_bash_script_survives_sigkill_at_the_prompt() {
         "expected timeout, script and bash processes, got {victims:?}"
     );
     assert!(
-        wait_until(Duration::from_secs(15), || t.ruleset(Ns::Firewall)
+        wait_until(Duration::from_secs(15), || script_backend::state(&t, backend)
             == before),
         "after SIGKILL of the bash script the previous rules did not come back; the watchdog's logs:\n{}",
         watchdog_logs(&scratch.0)
     );
     assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
     assert!(wd.exits_within(Duration::from_secs(3)));
+}
+
+#[test]
+fn failsafe_bash_script_survives_sigkill_at_the_prompt_iptables_nft() {
+    if available("failsafe_bash_script_sigkill_iptables_nft", "iptables-nft") {
+        failsafe_bash_script_survives_sigkill_at_the_prompt("iptables-nft");
+    }
+}
+
+#[test]
+fn failsafe_bash_script_survives_sigkill_at_the_prompt_nftables() {
+    if available("failsafe_bash_script_sigkill_nftables", "nftables") {
+        failsafe_bash_script_survives_sigkill_at_the_prompt("nftables");
+    }
 }
 
 /// Every backup directory's `log` under `parent` (what the watchdogs did), for

@@ -75,6 +75,47 @@ fn scripts_pass_shellcheck() {
     }
 }
 
+/// The script carries both backends' texts verbatim (each in a quoted
+/// heredoc, so what a reviewer reads is what `nft -f` or `iptables-restore`
+/// loads), and both load paths; shellcheck above covers both.
+#[test]
+fn scripts_embed_both_backends_rules() {
+    for (file, i, p) in shipped_policies() {
+        let bash = p.bash();
+        for (what, text, delimiter) in [
+            ("nft()", p.nft(), "'FIREWALL_NFT'"),
+            (
+                "iptables_restore()",
+                p.iptables_restore(),
+                "'FIREWALL_IPV4'",
+            ),
+            (
+                "ip6tables_restore()",
+                p.ip6tables_restore(),
+                "'FIREWALL_IPV6'",
+            ),
+        ] {
+            let at = bash
+                .find(&format!("<<{delimiter}\n"))
+                .unwrap_or_else(|| panic!("{file} block {i}: no heredoc {delimiter} for {what}"));
+            let body = &bash[at..];
+            let body = &body[body.find('\n').map_or(0, |n| n + 1)..];
+            assert!(
+                body.starts_with(text),
+                "{file} block {i}: {what} is not embedded verbatim"
+            );
+        }
+        assert!(
+            bash.contains("timeout 60 nft -f \"$fw_dir/new.nft\""),
+            "{file} block {i}"
+        );
+        assert!(
+            bash.contains("fw_nft_verify \"$fw_dir/new.nft\""),
+            "{file} block {i}"
+        );
+    }
+}
+
 #[test]
 fn rulesets_load_into_the_kernel() {
     if !common::kernel_tests_available("rulesets_load_into_the_kernel") {
@@ -117,6 +158,17 @@ fn nft_rulesets_check_and_load() {
         if let Err(e) = ns.try_load_nft(p.nft(), &tables) {
             panic!("{file} block {i}: {e}");
         }
+        // The script's read-back (fw_nft_verify) finds what was loaded.
+        let verify = format!(
+            "{}\nfw_nft_verify /dev/stdin",
+            firewall_core::render::bash::rollback_functions()
+        );
+        let out = ns.exec(&["bash", "-c", &verify], Some(p.nft()));
+        assert!(
+            out.status.success(),
+            "{file} block {i}: fw_nft_verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // The foreign table is untouched.
     let out = nft(&["list", "table", "inet", "other"], "");

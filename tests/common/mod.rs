@@ -73,6 +73,7 @@ pub mod netns;
 pub mod policy;
 pub mod save;
 pub mod scratch;
+pub mod script_backend;
 pub mod wrappers;
 
 // Used by some of the test binaries that include this module, not all.

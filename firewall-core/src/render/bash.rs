@@ -1,5 +1,10 @@
-//! The bash script: applies a policy atomically with `iptables-restore`,
-//! backs up what it replaces, rolls back on any failure and honours `failsafe`.
+//! The bash script: applies a policy atomically with `nft -f` (the nftables
+//! backend) or `iptables-restore` (iptables-nft, iptables-legacy), backs up
+//! what it replaces, rolls back on any failure and honours `failsafe`.
+//!
+//! The script carries both renderings (the nftables file and the two
+//! iptables rulesets), so one artefact applies on any host; which one it
+//! loads is chosen when it runs ([`super::preflight::BACKEND`]).
 //!
 //! The rollback and failsafe-watchdog logic lives in ONE place, [`rollback_functions`]:
 //! the script embeds those functions, and [`crate::apply`] writes the very same
@@ -20,7 +25,7 @@ use std::fmt::Write as _;
 ///
 /// The script copies exactly these (with `declare -f`) into the backup
 /// directory as `rollback.sh`, so the detached watchdog runs the same code.
-pub const ROLLBACK_FUNCTIONS: [&str; 23] = [
+pub const ROLLBACK_FUNCTIONS: [&str; 25] = [
     "fw_log",
     "fw_now_us",
     "fw_alive",
@@ -41,6 +46,8 @@ pub const ROLLBACK_FUNCTIONS: [&str; 23] = [
     "fw_watchdog",
     "fw_rules_summary",
     "fw_verify",
+    "fw_nft_summary",
+    "fw_nft_verify",
     "fw_held",
     "fw_detect_backend",
     "fw_main",
@@ -51,7 +58,8 @@ pub const ROLLBACK_FUNCTIONS: [&str; 23] = [
 ///
 /// A backup directory `DIR` holds:
 /// * `backend`: `iptables-nft`, `iptables-legacy` or `nftables` ([`crate::plan::Backend::name`]), the backend used for save, load and restore;
-/// * `v4.rules`, `v6.rules`: `iptables-save -c` / `ip6tables-save -c` output before the change;
+/// * `v4.rules`, `v6.rules`: `iptables-save -c` / `ip6tables-save -c` output before the change (iptables backends);
+/// * `nft.rules`: the firewall's own nftables tables before the change, as `nft list table` prints them (empty: none existed; nftables backend);
 /// * `ip_forward`: the previous `net.ipv4.ip_forward` value;
 /// * `armed`: present while a failsafe waits for confirmation. Whoever renames it
 ///   first wins: `confirm` renames it to `confirmed`, the watchdog (at the
@@ -100,6 +108,20 @@ fn comment_safe(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// `text` as a quoted heredoc written to `$fw_dir/FILE`, under a heading.
+fn heredoc(s: &mut String, heading: &str, file: &str, base: &str, text: &str) {
+    let d = delimiter(base, text);
+    let nl = if text.ends_with('\n') || text.is_empty() {
+        ""
+    } else {
+        "\n"
+    };
+    let _ = write!(
+        s,
+        "\n# ---- {heading} ----\ncat >\"$fw_dir/{file}\" <<'{d}'\n{text}{nl}{d}\n"
+    );
+}
+
 /// A heredoc delimiter that does not occur as a line of `text`.
 fn delimiter(base: &str, text: &str) -> String {
     let mut d = base.to_string();
@@ -109,17 +131,21 @@ fn delimiter(base: &str, text: &str) -> String {
     d
 }
 
-/// The bash script that applies `model` (whose rendered rulesets are `ipv4`
-/// and `ipv6`, in `iptables-save` format).
+/// The bash script that applies `model`, whose rendered texts are `ipv4` and
+/// `ipv6` (`iptables-save` format, [`super::iptables`]) and `nft` (the
+/// nftables file, [`super::nft`]). All three are embedded; the backend chosen
+/// when the script runs loads its own.
 ///
-/// It requires root, checks its tools and the host ([`super::preflight`]: every
-/// `extif` exists, the SSH session it runs in survives, the other iptables
-/// backend holds no rules), saves the current IPv4/IPv6 rules and
-/// `ip_forward` into a private `mktemp -d` directory, arms the failsafe watchdog
-/// (if the policy has `failsafe`) before the first rule changes, loads both
-/// families with `iptables-restore -w` / `ip6tables-restore -w` from quoted
-/// heredocs, sets `ip_forward` for routers, and restores everything it saved if
-/// any step fails.
+/// It requires root, chooses the backend ([`super::preflight::BACKEND`]),
+/// checks its tools and the host ([`super::preflight`]: every `extif` exists,
+/// the SSH session it runs in survives, the other iptables backend holds no
+/// rules), saves what it replaces (the IPv4/IPv6 rules, or the firewall's own
+/// nftables tables) and `ip_forward` into a private `mktemp -d` directory,
+/// arms the watchdog (the failsafe, if the policy has one) before the first
+/// rule changes, loads the rules (`nft -f`: one transaction; or
+/// `iptables-restore -w` / `ip6tables-restore -w`) from quoted heredocs, sets
+/// `ip_forward` for routers, reads the rules back, and restores everything it
+/// saved if any step fails.
 ///
 /// ```
 /// use firewall_core::model::*;
@@ -140,13 +166,20 @@ fn delimiter(base: &str, text: &str) -> String {
 ///     failsafe: None,
 ///     log_drops: false,
 /// };
-/// let s = firewall_core::render::bash::script(&model, "*filter\nCOMMIT\n", "*filter\nCOMMIT\n");
+/// let s = firewall_core::render::bash::script(
+///     &model,
+///     "*filter\nCOMMIT\n",
+///     "*filter\nCOMMIT\n",
+///     "table inet firewall {}\ndelete table inet firewall\n",
+/// );
 /// assert!(s.starts_with("#!/bin/bash\n"));
 /// assert!(s.contains("set -euo pipefail"));
 /// assert!(s.contains("<<'FIREWALL_IPV4'"));
+/// assert!(s.contains("<<'FIREWALL_NFT'"));
 /// ```
-pub fn script(model: &Model, ipv4: &str, ipv6: &str) -> String {
-    let mut s = String::with_capacity(ipv4.len() + ipv6.len() + ROLLBACK_SH.len() + 4096);
+pub fn script(model: &Model, ipv4: &str, ipv6: &str, nft: &str) -> String {
+    let mut s =
+        String::with_capacity(ipv4.len() + ipv6.len() + nft.len() + ROLLBACK_SH.len() + 4096);
     s.push_str("#!/bin/bash\n");
     s.push_str("# Firewall policy, generated by firewall-core. Change the policy and regenerate\n");
     s.push_str("# rather than editing this file.\n#\n# The policy:\n");
@@ -157,15 +190,19 @@ pub fn script(model: &Model, ipv4: &str, ipv6: &str) -> String {
     s.push_str(
         "#\n\
          # What this script does, in order:\n\
-         #   - checks it runs as root and that the iptables tools exist;\n",
+         #   - checks it runs as root;\n",
     );
+    s.push_str(super::preflight::BACKEND_HEADER);
+    s.push_str("#   - checks that the tools of that backend exist;\n");
     s.push_str(super::preflight::HEADER);
     s.push_str(
         "#   - takes the applier lock of this network namespace (flock on\n\
          #      /run/firewall/net-INODE.lock, shared with firewall-core's apply()):\n\
          #      one applier at a time; waits FIREWALL_LOCK_WAIT seconds (default 10);\n\
-         #   - saves the current IPv4 and IPv6 rules and net.ipv4.ip_forward into a\n\
-         #      private directory (mktemp -d);\n\
+         #   - saves what it replaces and net.ipv4.ip_forward into a private directory\n\
+         #      (mktemp -d): nftables: the firewall's own tables (inet firewall,\n\
+         #      ip firewall_nat; nothing else of the host's nftables ruleset is read\n\
+         #      or changed); iptables: the IPv4 and IPv6 rules;\n\
          #   - arms a detached watchdog (it survives this script, even SIGKILL, and its\n\
          #      terminal) that restores the saved rules at once if this script dies\n\
          #      before the new rules are verified;\n",
@@ -179,14 +216,16 @@ pub fn script(model: &Model, ipv4: &str, ipv6: &str) -> String {
     s.push_str(
         "#   - takes over a failsafe an earlier apply left pending: if this apply is\n\
          #      not kept, the rules from before that one (the last confirmed) come back;\n\
-         #   - loads the IPv4 and then the IPv6 rules, each in one iptables-restore run;\n",
+         #   - loads the rules embedded below: nftables: the nftables file, in ONE\n\
+         #      `nft -f` (one transaction: all of it or nothing); iptables: the IPv4\n\
+         #      and then the IPv6 rules, each in one iptables-restore run;\n",
     );
     if model.is_router() {
         s.push_str("#   - sets net.ipv4.ip_forward=1 (this policy routes);\n");
     }
     s.push_str(
-        "#   - reads the rules back and compares chains, policies and rules (by their\n\
-         #      comments) with the ones loaded.\n\
+        "#   - reads the rules back and compares tables, chains, policies and rules\n\
+         #      (by their comments) with the ones loaded.\n\
          # If any step fails, everything saved is restored (tables this script created\n\
          # are removed), so the host is left as it was.\n\
          #\n\
@@ -214,24 +253,27 @@ pub fn script(model: &Model, ipv4: &str, ipv6: &str) -> String {
 if [ "$(id -u)" -ne 0 ]; then
   fw_die "must run as root (try: sudo bash $0)"
 fi
-if ! command -v iptables >/dev/null 2>&1; then
-  fw_die "iptables is not installed (Debian/Ubuntu: apt-get install iptables)"
-fi
-# Save, load and rollback must use one backend: rules loaded through
-# iptables-legacy are invisible to iptables-nft and the other way round.
 "#,
     );
     s.push_str(super::preflight::BACKEND);
     s.push_str(
-        r#"fw_save4=$(fw_tool 4 save "$fw_backend")
-fw_save6=$(fw_tool 6 save "$fw_backend")
-fw_restore4=$(fw_tool 4 restore "$fw_backend")
-fw_restore6=$(fw_tool 6 restore "$fw_backend")
-for fw_t in "$fw_save4" "$fw_save6" "$fw_restore4" "$fw_restore6" mktemp sed grep sort setsid flock readlink timeout; do
+        r#"if [ "$fw_backend" = nftables ]; then
+  fw_tools=(nft)
+  fw_package=nftables
+else
+  fw_save4=$(fw_tool 4 save "$fw_backend")
+  fw_save6=$(fw_tool 6 save "$fw_backend")
+  fw_restore4=$(fw_tool 4 restore "$fw_backend")
+  fw_restore6=$(fw_tool 6 restore "$fw_backend")
+  fw_tools=("$fw_save4" "$fw_save6" "$fw_restore4" "$fw_restore6")
+  fw_package=iptables
+fi
+for fw_t in "${fw_tools[@]}" mktemp sed grep sort setsid flock readlink timeout; do
   if ! command -v "$fw_t" >/dev/null 2>&1; then
-    fw_die "$fw_t is missing (Debian/Ubuntu: apt-get install iptables util-linux coreutils)"
+    fw_die "$fw_t is missing (Debian/Ubuntu: apt-get install $fw_package util-linux coreutils)"
   fi
 done
+printf 'firewall: backend %s\n' "$fw_backend"
 "#,
     );
     s.push_str(&super::preflight::bash(model));
@@ -258,9 +300,16 @@ if ! fw_dir=$(mktemp -d "$fw_parent/firewall.XXXXXXXX"); then
 fi
 # Nothing changed yet: a failure here only removes the half-written backup.
 trap 'rm -rf -- "$fw_dir"' EXIT
+fw_save_rules() {
+  if [ "$fw_backend" = nftables ]; then
+    fw_nft_save >"$fw_dir/nft.rules"
+  else
+    timeout 60 "$fw_save4" -c >"$fw_dir/v4.rules" &&
+      timeout 60 "$fw_save6" -c >"$fw_dir/v6.rules"
+  fi
+}
 if ! { printf '%s\n' "$fw_backend" >"$fw_dir/backend" &&
-  timeout 60 "$fw_save4" -c >"$fw_dir/v4.rules" &&
-  timeout 60 "$fw_save6" -c >"$fw_dir/v6.rules" &&
+  fw_save_rules &&
   printf '%s\n' "$fw_prefix" >"$fw_dir/state" &&
   cat /proc/sys/net/ipv4/ip_forward >"$fw_dir/ip_forward"; }; then
   fw_die "cannot save the current rules into $fw_parent (see the error above: a full or read-only file system?); nothing was changed
@@ -330,26 +379,41 @@ fw_pending_set "$fw_prefix" "$fw_dir"
         }
     );
 
-    let d4 = delimiter("FIREWALL_IPV4", ipv4);
-    let d6 = delimiter("FIREWALL_IPV6", ipv6);
-    let _ = write!(
-        s,
-        "\n# ---- IPv4 rules (one atomic iptables-restore per table) ----\ncat >\"$fw_dir/new4.rules\" <<'{d4}'\n{}{}{d4}\n",
-        ipv4,
-        if ipv4.ends_with('\n') || ipv4.is_empty() { "" } else { "\n" }
+    s.push_str(
+        "\n# ---- The rules, both renderings of the policy (the backend chosen above\n\
+         # loads its own; nothing else is read) ----\n",
     );
-    let _ = write!(
-        s,
-        "\n# ---- IPv6 rules ----\ncat >\"$fw_dir/new6.rules\" <<'{d6}'\n{}{}{d6}\n",
+    heredoc(
+        &mut s,
+        "nftables file, for the nftables backend (`nft -f`: one transaction)",
+        "new.nft",
+        "FIREWALL_NFT",
+        nft,
+    );
+    heredoc(
+        &mut s,
+        "IPv4 rules, for the iptables backends (one atomic iptables-restore per table)",
+        "new4.rules",
+        "FIREWALL_IPV4",
+        ipv4,
+    );
+    heredoc(
+        &mut s,
+        "IPv6 rules, for the iptables backends",
+        "new6.rules",
+        "FIREWALL_IPV6",
         ipv6,
-        if ipv6.ends_with('\n') || ipv6.is_empty() {
-            ""
-        } else {
-            "\n"
-        }
     );
     s.push_str(
-        "\n# ---- Load ----\ntimeout 60 \"$fw_restore4\" -w 10 <\"$fw_dir/new4.rules\"\ntimeout 60 \"$fw_restore6\" -w 10 <\"$fw_dir/new6.rules\"\n",
+        r#"
+# ---- Load ----
+if [ "$fw_backend" = nftables ]; then
+  timeout 60 nft -f "$fw_dir/new.nft"
+else
+  timeout 60 "$fw_restore4" -w 10 <"$fw_dir/new4.rules"
+  timeout 60 "$fw_restore6" -w 10 <"$fw_dir/new6.rules"
+fi
+"#,
     );
 
     if model.is_router() {
@@ -360,9 +424,13 @@ fw_pending_set "$fw_prefix" "$fw_dir"
 
     s.push_str(
         r#"
-# ---- Verify: the rules read back are the ones loaded (chains, policies, rules) ----
-fw_verify "$fw_save4" "$fw_dir/new4.rules" || fw_die "the IPv4 rules read back differ from the ones loaded (another program changing the firewall?)"
-fw_verify "$fw_save6" "$fw_dir/new6.rules" || fw_die "the IPv6 rules read back differ from the ones loaded (another program changing the firewall?)"
+# ---- Verify: the rules read back are the ones loaded (tables, chains, policies, rules) ----
+if [ "$fw_backend" = nftables ]; then
+  fw_nft_verify "$fw_dir/new.nft" || fw_die "the nftables tables read back differ from the ones loaded (another program changing the firewall?)"
+else
+  fw_verify "$fw_save4" "$fw_dir/new4.rules" || fw_die "the IPv4 rules read back differ from the ones loaded (another program changing the firewall?)"
+  fw_verify "$fw_save6" "$fw_dir/new6.rules" || fw_die "the IPv6 rules read back differ from the ones loaded (another program changing the firewall?)"
+fi
 rm -f -- "$fw_dir/loading"
 fw_applying=0
 "#,
@@ -443,7 +511,8 @@ mod tests {
 
     #[test]
     fn header_summarises_policy() {
-        let s = script(&model(), V4, "*filter\nCOMMIT\n");
+        let m = model();
+        let s = script(&m, V4, "*filter\nCOMMIT\n", &crate::render::nft::nft(&m));
         assert!(s.contains("#   open tcp 22, 80;"));
         assert!(s.contains("221 -> 192.168.125.22:22;"));
         assert!(s.contains("#   failsafe 30s;"));
@@ -498,6 +567,72 @@ mod tests {
         assert!(log.contains("a message"), "{log}");
     }
 
+    /// fw_nft_summary of the rendered file and of `nft list table` output
+    /// (the same tables as nft 1.0.6 prints them: sets expanded over several
+    /// lines, `meta nfproto` left out in an `ip` table, other spellings) agree,
+    /// and a lost rule or changed policy shows.
+    #[test]
+    fn nft_summary_reads_the_file_and_the_listing_alike() {
+        let file = "# Generated\ntable inet firewall {}\ndelete table inet firewall\ntable ip firewall_nat {}\ndelete table ip firewall_nat\n\
+            table inet firewall {\n\tset ext-in_0_dport {\n\t\ttype inet_service\n\t\tflags interval\n\t\tauto-merge\n\t\telements = { 22, 80 }\n\t}\n\
+            \tchain ext-in {\n\t\ttcp dport @ext-in_0_dport accept comment \"open tcp 22, 80\"\n\t}\n\
+            \tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\tiifname \"lo\" accept comment \"loopback\"\n\t\tiifname \"eth0\" goto ext-in comment \"extif eth0\"\n\t}\n}\n\
+            table ip firewall_nat {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tmeta nfproto ipv4 oifname \"eth0\" masquerade comment \"masquerade\"\n\t}\n}\n";
+        let listing = "table inet firewall {\n\tset ext-in_0_dport {\n\t\ttype inet_service\n\t\tflags interval\n\t\tauto-merge\n\t\telements = { 22,\n\t\t\t     80 }\n\t}\n\n\
+            \tchain ext-in {\n\t\ttcp dport @ext-in_0_dport accept comment \"open tcp 22, 80\"\n\t}\n\n\
+            \tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\tiifname \"lo\" accept comment \"loopback\"\n\t\tiifname \"eth0\" goto ext-in comment \"extif eth0\"\n\t}\n}\n\
+            table ip firewall_nat {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\toifname \"eth0\" masquerade comment \"masquerade\"\n\t}\n}\n";
+        let summary = |text: &str| {
+            let out = std::process::Command::new("bash")
+                .arg("-c")
+                .arg(format!(
+                    "{}\nfw_nft_summary <<'EOF'\n{text}EOF",
+                    &*ROLLBACK_SH
+                ))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let want = summary(file);
+        assert_eq!(
+            want,
+            "inet firewall table\ninet firewall ext-in chain\ninet firewall ext-in rule 000001 open tcp 22, 80\n\
+             inet firewall input chain\ninet firewall input policy drop\ninet firewall input rule 000001 loopback\n\
+             inet firewall input rule 000002 extif eth0\nip firewall_nat table\nip firewall_nat postrouting chain\n\
+             ip firewall_nat postrouting policy accept\nip firewall_nat postrouting rule 000001 masquerade\n"
+        );
+        assert_eq!(summary(listing), want);
+        assert_ne!(
+            summary(&listing.replace("policy drop", "policy accept")),
+            want
+        );
+        assert_ne!(
+            summary(&listing.replace("\t\tiifname \"lo\" accept comment \"loopback\"\n", "")),
+            want
+        );
+        // A policy's whole rendering: every rule line is counted.
+        let m = model();
+        let text = crate::render::nft::nft(&m);
+        let rules = text
+            .lines()
+            .filter(|l| l.starts_with("\t\t") && l.contains(" comment \""))
+            .count();
+        assert_eq!(summary(&text).matches(" rule ").count(), rules);
+    }
+
+    /// The script copies exactly ROLLBACK_FUNCTIONS into rollback.sh: every
+    /// function lib.sh defines must be listed (in order), or the watchdog
+    /// would miss it.
+    #[test]
+    fn rollback_functions_lists_every_library_function() {
+        let defined: Vec<&str> = crate::render::shell::LIBRARY
+            .lines()
+            .filter_map(|l| l.strip_suffix("() {"))
+            .collect();
+        assert_eq!(defined, ROLLBACK_FUNCTIONS);
+    }
+
     #[test]
     fn delimiter_avoids_collisions() {
         assert_eq!(delimiter("X", "a\nX\nX_\n"), "X__");
@@ -509,7 +644,10 @@ mod tests {
         let mut m = model();
         for failsafe in [None, Failsafe::from_secs(30)] {
             m.failsafe = failsafe;
-            let s = script(&m, V4, "*filter\nCOMMIT\n");
+            // The real texts: both backends' paths and rules are in the script.
+            let s = crate::render::render(&m).bash;
+            assert!(s.contains("nft -f \"$fw_dir/new.nft\""));
+            assert!(s.contains("\"$fw_restore4\" -w 10"));
             for (tool, args) in [
                 ("bash", vec!["-n"]),
                 ("shellcheck", vec!["-s", "bash", "-"]),

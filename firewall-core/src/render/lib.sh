@@ -168,8 +168,13 @@ fw_restore() {
     src=$dir/prev
   fi
   backend=$(cat "$dir/backend") || return 1
-  if [ "$backend" = nftables ]; then
-    if [ -e "$src/nft.rules" ] && ! fw_nft_restore "$src/nft.rules"; then
+  if [ "$backend" = nftables ] && [ -e "$src/nft.rules" ]; then
+    # Tables that equal the backup already (a load that failed changed
+    # nothing: one transaction) stay as they are: recreating them would move
+    # them behind other tables' chains of the same hook and priority.
+    if now=$(fw_nft_save) && [ "$now" = "$(cat "$src/nft.rules")" ]; then
+      :
+    elif ! fw_nft_restore "$src/nft.rules"; then
       if now=$(fw_nft_save) && [ "$now" = "$(cat "$src/nft.rules")" ]; then
         fw_log "$dir" "nftables: the restore failed, but the tables equal the backup: unchanged"
         printf 'firewall: nftables: the restore failed, but the tables already equal the saved ones: unchanged.\n' >&2
@@ -457,6 +462,72 @@ fw_verify() {
   have=$(timeout "$fw_tool_timeout" "$1" | fw_rules_summary "$tables" | LC_ALL=C sort) || return 1
   if [ "$want" != "$have" ]; then
     printf 'firewall: the rules read back with %s differ from the ones loaded:\n' "$1" >&2
+    diff <(printf '%s\n' "$want") <(printf '%s\n' "$have") | head -n 6 >&2 || true
+    return 1
+  fi
+}
+
+# fw_nft_summary: of nftables text on stdin (the file `nft -f` loads, or
+# `nft list table` output: the printer's layout, one statement a line), one
+# line per table, per chain, per base chain policy and per rule (its table,
+# chain, position and comment, which names the policy statement). Sets and
+# their elements are skipped; `table X {}` and `delete table X` (the file's
+# replace idiom) declare nothing. Two texts with equal summaries have the same
+# tables, chains, policies and rules in the same order.
+fw_nft_summary() {
+  local line table='' chain='' block='' n=0
+  while read -r line; do
+    case $line in
+    '' | '#'*) ;;
+    '}')
+      if [ -n "$block" ]; then
+        block=
+      elif [ -n "$chain" ]; then
+        chain=
+      else
+        table=
+      fi
+      ;;
+    *)
+      if [ -n "$block" ]; then
+        continue
+      elif [ -z "$table" ]; then
+        if [[ $line =~ ^table\ ([a-z0-9]+\ [^ ]+)\ \{$ ]]; then
+          table=${BASH_REMATCH[1]}
+          printf '%s table\n' "$table"
+        fi
+      elif [ -z "$chain" ]; then
+        if [[ $line =~ ^chain\ ([^ ]+)\ \{$ ]]; then
+          chain=${BASH_REMATCH[1]}
+          n=0
+          printf '%s %s chain\n' "$table" "$chain"
+        elif [[ $line == *'{' ]]; then
+          block=$line
+        fi
+      elif [[ $line =~ ^type\ .*\ policy\ ([a-z]+)\;$ ]]; then
+        printf '%s %s policy %s\n' "$table" "$chain" "${BASH_REMATCH[1]}"
+      else
+        n=$((n + 1))
+        if [[ $line =~ \ comment\ \"([^\"]*)\"$ ]]; then
+          printf '%s %s rule %06d %s\n' "$table" "$chain" "$n" "${BASH_REMATCH[1]}"
+        else
+          printf '%s %s rule %06d\n' "$table" "$chain" "$n"
+        fi
+      fi
+      ;;
+    esac
+  done
+}
+
+# fw_nft_verify FILE: whether the firewall's own tables, read back with
+# `nft list table`, hold the tables, chains, policies and rules (by their
+# comments) of FILE, the nftables file just loaded.
+fw_nft_verify() {
+  local want have
+  want=$(fw_nft_summary <"$1")
+  have=$(fw_nft_save | fw_nft_summary) || return 1
+  if [ "$want" != "$have" ]; then
+    printf 'firewall: the nftables tables read back differ from the ones loaded:\n' >&2
     diff <(printf '%s\n' "$want") <(printf '%s\n' "$have") | head -n 6 >&2 || true
     return 1
   fi

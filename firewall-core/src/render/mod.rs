@@ -34,7 +34,7 @@ pub fn render(model: &Model) -> Rendered {
     let ipv4 = iptables::print(&plan, Family::V4);
     let ipv6 = iptables::print(&plan, Family::V6);
     let nft = nft::print(&plan);
-    let bash = bash::script(model, &ipv4, &ipv6);
+    let bash = bash::script(model, &ipv4, &ipv6, &nft);
     let source = policy::text(model);
     Rendered {
         bash,
