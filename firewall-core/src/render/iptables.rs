@@ -74,6 +74,7 @@
 //! assert_eq!(iptables::statement_at_line(&v4, line).as_deref(), Some("open tcp 22, 80"));
 //! ```
 
+use super::printed::{Builder, ExpectedChain, Printed};
 use crate::model::{Model, PortRange};
 use crate::plan::{
     self, CtState, Family, Hook, IcmpType, Origin, Plan, RejectWith, Rule, Table, TableKind,
@@ -109,13 +110,19 @@ pub fn ipv6(model: &Model) -> String {
 /// The rules of `plan` that apply to `family`, in `iptables-save` format: what
 /// [`ipv4`] and [`ipv6`] return for the plan of a model.
 pub fn print(plan: &Plan, family: Family) -> String {
-    let mut out = String::new();
-    out.push_str(HEADER);
-    out.push('\n');
+    print_mapped(plan, family).into_text()
+}
+
+/// [`print`], with the origin of the rule on every line and what every chain
+/// holds (see [`super::printed`]): `apply()` maps a "line N" error to its
+/// statement, and verifies the rules it reads back, from it.
+pub fn print_mapped(plan: &Plan, family: Family) -> Printed {
+    let mut out = Builder::default();
+    out.plain(&format!("{HEADER}\n"));
     for table in plan.tables() {
         write_table(&mut out, table, family);
     }
-    out
+    out.finish()
 }
 
 /// The comment of the rule at 1-based `line` of a rendered `ruleset`: the policy
@@ -173,31 +180,60 @@ const C_FORWARD_ACCEPT: &str = "policy forward accept: from outside only what a 
 
 /// `*filter` or `*nat`: chain declarations (built-in chains first, as
 /// `iptables-save` writes them), the rules of `family`, `COMMIT`.
-fn write_table(out: &mut String, table: &Table, family: Family) {
+fn write_table(out: &mut Builder, table: &Table, family: Family) {
     let name = match table.kind {
         TableKind::Filter => "filter",
         TableKind::Nat => "nat",
     };
-    let _ = writeln!(out, "*{name}");
+    out.plain(&format!("*{name}\n"));
     let builtin = |c: &&plan::Chain| matches!(c.kind, plan::ChainKind::BuiltIn { .. });
+    let mut index = Vec::new();
     for chain in table.chains.iter().filter(builtin) {
-        let _ = writeln!(
-            out,
-            ":{} {} [0:0]",
-            chain_name(chain.kind),
-            policy(chain.kind)
-        );
+        let (chain_name, policy) = (chain_name(chain.kind), policy(chain.kind));
+        out.plain(&format!(":{chain_name} {policy} [0:0]\n"));
+        index.push((chain.kind, out.chain(expected(name, chain.kind))));
     }
     for chain in table.chains.iter().filter(|c| !builtin(c)) {
-        let _ = writeln!(out, ":{} - [0:0]", chain_name(chain.kind));
+        out.plain(&format!(":{} - [0:0]\n", chain_name(chain.kind)));
+        index.push((chain.kind, out.chain(expected(name, chain.kind))));
     }
+    let families = [family.is_v4(), !family.is_v4()];
     for chain in &table.chains {
         let name = chain_name(chain.kind);
+        let at = index
+            .iter()
+            .find(|(k, _)| *k == chain.kind)
+            .map(|(_, i)| *i);
         for rule in chain.rules_of(family) {
-            write_rule(out, name, rule, family);
+            let origin = out.origin(&rule.origin);
+            let comment = super::comment_text(&rule.origin.to_string(), COMMENT_MAX);
+            let mut lines = String::new();
+            write_rule(&mut lines, name, rule, family);
+            for line in lines.split_inclusive('\n') {
+                out.rule(at.unwrap_or(usize::MAX), line, origin, &comment, families);
+            }
         }
     }
-    out.push_str("COMMIT\n");
+    out.plain("COMMIT\n");
+}
+
+/// What reading chain `kind` of table `table` back must show (its rules
+/// are added as they are printed).
+fn expected(table: &str, kind: plan::ChainKind) -> ExpectedChain {
+    let (hook, policy) = match kind {
+        plan::ChainKind::BuiltIn { .. } => (
+            Some(chain_name(kind).to_ascii_lowercase()),
+            Some(policy(kind).to_string()),
+        ),
+        plan::ChainKind::User(_) => (None, None),
+    };
+    ExpectedChain {
+        table: table.to_string(),
+        name: chain_name(kind).to_string(),
+        hook,
+        policy,
+        comments: Vec::new(),
+    }
 }
 
 fn chain_name(kind: plan::ChainKind) -> &'static str {

@@ -3,6 +3,7 @@
 
 use crate::model::Model;
 use crate::plan::{self, Family};
+pub use printed::{Printed, Texts};
 
 pub mod bash;
 pub mod guard;
@@ -11,6 +12,7 @@ pub mod kernel;
 pub mod nft;
 pub mod policy;
 pub mod preflight;
+pub mod printed;
 pub mod shell;
 
 /// Every text rendered from one model.
