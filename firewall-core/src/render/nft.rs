@@ -71,7 +71,7 @@ pub fn print(plan: &Plan) -> String {
     print_mapped(plan).into_text()
 }
 
-/// [`print`], with the origin of the rule on every line and what every chain
+/// [`print()`], with the origin of the rule on every line and what every chain
 /// holds (see [`super::printed`]): `apply()` maps an `nft -f` error at a line
 /// to its statement, and verifies what `nft -j list table` reads back, from it.
 pub fn print_mapped(plan: &Plan) -> Printed {
