@@ -50,7 +50,7 @@ fn host_inner() {
             .collect(),
         ..Options::default()
     };
-    let result = apply::apply(&policy, options);
+    let result = apply::apply(policy.model(), policy.texts(), options);
     match (env_of("FW_HOST_EXPECT").as_str(), result) {
         ("ok", Ok(_)) => println!("APPLIED"),
         ("missing", Err(e @ ApplyError::MissingInterface { .. })) => {
