@@ -70,12 +70,19 @@ fn break_nft(nft: &mut String, how: &str) {
             *nft = nft.replacen(" masquerade comment", " dnat to 203.0.113.2 comment", 1);
         }
         "v6" => {
+            // In a base chain: in a user chain the kernel reports the rule
+            // that jumps to it (then the statement named is that rule's).
             let line = nft
                 .lines()
+                .skip_while(|l| l.trim() != "chain input {")
                 .find(|l| l.contains("meta nfproto ipv6") && l.contains(" accept comment"))
-                .expect("an IPv6 accept rule")
+                .expect("an IPv6 accept rule in the input chain")
                 .to_string();
-            *nft = nft.replacen(&line, &line.replace(" accept comment", " masquerade comment"), 1);
+            *nft = nft.replacen(
+                &line,
+                &line.replace(" accept comment", " masquerade comment"),
+                1,
+            );
         }
         "" => {}
         other => panic!("unknown FW_APPLY_BREAK {other}"),
@@ -84,7 +91,10 @@ fn break_nft(nft: &mut String, how: &str) {
 
 /// The first line (1-based) where `a` and `b` differ.
 fn first_difference(a: &str, b: &str) -> Option<usize> {
-    a.lines().zip(b.lines()).position(|(x, y)| x != y).map(|i| i + 1)
+    a.lines()
+        .zip(b.lines())
+        .position(|(x, y)| x != y)
+        .map(|i| i + 1)
 }
 
 /// The policy's texts broken as `how` says, and the step and statement the
@@ -452,15 +462,22 @@ fn failsafe_survives_sigkill_of_the_applying_process() {
     if !common::kernel_tests_available("failsafe_survives_sigkill_of_the_applying_process") {
         return;
     }
-    let scratch = Scratch::new("fw-apply", "sigkill");
-    let t = Topology::new("apply_sigkill");
-    let before = t.ruleset(Ns::Firewall);
+    sigkill_after_apply("apply_sigkill", "iptables-nft", |t| t.ruleset(Ns::Firewall));
+}
+
+/// Applies section 5 with a failsafe and `backend`, SIGKILLs the applying
+/// process once it has applied, and waits for `state` to be the previous one.
+fn sigkill_after_apply(name: &str, backend: &str, state: fn(&Topology) -> String) {
+    let scratch = Scratch::new("fw-apply", name);
+    let t = Topology::new(name);
+    let before = state(&t);
     let exe = std::env::current_exe().expect("test binary path");
     let mut child: Child = Command::new("ip")
         .args(["netns", "exec", t.name(Ns::Firewall), "env", "--"])
         .arg(format!("{}=firewall", common::INNER_ENV))
         .arg(format!("FW_APPLY_POLICY={SECTION5_POLICY}"))
         .arg(format!("FW_APPLY_BACKUP_PARENT={}", scratch.path()))
+        .arg(format!("FW_APPLY_BACKEND={backend}"))
         .args([
             "FW_APPLY_EXPECT=ok",
             "FW_APPLY_FAILSAFE=6",
@@ -494,16 +511,12 @@ fn failsafe_survives_sigkill_of_the_applying_process() {
     let _ = child.kill();
     let _ = child.wait();
     let line = line.expect("the applying process did not report APPLIED");
+    assert!(line.contains(&format!("backend={backend}")), "{line}");
     let (_, pid) = applied_line(&line);
     let wd = PidGuard(pid);
-    assert_ne!(
-        t.ruleset(Ns::Firewall),
-        before,
-        "the policy was not applied"
-    );
+    assert_ne!(state(&t), before, "the policy was not applied");
     assert!(
-        wait_until(Duration::from_secs(15), || t.ruleset(Ns::Firewall)
-            == before),
+        wait_until(Duration::from_secs(15), || state(&t) == before),
         "after SIGKILL of the applying process the previous rules did not come back"
     );
     assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
@@ -853,4 +866,315 @@ fn legacy_backend_apply_and_rollback() {
         nft_before,
         "a legacy apply touched the nf_tables ruleset"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The nftables backend (issue 7), and the backend detection
+// ---------------------------------------------------------------------------
+
+/// Everything nftables holds in the firewall namespace (the firewall's own
+/// tables, iptables-nft's, any other): the whole state an nftables apply may
+/// touch.
+fn nft_ruleset(t: &Topology) -> String {
+    t.sh(Ns::Firewall, "nft list ruleset")
+}
+
+/// Which of ports 22, 80 and 9 of the firewall the outside host reaches,
+/// over IPv4 and IPv6 (listeners on all three): the rules' effect.
+fn reachable(t: &Topology) -> Vec<(String, bool)> {
+    let _l: Vec<_> = [22, 80, 9]
+        .iter()
+        .map(|&p| t.listen_tcp(Ns::Firewall, p))
+        .collect();
+    let mut out = Vec::new();
+    for addr in [common::addr::FW_EXT_V4, common::addr::FW_EXT_V6] {
+        for port in [22, 80, 9] {
+            out.push((
+                format!("{addr} port {port}"),
+                t.tcp_connects(Ns::Outside, addr, port),
+            ));
+        }
+    }
+    out
+}
+
+/// A table of the host's own (what a distribution's /etc/nftables.conf
+/// holds): drops TCP port 9 in input, at a priority after the firewall's.
+const FOREIGN_TABLE: &str = "table inet distro {\n\tchain input {\n\t\ttype filter hook input priority 10; policy accept;\n\t\ttcp dport 9 drop\n\t}\n}\n";
+
+fn add_foreign_table(t: &Topology) {
+    let out = t.exec_with_stdin(Ns::Firewall, &["nft", "-f", "-"], FOREIGN_TABLE);
+    assert!(out.status.success(), "{}", common::describe("nft -f", &out));
+}
+
+/// The field `key=` of the APPLIED line.
+fn applied_field(out: &Output, key: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find(|l| l.contains("APPLIED "))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        })
+        .unwrap_or_else(|| panic!("no {key}= in:\n{stdout}"))
+        .to_string()
+}
+
+/// nftables: section 5 holds, over IPv4 and IPv6 (the traffic matrix);
+/// nothing is loaded through iptables; applying twice changes nothing; the
+/// counted rules are the rules per family.
+#[test]
+fn nftables_section5_matrix_and_idempotence() {
+    if !common::kernel_tests_available("nftables_section5_matrix_and_idempotence") {
+        return;
+    }
+    let scratch = Scratch::new("fw-apply", "nft-matrix");
+    let t = Topology::new("apply_nft_matrix");
+    let iptables_before = t.ruleset(Ns::Firewall);
+    let nft = [("FW_APPLY_BACKEND", "nftables")];
+    let out = apply_in(&t, &scratch, SECTION5_POLICY, &nft);
+    assert_eq!(applied_field(&out, "backend"), "nftables");
+    let policy = parse(SECTION5_POLICY);
+    let rules = format!(
+        "{},{}",
+        policy.texts().nft.rules_of(firewall_core::plan::Family::V4),
+        policy.texts().nft.rules_of(firewall_core::plan::Family::V6)
+    );
+    assert_eq!(applied_field(&out, "rules"), rules);
+    assert!(t.ip_forward(), "apply() of a router must set ip_forward");
+    common::assert_section5_matrix(&t);
+    let first = nft_ruleset(&t);
+    assert!(first.contains("table inet firewall {") && first.contains("table ip firewall_nat {"));
+    assert_eq!(
+        t.ruleset(Ns::Firewall),
+        iptables_before,
+        "an nftables apply loaded iptables rules"
+    );
+    apply_in(&t, &scratch, SECTION5_POLICY, &nft);
+    assert_eq!(nft_ruleset(&t), first, "applying twice changed the ruleset");
+    // A policy without NAT removes the NAT table of the earlier one.
+    apply_in(&t, &scratch, NON_ROUTER, &nft);
+    let host = nft_ruleset(&t);
+    assert!(!host.contains("firewall_nat"), "{host}");
+    assert_eq!(
+        std::fs::read_dir(&scratch.0)
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0,
+        "a backup directory was left behind"
+    );
+}
+
+const NON_ROUTER: &str = common::NON_ROUTER_POLICY;
+
+/// nftables: a broken rule, in the NAT table or in an IPv6 rule of the
+/// filter table (errors the kernel reports, late in the transaction), makes
+/// the whole `nft -f` fail: nothing changed (the whole nftables ruleset is
+/// identical, the foreign table and an earlier policy's own tables
+/// included), IPv4 and IPv6 traffic as before, `ip_forward` unchanged; the
+/// error names the statement of the broken rule.
+#[test]
+fn nftables_failed_load_changes_nothing() {
+    if !common::kernel_tests_available("nftables_failed_load_changes_nothing") {
+        return;
+    }
+    let scratch = Scratch::new("fw-apply", "nft-rollback");
+    let t = Topology::new("apply_nft_rollback");
+    let nft = ("FW_APPLY_BACKEND", "nftables");
+    for populated in [false, true] {
+        if populated {
+            // An earlier policy's own tables, a foreign table, iptables rules.
+            apply_in(&t, &scratch, NON_ROUTER, &[nft]);
+            add_foreign_table(&t);
+            populate(&t);
+        }
+        let traffic = reachable(&t);
+        for how in ["nat", "v6"] {
+            let before = nft_ruleset(&t);
+            apply_in(
+                &t,
+                &scratch,
+                SECTION5_POLICY,
+                &[nft, ("FW_APPLY_BREAK", how), ("FW_APPLY_EXPECT", "fail")],
+            );
+            assert_eq!(
+                nft_ruleset(&t),
+                before,
+                "nftables ruleset changed ({how}, populated={populated})"
+            );
+            assert!(!t.ip_forward(), "ip_forward changed ({how})");
+        }
+        assert_eq!(reachable(&t), traffic, "populated={populated}");
+        if populated {
+            // What the earlier policy and the foreign table decide.
+            let want: Vec<bool> = [true, false, false, true, false, false].to_vec();
+            let got: Vec<bool> = traffic.iter().map(|(_, ok)| *ok).collect();
+            assert_eq!(got, want, "{traffic:?}");
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(&scratch.0)
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+}
+
+/// nftables failsafe: not confirmed -> the previous own tables are back
+/// after the deadline, and nothing else changes: a foreign table added
+/// meanwhile survives. Confirmed -> kept.
+#[test]
+fn nftables_failsafe_restores_the_own_tables_only() {
+    if !common::kernel_tests_available("nftables_failsafe_restores_the_own_tables_only") {
+        return;
+    }
+    let scratch = Scratch::new("fw-apply", "nft-failsafe");
+    let t = Topology::new("apply_nft_failsafe");
+    let nft = ("FW_APPLY_BACKEND", "nftables");
+    apply_in(&t, &scratch, NON_ROUTER, &[nft]);
+    let own_before = t.sh(Ns::Firewall, "nft list table inet firewall");
+    let out = apply_in(
+        &t,
+        &scratch,
+        SECTION5_POLICY,
+        &[nft, ("FW_APPLY_FAILSAFE", "6")],
+    );
+    let (_, pid) = applied_line(&String::from_utf8_lossy(&out.stdout));
+    let wd = PidGuard(pid);
+    assert_ne!(pid, 0, "no watchdog pid");
+    assert!(t.ip_forward());
+    assert!(nft_ruleset(&t).contains("table ip firewall_nat {"));
+    add_foreign_table(&t);
+    let back = || {
+        t.sh(Ns::Firewall, "nft list table inet firewall") == own_before
+            && !nft_ruleset(&t).contains("firewall_nat")
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), back),
+        "the previous own tables did not come back; the watchdog's logs:\n{}",
+        watchdog_logs(&scratch.0)
+    );
+    assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
+    assert!(wd.exits_within(Duration::from_secs(3)));
+    assert!(
+        nft_ruleset(&t).contains("table inet distro {"),
+        "the revert removed a table that is not the firewall's"
+    );
+    // The rules' effect: the earlier policy (22 only) and the foreign table.
+    let got: Vec<bool> = reachable(&t).iter().map(|(_, ok)| *ok).collect();
+    assert_eq!(got, vec![true, false, false, true, false, false]);
+
+    // Confirmed: kept.
+    let out = apply_in(
+        &t,
+        &scratch,
+        SECTION5_POLICY,
+        &[nft, ("FW_APPLY_FAILSAFE", "60"), ("FW_APPLY_CONFIRM", "1")],
+    );
+    let (_, pid) = applied_line(&String::from_utf8_lossy(&out.stdout));
+    assert!(PidGuard(pid).exits_within(Duration::from_secs(3)));
+    assert!(nft_ruleset(&t).contains("table ip firewall_nat {"));
+    common::assert_section5_matrix(&t);
+}
+
+/// nftables: the applying process is SIGKILLed right after applying with a
+/// failsafe; the detached watchdog still brings the previous tables back.
+#[test]
+fn nftables_failsafe_survives_sigkill_of_the_applying_process() {
+    if !common::kernel_tests_available("nftables_failsafe_survives_sigkill_of_the_applying_process")
+    {
+        return;
+    }
+    sigkill_after_apply("apply_nft_sigkill", "nftables", nft_ruleset);
+}
+
+/// Detection on a fresh host: iptables-nft (what `iptables -V` names here),
+/// and the rules work (section 5, IPv4 and IPv6).
+#[test]
+fn detection_fresh_host_is_iptables_nft() {
+    if !common::kernel_tests_available("detection_fresh_host_is_iptables_nft") {
+        return;
+    }
+    let scratch = Scratch::new("fw-apply", "detect-fresh");
+    let t = Topology::new("detect_fresh");
+    let out = apply_in(&t, &scratch, SECTION5_POLICY, &[]);
+    assert_eq!(applied_field(&out, "backend"), "iptables-nft");
+    assert!(t.ruleset(Ns::Firewall).contains("open tcp 22, 80"));
+    assert!(!nft_ruleset(&t).contains("table inet firewall"));
+    common::assert_section5_matrix(&t);
+}
+
+/// Detection: the firewall's own tables present (applied with nftables
+/// before) -> nftables, although iptables is iptables-nft; a native
+/// nftables table of the host -> nftables too. The foreign table survives,
+/// and the new rules are in force.
+#[test]
+fn detection_own_tables_or_a_native_table_is_nftables() {
+    if !common::kernel_tests_available("detection_own_tables_or_a_native_table_is_nftables") {
+        return;
+    }
+    let scratch = Scratch::new("fw-apply", "detect-nft");
+    let t = Topology::new("detect_own");
+    apply_in(
+        &t,
+        &scratch,
+        NON_ROUTER,
+        &[("FW_APPLY_BACKEND", "nftables")],
+    );
+    let out = apply_in(&t, &scratch, SECTION5_POLICY, &[]);
+    assert_eq!(applied_field(&out, "backend"), "nftables");
+    assert!(!t.ruleset(Ns::Firewall).contains("open tcp"));
+    common::assert_section5_matrix(&t);
+
+    let t = Topology::new("detect_native");
+    add_foreign_table(&t);
+    let out = apply_in(&t, &scratch, NON_ROUTER, &[]);
+    assert_eq!(applied_field(&out, "backend"), "nftables");
+    assert!(nft_ruleset(&t).contains("table inet distro {"));
+    assert!(!t.ruleset(Ns::Firewall).contains("open tcp"));
+    let got: Vec<bool> = reachable(&t).iter().map(|(_, ok)| *ok).collect();
+    assert_eq!(got, vec![true, false, false, true, false, false]);
+}
+
+/// Detection: legacy rules while `iptables` is iptables-nft -> refused
+/// (BackendMismatch), nothing changed; chosen explicitly, it applies.
+#[test]
+fn detection_legacy_rules_with_nft_iptables_is_a_mismatch() {
+    if !common::kernel_tests_available("detection_legacy_rules_with_nft_iptables_is_a_mismatch") {
+        return;
+    }
+    if !common::wrappers::installed_in(
+        &["/usr/sbin", "/sbin"],
+        &["iptables-legacy-restore", "iptables-legacy-save"],
+    ) {
+        assert!(
+            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+            "iptables-legacy-restore is needed in CI (Debian package iptables)"
+        );
+        eprintln!("SKIPPED: no iptables-legacy tools");
+        return;
+    }
+    let scratch = Scratch::new("fw-apply", "detect-legacy");
+    let t = Topology::new("detect_legacy");
+    let legacy = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n";
+    let out = t.exec_with_stdin(Ns::Firewall, &["iptables-legacy-restore"], legacy);
+    assert!(out.status.success(), "{}", common::describe("legacy", &out));
+    let before = (t.ruleset(Ns::Firewall), nft_ruleset(&t));
+    let out = apply_in(
+        &t,
+        &scratch,
+        SECTION5_POLICY,
+        &[("FW_APPLY_EXPECT", "mismatch")],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("iptables-legacy-save") && text.contains("--dport 9"),
+        "{text}"
+    );
+    assert_eq!((t.ruleset(Ns::Firewall), nft_ruleset(&t)), before);
+    assert!(!t.ip_forward());
+    // The legacy rule is in force (port 9 dropped, 22 open) and stays so.
+    let got: Vec<bool> = reachable(&t).iter().map(|(_, ok)| *ok).collect();
+    assert_eq!(got, vec![true, true, false, true, true, true]);
 }

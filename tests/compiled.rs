@@ -79,7 +79,10 @@ fn compiled_apply_inner() {
         (false, Ok(a)) => println!("APPLIED {:?}", a.rules),
         (true, Err(e @ firewall::ApplyError::CompiledTextDiffers { .. })) => {
             let text = e.to_string();
-            assert!(text.contains("iptables_restore") && text.contains("rebuild"), "{text}");
+            assert!(
+                text.contains("iptables_restore") && text.contains("rebuild"),
+                "{text}"
+            );
             println!("REFUSED AS EXPECTED: {e}");
         }
         (_, Ok(_)) => panic!("the edited constant was applied"),
@@ -143,7 +146,10 @@ fn compiled_constant_texts_are_what_is_applied() {
                 !t.tcp_connects(Ns::Outside, fw, 4444),
                 "{backend}: 4444 on {fw}: open, though the policy does not open it"
             );
-            assert!(!t.tcp_connects(Ns::Outside, fw, 4445), "{backend}: 4445 on {fw}");
+            assert!(
+                !t.tcp_connects(Ns::Outside, fw, 4445),
+                "{backend}: 4445 on {fw}"
+            );
         }
     }
 }

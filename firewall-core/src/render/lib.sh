@@ -168,8 +168,12 @@ fw_restore() {
     src=$dir/prev
   fi
   backend=$(cat "$dir/backend") || return 1
-  if [ "$backend" = nftables ]; then
-    if [ -e "$src/nft.rules" ] && ! fw_nft_restore "$src/nft.rules"; then
+  if [ "$backend" = nftables ] && [ -e "$src/nft.rules" ]; then
+    if now=$(fw_nft_save) && [ "$now" = "$(cat "$src/nft.rules")" ]; then
+      # Already as saved (a failed nft -f changes nothing): not reloaded, so
+      # the tables keep their place in the ruleset.
+      :
+    elif ! fw_nft_restore "$src/nft.rules"; then
       if now=$(fw_nft_save) && [ "$now" = "$(cat "$src/nft.rules")" ]; then
         fw_log "$dir" "nftables: the restore failed, but the tables equal the backup: unchanged"
         printf 'firewall: nftables: the restore failed, but the tables already equal the saved ones: unchanged.\n' >&2
