@@ -1309,6 +1309,7 @@ fn nftables_a_later_apply_takes_a_pending_failsafe_over() {
     s.assert_no_backup_left();
 
     apply(&t, &s, NON_ROUTER, &[NFT]);
+    t.set_ip_forward(false);
     let before = own_tables(&t);
     apply(&t, &s, SECTION5_POLICY, &[NFT, ("FW_F_FAILSAFE", "60")]);
     assert!(t.ip_forward());
