@@ -164,6 +164,23 @@ mod tests {
             run(&path),
             Some(Err(ApplyError::BackendMismatch { .. }))
         ));
+        // A DROP policy counts too; empty ACCEPT tables (with counters) do not.
+        tool("iptables-legacy-save", "echo ':INPUT DROP [0:0]'");
+        assert!(matches!(
+            run(&path),
+            Some(Err(ApplyError::BackendMismatch { .. }))
+        ));
+        tool(
+            "iptables-legacy-save",
+            "printf '*filter\\n:INPUT ACCEPT [0:0]\\n:OUTPUT ACCEPT [5:300]\\nCOMMIT\\n'",
+        );
+        assert!(matches!(run(&path), Some(Ok(Backend::IptablesNft))));
+        // Rules in iptables-nft itself: iptables-nft (even beside a native table).
+        tool("nft", "printf 'table ip filter\\ntable inet distro\\n'");
+        tool("iptables-nft-save", "echo '-A INPUT -j ACCEPT'");
+        assert!(matches!(run(&path), Some(Ok(Backend::IptablesNft))));
+        std::fs::remove_file(bin.join("iptables-nft-save")).unwrap();
+        tool("nft", "exit 0");
         std::fs::remove_file(bin.join("iptables-legacy-save")).unwrap();
         tool("iptables", "echo 'iptables v1.4.21'");
         assert!(matches!(
