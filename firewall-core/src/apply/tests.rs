@@ -1328,3 +1328,44 @@ fn legacy_backend_checks_the_legacy_requirements() {
     assert_eq!(*backend, crate::plan::requirements::Backend::IptablesLegacy);
     assert!(missing.iter().any(|r| r.module == "ip_tables"), "{e}");
 }
+
+/// The kernel check with the nftables backend: the nftables requirements
+/// (here the masquerade statement's `nft_masq`), before anything ran.
+#[test]
+fn nftables_backend_checks_the_nftables_requirements() {
+    let reqs = crate::plan::requirements::of(&crate::plan::lower(&model()), Backend::Nftables);
+    let config: String = reqs
+        .iter()
+        .map(|r| {
+            if r.config == "CONFIG_NFT_MASQ" {
+                format!("# {} is not set\n", r.config)
+            } else {
+                format!("{}=y\n", r.config)
+            }
+        })
+        .collect();
+    let o = Options {
+        backend: Some(Backend::Nftables),
+        ..opts()
+    };
+    let m = with_kernel(config.clone());
+    let e = run(&m, &model(), &t(), &o).unwrap_err();
+    let ApplyError::KernelMissing { missing, backend } = &e else {
+        panic!("not KernelMissing: {e}");
+    };
+    assert_eq!(*backend, Backend::Nftables);
+    assert_eq!(missing.len(), 1, "{e}");
+    assert_eq!(missing[0].module, "nft_masq", "{e}");
+    assert!(e.to_string().contains("masquerade"), "{e}");
+    assert!(
+        !m.calls().iter().any(|c| c.starts_with("nft")),
+        "{:?}",
+        m.calls()
+    );
+    // With it: checked, and applied.
+    let m = Mock {
+        nft_readback: Some(t().nft),
+        ..with_kernel(config.replace("# CONFIG_NFT_MASQ is not set", "CONFIG_NFT_MASQ=y"))
+    };
+    assert!(run(&m, &model(), &t(), &o).unwrap().kernel_checked);
+}
