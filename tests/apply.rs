@@ -610,8 +610,23 @@ fn established_ssh_connection_survives_apply() {
     if !common::kernel_tests_available("established_ssh_connection_survives_apply") {
         return;
     }
-    let scratch = Scratch::new("fw-apply", "established");
-    let t = Topology::new("apply_established");
+    established_connection_survives("iptables-nft");
+}
+
+/// The same with the nftables backend (its tables are replaced, deleted and
+/// declared anew, in one transaction; the connection's conntrack entry and
+/// `ct state established` carry it).
+#[test]
+fn nftables_established_ssh_connection_survives_apply() {
+    if !common::kernel_tests_available("nftables_established_ssh_connection_survives_apply") {
+        return;
+    }
+    established_connection_survives("nftables");
+}
+
+fn established_connection_survives(backend: &str) {
+    let scratch = Scratch::new("fw-apply", &format!("established-{backend}"));
+    let t = Topology::new(&format!("apply_established_{backend}"));
     let log = scratch.0.join("server.log");
     let log_s = log.to_str().expect("UTF-8 path").to_string();
     // Server: one connection on port 22, everything received goes to the log.
@@ -645,7 +660,12 @@ fn established_ssh_connection_survives_apply() {
         .spawn()
         .expect("starting the client");
     std::thread::sleep(Duration::from_secs(1));
-    apply_in(&t, &scratch, SECTION5_POLICY, &[]);
+    apply_in(
+        &t,
+        &scratch,
+        SECTION5_POLICY,
+        &[("FW_APPLY_BACKEND", backend)],
+    );
     let client_ok = client.wait().map(|s| s.success()).unwrap_or(false);
     let _ = wait_until(Duration::from_secs(5), || {
         std::fs::read_to_string(&log).is_ok_and(|s| s.contains("after"))

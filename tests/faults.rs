@@ -209,6 +209,20 @@ impl Scratch {
         )
     }
 
+    /// A `PATH` whose `nft -f` of a policy file (it starts with the
+    /// printer's header) silently loses the rule of `open tcp 22, 80` (the
+    /// read-back fails), and whose `nft -f` of a rollback's restore takes
+    /// `secs` longer.
+    fn lossy_nft_slow_rollback_path(&self, secs: f64) -> String {
+        wrap_tool(
+            &self.tmp.dir().join("lossy_nft"),
+            &["nft"],
+            &format!(
+                "if [ \"$1\" != -f ]; then exec REAL \"$@\"; fi\ninput=$(cat)\ncase $input in\n'# Generated'*) printf '%s\\n' \"$input\" | sed '/open tcp 22, 80/d' | REAL \"$@\" ;;\n*) sleep {secs}; printf '%s\\n' \"$input\" | REAL \"$@\" ;;\nesac\n"
+            ),
+        )
+    }
+
     /// The watchdog pids written into the backup directories now present.
     fn watchdog_pids(&self) -> Vec<u32> {
         std::fs::read_dir(self.tmp.dir().join("backups"))
@@ -1398,4 +1412,92 @@ fn nftables_interrupted_apply_leaves_the_old_tables_or_the_complete_new_ones() {
     assert_eq!(own_tables(&t), ref_a);
     assert!(t.ip_forward());
     s.assert_no_backup_left();
+}
+
+/// nftables: apply() SIGKILLed while it rolls back a failed apply (its load
+/// lost a rule, the read-back failed; the restore slowed): the rollback goes
+/// on, holds the lock, and the next apply waits for it instead of being
+/// undone by it.
+#[test]
+fn nftables_a_rollback_outliving_its_apply_keeps_the_lock() {
+    if !common::kernel_tests_available("nftables_a_rollback_outliving_its_apply_keeps_the_lock") {
+        return;
+    }
+    let t = Topology::new("faults_nft_orphan");
+    let s = Scratch::new("nft_orphan", &t);
+    let ref_b = nft_reference(&t, &s, OTHER_POLICY);
+    apply(&t, &s, NON_ROUTER, &[NFT]);
+    let lossy = s.lossy_nft_slow_rollback_path(3.0);
+    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[NFT, ("PATH", &lossy)]);
+    let reverting = || {
+        s.backup_dirs()
+            .iter()
+            .any(|d| Path::new(&s.backups()).join(d).join("reverting").exists())
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), reverting),
+        "A never rolled back: {:?}",
+        a.seen
+    );
+    a.signal("KILL");
+    let _ = a.wait(Duration::from_secs(5));
+    let out = apply(&t, &s, OTHER_POLICY, &[NFT, ("FW_F_LOCK_WAIT", "30")]);
+    assert!(out.contains("APPLIED"), "{out}");
+    // A's rollback (3 s slower) is over by now.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        own_tables(&t),
+        ref_b,
+        "the rollback of the killed apply undid the next one"
+    );
+    s.assert_no_backup_left();
+}
+
+/// nftables: apply() B SIGKILLed while it takes A's pending failsafe over:
+/// the orphaned take-over holds the lock until it is done, then B's watchdog
+/// restores the tables from before A (the last confirmed ones).
+#[test]
+fn nftables_a_kill_during_the_takeover_still_restores_the_last_confirmed_rules() {
+    if !common::kernel_tests_available(
+        "nftables_a_kill_during_the_takeover_still_restores_the_last_confirmed_rules",
+    ) {
+        return;
+    }
+    let t = Topology::new("faults_nft_kill_takeover");
+    let s = Scratch::new("nft_kill_takeover", &t);
+    apply(&t, &s, NON_ROUTER, &[NFT]);
+    let before = own_tables(&t);
+    let out = apply(&t, &s, SECTION5_POLICY, &[NFT, ("FW_F_FAILSAFE", "300")]);
+    assert!(out.contains("APPLIED took_over=false"), "{out}");
+    assert_ne!(own_tables(&t), before);
+    let mark = s.tmp.dir().join("takeover-started");
+    let slow = s.slow_takeover_path(5.0, &mark);
+    let mut b = start_apply(&t, &s, OTHER_POLICY, &[NFT, ("PATH", &slow)]);
+    assert!(
+        wait_until(Duration::from_secs(20), || mark.exists()),
+        "B never started its take-over: {:?}",
+        b.seen
+    );
+    b.signal("KILL");
+    let _ = b.wait(Duration::from_secs(5));
+    assert!(b.line("APPLIED", Duration::ZERO).is_none(), "{:?}", b.seen);
+    let out = apply(
+        &t,
+        &s,
+        OTHER_POLICY,
+        &[NFT, ("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy")],
+    );
+    assert!(
+        out.contains("BUSY another apply is running"),
+        "the orphaned take-over did not hold the lock: {out}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || own_tables(&t) == before),
+        "B died during its take-over: the tables from before A did not come back"
+    );
+    assert!(
+        s.no_backup_left(Duration::from_secs(5)),
+        "{:?}",
+        s.backup_dirs()
+    );
 }
