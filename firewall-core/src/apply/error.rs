@@ -2,7 +2,7 @@
 
 use super::session::SshSession;
 use crate::model::Iface;
-use crate::Diagnostics;
+use crate::diagnostic::Diagnostics;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -323,7 +323,8 @@ impl ApplyError {
         }
     }
 
-    /// The policy statement behind a rule `iptables-restore` rejected, if known.
+    /// The policy statement behind a rule `iptables-restore` or `nft -f`
+    /// rejected (from the printer's map of the text), if known.
     pub fn statement(&self) -> Option<&str> {
         match self {
             ApplyError::Failed { cause, .. } => match &**cause {

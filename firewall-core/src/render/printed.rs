@@ -132,8 +132,10 @@ impl Builder {
     /// Records `origin` for the rule lines that follow ([`Builder::rule`]);
     /// returns its index.
     pub(crate) fn origin(&mut self, origin: &Origin) -> u32 {
-        if let Some(i) = self.origins.iter().rposition(|o| o == origin) {
-            return i as u32;
+        // Rules of one statement are printed one after the other: only the
+        // last origin is looked at (a repeat further back is stored again).
+        if self.origins.last() == Some(origin) {
+            return (self.origins.len() - 1) as u32;
         }
         self.origins.push(origin.clone());
         (self.origins.len() - 1) as u32
