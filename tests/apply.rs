@@ -962,6 +962,14 @@ fn nftables_section5_matrix_and_idempotence() {
         policy.texts().nft.rules_of(firewall_core::plan::Family::V6)
     );
     assert_eq!(applied_field(&out, "rules"), rules);
+    // The kernel check ran with the nftables requirements, wherever the
+    // kernel's configuration can be read.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    if std::path::Path::new("/proc/config.gz").exists()
+        || std::path::Path::new(&format!("/boot/config-{}", release.trim())).exists()
+    {
+        assert_eq!(applied_field(&out, "kernel_checked"), "true");
+    }
     assert!(t.ip_forward(), "apply() of a router must set ip_forward");
     common::assert_section5_matrix(&t);
     let first = nft_ruleset(&t);
