@@ -1,8 +1,8 @@
 //! [`ApplyError`]: why an apply failed, which step, and whether the previous rules came back.
 
 use super::session::SshSession;
-use crate::model::Iface;
 use crate::diagnostic::Diagnostics;
+use crate::model::Iface;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
