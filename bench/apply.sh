@@ -6,13 +6,16 @@
 #   bash bench/apply.sh                # 10, 1000 and 5000 open ports
 #   REPS=21 bash bench/apply.sh        # more repetitions (median is reported)
 #   LOOP_MAX=1000 bash bench/apply.sh  # skip the (slow) howto loop above 1000 ports
+#   BACKEND=nftables bash bench/apply.sh  # apply() with the nftables backend
 #
 # What is timed, per policy `extif eth0; open tcp 22, 10000, 10001, ...;`:
 #   apply()  the library call, as measured inside the process (Applied::elapsed):
 #            backup of both families and ip_forward, load of both, verification;
 #            re-applied over the same policy, as on a real host.
 #   restore  `iptables-restore -w <v4; ip6tables-restore -w <v6` of the very
-#            texts apply() loads, from the same starting state.
+#            texts apply() loads, from the same starting state (BACKEND=nftables:
+#            `nft -f` of the policy's nftables file; apply() then saves and
+#            verifies the firewall's own tables only).
 #   loop     the howto: `for p in $PORTS; do iptables -A INPUT -p tcp --dport $p
 #            -j ACCEPT; done` (IPv4 only, as in the howto), from a flushed table.
 # Medians of REPS runs (apply and restore alternate, so load on the machine
@@ -20,6 +23,7 @@
 set -euo pipefail
 
 REPS=${REPS:-11}
+BACKEND=${BACKEND:-iptables-nft}
 LOOP_MAX=${LOOP_MAX:-5000}
 SIZES=${SIZES:-"10 1000 5000"}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,6 +50,8 @@ cleanup() {
 trap cleanup EXIT
 ip netns add "$ns"
 inns() { ip netns exec "$ns" "$@"; }
+# The policy's `extif eth0` must exist (apply() refuses a missing one).
+inns ip link add eth0 type veth peer name eth0-peer
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ms() { awk -v us="$1" 'BEGIN {printf "%.1f", us/1000}'; }
@@ -63,15 +69,22 @@ for n in $SIZES; do
   mkdir -p "$work/e$n"
   "$bin" "$policy" --emit "$work/e$n"
   # Warm-up (and the starting state of every run: this policy loaded).
-  inns "$bin" "$policy" --allow-session-lockout >/dev/null
+  inns "$bin" "$policy" --allow-session-lockout --backend "$BACKEND" >/dev/null
   : >"$work/apply.$n"
   : >"$work/restore.$n"
   for _ in $(seq "$REPS"); do
-    inns "$bin" "$policy" --allow-session-lockout >>"$work/apply.$n"
-    # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
-    inns bash -c 's=${EPOCHREALTIME//[!0-9]/}
-      iptables-restore -w <"$1"; ip6tables-restore -w <"$2"
-      e=${EPOCHREALTIME//[!0-9]/}; echo $((e - s))' _ "$work/e$n/v4.rules" "$work/e$n/v6.rules" >>"$work/restore.$n"
+    inns "$bin" "$policy" --allow-session-lockout --backend "$BACKEND" >>"$work/apply.$n"
+    if [ "$BACKEND" = nftables ]; then
+      # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
+      inns bash -c 's=${EPOCHREALTIME//[!0-9]/}
+        nft -f "$1"
+        e=${EPOCHREALTIME//[!0-9]/}; echo $((e - s))' _ "$work/e$n/nft.rules" >>"$work/restore.$n"
+    else
+      # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
+      inns bash -c 's=${EPOCHREALTIME//[!0-9]/}
+        iptables-restore -w <"$1"; ip6tables-restore -w <"$2"
+        e=${EPOCHREALTIME//[!0-9]/}; echo $((e - s))' _ "$work/e$n/v4.rules" "$work/e$n/v6.rules" >>"$work/restore.$n"
+    fi
   done
   a=$(median <"$work/apply.$n")
   r=$(median <"$work/restore.$n")

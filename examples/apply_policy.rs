@@ -4,7 +4,8 @@
 //! ```text
 //! ip netns exec NS target/release/examples/apply_policy POLICY-FILE
 //!     [--failsafe SECS] [--confirm] [--allow-session-lockout]
-//!     [--emit DIR]      write DIR/v4.rules, DIR/v6.rules, DIR/script.sh and exit
+//!     [--backend NAME]  iptables-nft, iptables-legacy or nftables (default: detected)
+//!     [--emit DIR]      write DIR/v4.rules, DIR/v6.rules, DIR/nft.rules, DIR/script.sh and exit
 //!     [--repeat N]      apply N times, print each apply()'s duration in microseconds
 //! ```
 //!
@@ -44,6 +45,12 @@ fn run() -> Result<(), String> {
             }
             "--confirm" => confirm = true,
             "--allow-session-lockout" => options.allow_session_lockout = true,
+            "--backend" => {
+                let v = args.next().ok_or("--backend needs a name")?;
+                options.backend = Some(firewall_core::apply::Backend::from_name(&v).ok_or(
+                    format!("--backend {v}: not iptables-nft, iptables-legacy or nftables"),
+                )?);
+            }
             "--emit" => emit = Some(args.next().ok_or("--emit needs a directory")?),
             "--repeat" => {
                 let v = args.next().ok_or("--repeat needs a count")?;
@@ -63,6 +70,7 @@ fn run() -> Result<(), String> {
         for (name, body) in [
             ("v4.rules", policy.iptables_restore()),
             ("v6.rules", policy.ip6tables_restore()),
+            ("nft.rules", policy.nft()),
             ("script.sh", policy.bash()),
         ] {
             std::fs::write(dir.join(name), body).map_err(|e| format!("{name}: {e}"))?;

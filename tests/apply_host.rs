@@ -49,9 +49,10 @@ fn host_inner() {
             .split_whitespace()
             .map(|i| Iface::new(i).unwrap_or_else(|e| panic!("{i}: {e}")))
             .collect(),
+        backend: apply::Backend::from_name(&env_of("FW_HOST_BACKEND")),
         ..Options::default()
     };
-    let result = apply::apply(&policy, options);
+    let result = apply::apply(policy.model(), policy.texts(), options);
     match (env_of("FW_HOST_EXPECT").as_str(), result) {
         ("ok", Ok(_)) => println!("APPLIED"),
         ("missing", Err(e @ ApplyError::MissingInterface { .. })) => {
@@ -724,15 +725,28 @@ fn unusable_backup_location_names_the_directory() {
     let t = Topology::new("host_backup");
     let before = t.ruleset(Ns::Firewall);
     let policy = common::SECTION5_POLICY;
-    // Read-only (a tmpfs mounted in the inner process's own mount namespace).
-    let out = apply_in(
-        &t,
-        &scratch,
-        policy,
-        &[("FW_HOST_EXPECT", "backup"), ("FW_HOST_RO_BACKUP", "1")],
-    );
-    assert!(out.contains("read-only"), "{out}");
-    assert_eq!(t.ruleset(Ns::Firewall), before);
+    let nft_before = t.sh(Ns::Firewall, "nft list ruleset");
+    // Read-only (a tmpfs mounted in the inner process's own mount namespace),
+    // with either backend.
+    for backend in ["iptables-nft", "nftables"] {
+        let out = apply_in(
+            &t,
+            &scratch,
+            policy,
+            &[
+                ("FW_HOST_EXPECT", "backup"),
+                ("FW_HOST_RO_BACKUP", "1"),
+                ("FW_HOST_BACKEND", backend),
+            ],
+        );
+        assert!(out.contains("read-only"), "{backend}: {out}");
+        assert_eq!(t.ruleset(Ns::Firewall), before, "{backend}");
+        assert_eq!(
+            t.sh(Ns::Firewall, "nft list ruleset"),
+            nft_before,
+            "{backend}"
+        );
+    }
     for (mount, what) in [
         ("mount -t tmpfs -o ro,size=64k fw-ro \"$TMPDIR\"", "read-only"),
         (

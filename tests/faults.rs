@@ -70,6 +70,7 @@ fn faults_inner() {
             .ok()
             .map(Duration::from_secs),
         skip_kernel_check: false,
+        backend: firewall_core::apply::Backend::from_name(&env_of("FW_F_BACKEND")),
         ..Options::default()
     };
     match policy.apply_with(options) {
@@ -214,6 +215,19 @@ impl Scratch {
         )
     }
 
+    /// A `PATH` whose `nft` touches `mark` and sleeps `secs` before any
+    /// `nft -f` (a load, or a rollback's restore), every other use unchanged.
+    fn slow_nft_path(&self, secs: f64, mark: &Path) -> String {
+        wrap_tool(
+            &self.tmp.dir().join("slow_nft"),
+            &["nft"],
+            &format!(
+                "case \" $* \" in\n*\" -f \"*) : >'{}'; sleep {secs} ;;\nesac\nexec REAL \"$@\"\n",
+                mark.display()
+            ),
+        )
+    }
+
     /// Touched by the slowed nftables load when it begins ([`Scratch::slow_load_path`]).
     fn load_mark(&self) -> PathBuf {
         self.tmp.dir().join("nft-load-began")
@@ -270,6 +284,20 @@ impl Scratch {
         } else {
             self.ip4_slow_rollback_path("slow_rollback", "exec REAL \"$@\"\n", secs)
         }
+    }
+
+    /// A `PATH` whose `nft -f` of a policy file (it starts with the
+    /// printer's header) silently loses the rule of `open tcp 22, 80` (the
+    /// read-back fails), and whose `nft -f` of a rollback's restore takes
+    /// `secs` longer.
+    fn lossy_nft_slow_rollback_path(&self, secs: f64) -> String {
+        wrap_tool(
+            &self.tmp.dir().join("lossy_nft"),
+            &["nft"],
+            &format!(
+                "if [ \"$1\" != -f ]; then exec REAL \"$@\"; fi\ninput=$(cat)\ncase $input in\n'# Generated'*) printf '%s\\n' \"$input\" | sed '/open tcp 22, 80/d' | REAL \"$@\" ;;\n*) sleep {secs}; printf '%s\\n' \"$input\" | REAL \"$@\" ;;\nesac\n"
+            ),
+        )
     }
 
     /// The watchdog pids written into the backup directories now present.
@@ -1612,4 +1640,290 @@ fn a_script_killed_while_reverting_at_the_prompt_still_restores_everything_nftab
     if available("script_killed_reverting_nftables", "nftables") {
         a_script_killed_while_reverting_at_the_prompt_still_restores_everything("nftables");
     }
+}
+
+// ---------------------------------------------------------------------------
+// The nftables backend (issue 7): the lock, the take-over, interruptions
+// ---------------------------------------------------------------------------
+
+const NFT: (&str, &str) = ("FW_F_BACKEND", "nftables");
+
+/// The firewall's own nftables tables (what an nftables apply replaces):
+/// these tests' namespaces hold no other tables, so the whole `nft list
+/// ruleset`, one consistent read (nft retries a dump a commit interrupted;
+/// two `nft list table` runs could straddle a commit).
+fn own_tables_listed(t: &Topology) -> String {
+    t.sh(Ns::Firewall, "nft list ruleset")
+}
+
+/// The own tables a policy leaves when applied alone with nftables.
+fn nft_reference(t: &Topology, s: &Scratch, policy: &str) -> String {
+    apply(t, s, policy, &[NFT]);
+    own_tables_listed(t)
+}
+
+/// nftables, two apply()s at once: while A (its `nft -f` slowed) holds the
+/// lock, B with a short wait is Busy naming A's pid and changes nothing;
+/// with a long wait B runs after A. The final tables are exactly one policy's.
+#[test]
+fn nftables_concurrent_applies_one_waits_or_is_busy() {
+    if !common::kernel_tests_available("nftables_concurrent_applies_one_waits_or_is_busy") {
+        return;
+    }
+    let t = Topology::new("faults_nft_two");
+    let s = Scratch::new("nft_two", &t);
+    let ref_b = nft_reference(&t, &s, OTHER_POLICY);
+    let ref_a = nft_reference(&t, &s, SECTION5_POLICY);
+    apply(&t, &s, NON_ROUTER, &[NFT]);
+    let mark = s.tmp.dir().join("nft-load-started");
+    let slow = s.slow_nft_path(2.0, &mark);
+
+    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[NFT, ("PATH", &slow)]);
+    let a_pid = a.pid();
+    assert!(
+        wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)),
+        "A never took the lock: {:?}",
+        a.seen
+    );
+    let out = apply(
+        &t,
+        &s,
+        OTHER_POLICY,
+        &[NFT, ("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy")],
+    );
+    assert!(out.contains("BUSY another apply is running"), "{out}");
+    assert!(out.contains(&format!("(pid {a_pid})")), "{out}");
+    assert!(
+        a.line("APPLIED", Duration::from_secs(20)).is_some(),
+        "{:?}",
+        a.seen
+    );
+    assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
+    assert_eq!(own_tables_listed(&t), ref_a, "A's tables are not complete");
+
+    let mut a = start_apply(&t, &s, OTHER_POLICY, &[NFT, ("PATH", &slow)]);
+    let a_pid = a.pid();
+    assert!(wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)));
+    let started = Instant::now();
+    let out = apply(&t, &s, SECTION5_POLICY, &[NFT, ("FW_F_LOCK_WAIT", "30")]);
+    assert!(out.contains("APPLIED"), "{out}");
+    assert!(
+        started.elapsed() > Duration::from_millis(500),
+        "B did not wait for A"
+    );
+    assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
+    assert_eq!(
+        own_tables_listed(&t),
+        ref_a,
+        "B ran after A: B's tables, complete"
+    );
+    assert_ne!(ref_a, ref_b);
+    s.assert_no_backup_left();
+}
+
+const NON_ROUTER: &str = common::NON_ROUTER_POLICY;
+
+/// nftables, a pending failsafe is taken over: A (failsafe) then B without
+/// failsafe is final, A's deadline does not undo it; A (failsafe) then B
+/// with a failsafe of its own, not confirmed: B's deadline brings back the
+/// tables from before A (the last confirmed ones).
+#[test]
+fn nftables_a_later_apply_takes_a_pending_failsafe_over() {
+    if !common::kernel_tests_available("nftables_a_later_apply_takes_a_pending_failsafe_over") {
+        return;
+    }
+    let t = Topology::new("faults_nft_takeover");
+    let s = Scratch::new("nft_takeover", &t);
+    let ref_b = nft_reference(&t, &s, OTHER_POLICY);
+    let out = apply(&t, &s, SECTION5_POLICY, &[NFT, ("FW_F_FAILSAFE", "60")]);
+    assert!(out.contains("APPLIED took_over=false"), "{out}");
+    let wd_a = s.pending_watchdog();
+    let out = apply(&t, &s, OTHER_POLICY, &[NFT]);
+    assert!(out.contains("APPLIED took_over=true"), "{out}");
+    assert_eq!(own_tables_listed(&t), ref_b);
+    assert!(
+        watchdog_exits(wd_a),
+        "A's watchdog still runs: its deadline would undo B"
+    );
+    assert_eq!(own_tables_listed(&t), ref_b, "A's watchdog undid B");
+    s.assert_no_backup_left();
+
+    apply(&t, &s, NON_ROUTER, &[NFT]);
+    t.set_ip_forward(false);
+    let before = own_tables_listed(&t);
+    apply(&t, &s, SECTION5_POLICY, &[NFT, ("FW_F_FAILSAFE", "60")]);
+    assert!(t.ip_forward());
+    let wd_a = s.pending_watchdog();
+    let out = apply(&t, &s, OTHER_POLICY, &[NFT, ("FW_F_FAILSAFE", "6")]);
+    assert!(out.contains("APPLIED took_over=true"), "{out}");
+    assert_eq!(own_tables_listed(&t), ref_b);
+    assert!(watchdog_exits(wd_a), "A's watchdog still runs");
+    assert!(
+        wait_until(Duration::from_secs(20), || own_tables_listed(&t) == before),
+        "B's deadline did not restore the tables from before A"
+    );
+    assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
+    s.assert_no_backup_left();
+}
+
+/// nftables: SIGTERM, SIGINT and SIGKILL of apply() during its `nft -f`
+/// (slowed): the old tables stay or come back, never a mixture; sampled all
+/// along, the own tables are always the old ones or the complete new ones
+/// (one transaction), and the old ones in the end, after the orphaned load
+/// would have committed; ip_forward off; no backup left. SIGKILL after the
+/// apply returned keeps the complete new tables.
+#[test]
+fn nftables_interrupted_apply_leaves_the_old_tables_or_the_complete_new_ones() {
+    if !common::kernel_tests_available(
+        "nftables_interrupted_apply_leaves_the_old_tables_or_the_complete_new_ones",
+    ) {
+        return;
+    }
+    let t = Topology::new("faults_nft_signals");
+    let s = Scratch::new("nft_signals", &t);
+    let ref_a = nft_reference(&t, &s, SECTION5_POLICY);
+    let mark = s.tmp.dir().join("nft-load-started");
+    let slow = s.slow_nft_path(1.5, &mark);
+    for sig in ["TERM", "INT", "KILL"] {
+        apply(&t, &s, NON_ROUTER, &[NFT]);
+        t.set_ip_forward(false);
+        let before = own_tables_listed(&t);
+        let _ = std::fs::remove_file(&mark);
+        let mut a = start_apply(&t, &s, SECTION5_POLICY, &[NFT, ("PATH", &slow)]);
+        assert!(
+            wait_until(Duration::from_secs(10), || mark.exists()),
+            "SIG{sig}: the load never started: {:?}",
+            a.seen
+        );
+        a.signal(sig);
+        let _ = a.wait(Duration::from_secs(5));
+        assert!(
+            a.line("APPLIED", Duration::from_millis(100)).is_none(),
+            "SIG{sig} came too late: {:?}",
+            a.seen
+        );
+        // The orphaned load (1.5 s) and the watchdog's restore (slowed too).
+        let until = Instant::now() + Duration::from_secs(6);
+        while Instant::now() < until {
+            let now = own_tables_listed(&t);
+            assert!(
+                now == before || now == ref_a,
+                "SIG{sig}: a mixture of old and new tables:\n{now}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            wait_until(Duration::from_secs(10), || own_tables_listed(&t) == before),
+            "SIG{sig} mid-load: the old tables did not come back"
+        );
+        assert!(!t.ip_forward(), "SIG{sig}: ip_forward left on");
+        assert!(
+            s.no_backup_left(Duration::from_secs(5)),
+            "SIG{sig}: {:?}",
+            s.backup_dirs()
+        );
+    }
+
+    // SIGKILL once apply() has returned: the complete new tables stay.
+    apply(&t, &s, NON_ROUTER, &[NFT]);
+    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[NFT, ("FW_F_HOLD", "1")]);
+    assert!(
+        a.line("APPLIED", Duration::from_secs(20)).is_some(),
+        "{:?}",
+        a.seen
+    );
+    a.signal("KILL");
+    let _ = a.wait(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(own_tables_listed(&t), ref_a);
+    assert!(t.ip_forward());
+    s.assert_no_backup_left();
+}
+
+/// nftables: apply() SIGKILLed while it rolls back a failed apply (its load
+/// lost a rule, the read-back failed; the restore slowed): the rollback goes
+/// on, holds the lock, and the next apply waits for it instead of being
+/// undone by it.
+#[test]
+fn nftables_a_rollback_outliving_its_apply_keeps_the_lock() {
+    if !common::kernel_tests_available("nftables_a_rollback_outliving_its_apply_keeps_the_lock") {
+        return;
+    }
+    let t = Topology::new("faults_nft_orphan");
+    let s = Scratch::new("nft_orphan", &t);
+    let ref_b = nft_reference(&t, &s, OTHER_POLICY);
+    apply(&t, &s, NON_ROUTER, &[NFT]);
+    let lossy = s.lossy_nft_slow_rollback_path(3.0);
+    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[NFT, ("PATH", &lossy)]);
+    let reverting = || {
+        s.backup_dirs()
+            .iter()
+            .any(|d| Path::new(&s.backups()).join(d).join("reverting").exists())
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), reverting),
+        "A never rolled back: {:?}",
+        a.seen
+    );
+    a.signal("KILL");
+    let _ = a.wait(Duration::from_secs(5));
+    let out = apply(&t, &s, OTHER_POLICY, &[NFT, ("FW_F_LOCK_WAIT", "30")]);
+    assert!(out.contains("APPLIED"), "{out}");
+    // A's rollback (3 s slower) is over by now.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        own_tables_listed(&t),
+        ref_b,
+        "the rollback of the killed apply undid the next one"
+    );
+    s.assert_no_backup_left();
+}
+
+/// nftables: apply() B SIGKILLed while it takes A's pending failsafe over:
+/// the orphaned take-over holds the lock until it is done, then B's watchdog
+/// restores the tables from before A (the last confirmed ones).
+#[test]
+fn nftables_a_kill_during_the_takeover_still_restores_the_last_confirmed_rules() {
+    if !common::kernel_tests_available(
+        "nftables_a_kill_during_the_takeover_still_restores_the_last_confirmed_rules",
+    ) {
+        return;
+    }
+    let t = Topology::new("faults_nft_kill_takeover");
+    let s = Scratch::new("nft_kill_takeover", &t);
+    apply(&t, &s, NON_ROUTER, &[NFT]);
+    let before = own_tables_listed(&t);
+    let out = apply(&t, &s, SECTION5_POLICY, &[NFT, ("FW_F_FAILSAFE", "300")]);
+    assert!(out.contains("APPLIED took_over=false"), "{out}");
+    assert_ne!(own_tables_listed(&t), before);
+    let mark = s.tmp.dir().join("takeover-started");
+    let slow = s.slow_takeover_path(5.0, &mark);
+    let mut b = start_apply(&t, &s, OTHER_POLICY, &[NFT, ("PATH", &slow)]);
+    assert!(
+        wait_until(Duration::from_secs(20), || mark.exists()),
+        "B never started its take-over: {:?}",
+        b.seen
+    );
+    b.signal("KILL");
+    let _ = b.wait(Duration::from_secs(5));
+    assert!(b.line("APPLIED", Duration::ZERO).is_none(), "{:?}", b.seen);
+    let out = apply(
+        &t,
+        &s,
+        OTHER_POLICY,
+        &[NFT, ("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy")],
+    );
+    assert!(
+        out.contains("BUSY another apply is running"),
+        "the orphaned take-over did not hold the lock: {out}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || own_tables_listed(&t) == before),
+        "B died during its take-over: the tables from before A did not come back"
+    );
+    assert!(
+        s.no_backup_left(Duration::from_secs(5)),
+        "{:?}",
+        s.backup_dirs()
+    );
 }

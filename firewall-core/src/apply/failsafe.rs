@@ -97,7 +97,7 @@ impl FailsafeGuard {
 
     /// A shell command that confirms from elsewhere (another terminal, a script).
     pub fn confirm_command(&self) -> String {
-        let prog = self.dir.join("rollback.sh");
+        let prog = self.dir.join(crate::render::shell::PROGRAM);
         let dir = self.dir.to_string_lossy();
         format!(
             "bash {} confirm {}",
