@@ -766,7 +766,14 @@ fn apply_and_the_nftables_script_exclude_each_other() {
 
     populate_for(&t, "nftables");
     let slow6 = s.slow_ip6_path(2.0);
-    let mut a = start_apply(&t, &s, OTHER_POLICY, &[("PATH", &slow6)]);
+    // apply() with iptables-nft (chosen: detection would pick nftables, as
+    // the own tables exist) holds the lock while the script asks for it.
+    let mut a = start_apply(
+        &t,
+        &s,
+        OTHER_POLICY,
+        &[("PATH", &slow6), ("FW_F_BACKEND", "iptables-nft")],
+    );
     let a_pid = a.pid();
     assert!(wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)));
     let (code, text) = run_script(
@@ -958,7 +965,12 @@ fn the_nftables_script_takes_a_pending_failsafe_over() {
 
     // apply()'s failsafe (iptables-nft) pending: the nftables script refuses.
     populate_for(&t, "nftables");
-    apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "60")]);
+    apply(
+        &t,
+        &s,
+        OTHER_POLICY,
+        &[("FW_F_FAILSAFE", "60"), ("FW_F_BACKEND", "iptables-nft")],
+    );
     let wd = s.pending_watchdog();
     let with_apply = state(&t, "nftables");
     let (code, text) = run_script(&t, &s, &script_b, &nft);
