@@ -32,7 +32,8 @@
 //! * `random_policies_give_the_same_verdicts_on_both_backends`: proptest
 //!   policies of the DSL.md section 2 statements (`differential/gen.rs`),
 //!   [`DEFAULT_CASES`] cases; set `DIFFERENTIAL_CASES=N` for more (about
-//!   1.5 s each). Texts that `Policy::parse` refuses are regenerated and
+//!   2 s each), `DIFFERENTIAL_SEED=N` to repeat a run (its seed is
+//!   printed, also on failure). Texts that `Policy::parse` refuses are regenerated and
 //!   counted (printed at the end). A failure is shrunk (at most
 //!   [`MAX_SHRINK_ITERS`] steps) to a small policy.
 //! * `shipped_policies_give_the_same_verdicts_on_both_backends`: every
@@ -59,7 +60,7 @@ mod lab;
 
 use firewall::Policy;
 use lab::{Backend, Lab, Probe};
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -191,13 +192,14 @@ fn story(policy: &Policy) -> String {
     )
 }
 
-fn cases() -> u32 {
-    match std::env::var("DIFFERENTIAL_CASES") {
+/// The number in environment variable `name`, or `default`.
+fn env_number<T: std::str::FromStr>(name: &str, default: impl FnOnce() -> T) -> T {
+    match std::env::var(name) {
         Ok(n) => n
             .trim()
             .parse()
-            .unwrap_or_else(|_| panic!("DIFFERENTIAL_CASES must be a number of cases, not {n:?}")),
-        Err(_) => DEFAULT_CASES,
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {n:?}")),
+        Err(_) => default(),
     }
 }
 
@@ -215,7 +217,12 @@ fn random_policies_give_the_same_verdicts_on_both_backends() {
     }
     let started = Instant::now();
     let pair = Pair::new("diff_random");
-    let cases = cases();
+    let cases = env_number("DIFFERENTIAL_CASES", || DEFAULT_CASES);
+    let seed = env_number("DIFFERENTIAL_SEED", || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
     let (tried, refused, run, probed) = (
         AtomicUsize::new(0),
         AtomicUsize::new(0),
@@ -225,6 +232,7 @@ fn random_policies_give_the_same_verdicts_on_both_backends() {
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
+        rng_seed: RngSeed::Fixed(seed),
         max_shrink_iters: MAX_SHRINK_ITERS,
         max_local_rejects: 1_000_000,
         max_global_rejects: 1_000_000,
@@ -244,14 +252,14 @@ fn random_policies_give_the_same_verdicts_on_both_backends() {
     });
     let (tried, refused, run) = (tried.into_inner(), refused.into_inner(), run.into_inner());
     note(&format!(
-        "{TEST}: {cases} case(s) asked, {run} policies loaded and probed ({} probes in all) in {:.1} s; \
+        "{TEST}: seed {seed} (DIFFERENTIAL_SEED={seed} repeats this run), {cases} case(s) asked, {run} policies loaded and probed ({} probes in all) in {:.1} s; \
          {tried} texts generated, {refused} refused by Policy::parse ({:.0} %)",
         probed.into_inner(),
         started.elapsed().as_secs_f64(),
         100.0 * refused as f64 / tried.max(1) as f64
     ));
     if let Err(e) = result {
-        panic!("{e}");
+        panic!("{e}\n(DIFFERENTIAL_SEED={seed} repeats this run)");
     }
 }
 
@@ -440,8 +448,17 @@ fn shipped_policies_give_the_same_verdicts_on_both_backends() {
             .flat_map(|h| h.join().expect("shipped policies thread"))
             .collect()
     });
+    let mut by_dir = std::collections::BTreeMap::new();
+    for (place, _) in &policies {
+        let rel = place
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap_or(place)
+            .trim_start_matches('/');
+        let dir = rel.rsplit_once('/').map_or(rel, |(d, _)| d);
+        *by_dir.entry(dir.to_string()).or_insert(0) += 1;
+    }
     note(&format!(
-        "{TEST}: {} distinct shipped policies ({refused} test texts refused by Policy::parse skipped), {} probes in all, in {:.1} s",
+        "{TEST}: {} distinct shipped policies {by_dir:?} ({refused} test texts refused by Policy::parse skipped), {} probes in all, in {:.1} s",
         policies.len(),
         probed.into_inner(),
         started.elapsed().as_secs_f64()

@@ -72,8 +72,9 @@ pub struct BlockOut {
     ports: Vec<Ports>,
 }
 
-/// A generated policy; [`Spec::text`] is the DSL text.
-#[derive(Debug, Clone)]
+/// A generated policy; [`Spec::text`] is the DSL text (also what `{:?}`
+/// shows, so that proptest's "minimal failing input" reads as a policy).
+#[derive(Clone)]
 pub struct Spec {
     extif: &'static str,
     trust: Option<&'static str>,
@@ -90,6 +91,12 @@ pub struct Spec {
     ssh: Option<String>,
     log_drops: bool,
     failsafe: bool,
+}
+
+impl std::fmt::Debug for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\n{}", self.text())
+    }
 }
 
 fn ports_text(ports: &[Ports]) -> String {

@@ -373,12 +373,14 @@ pub fn ports_of(policy: &Policy, base: &[u16]) -> Vec<u16> {
     ports
 }
 
-/// The probe sample of a policy, for `ports` (see [`ports_of`]): from outside to the firewall's
-/// external address on every port (TCP and UDP, both families) and to its
-/// internal address; from outside straight to the inside host (forwarding);
-/// from inside outward (masquerading shows in the source address the
-/// outside server reports) and to the firewall; from the firewall outward
-/// (`block out`, `policy output`) to every port; pings along the same paths.
+/// The probe sample of a policy, for `ports` (see [`ports_of`]), IPv4 and
+/// IPv6 alike: from outside to the firewall's external address (TCP and UDP
+/// on every port: `open`, `dnat`, `redirect`), to its internal address and
+/// straight to the inside host (TCP on every port: forwarding); from inside
+/// outward (TCP and UDP on every port: masquerading shows in the source the
+/// outside server reports, `block out`), to the firewall's internal and
+/// external addresses; from the firewall outward (TCP and UDP on every
+/// port: `block out`, `policy output`); pings along the same paths.
 pub fn sample(ports: &[u16]) -> Vec<Probe> {
     use addr::*;
     let mut v = Vec::new();
@@ -403,16 +405,20 @@ pub fn sample(ports: &[u16]) -> Vec<Probe> {
         }
     }
     for a in [INSIDE_V4, INSIDE_V6] {
-        for p in [22, 80, 8080] {
+        // Forwarded without DNAT: a `dnat` accepts only its own connections.
+        for &p in ports {
             add(Ns::Outside, Kind::Tcp, a, p);
         }
+        add(Ns::Outside, Kind::Udp, a, 53);
         add(Ns::Outside, Kind::Ping, a, 0);
     }
     for a in [OUTSIDE_V4, OUTSIDE_V6] {
-        for p in [25, 80, 8000] {
+        // Masquerading shows in the source the outside server reports;
+        // `block out` applies to forwarded connections too.
+        for &p in ports {
             add(Ns::Inside, Kind::Tcp, a, p);
+            add(Ns::Inside, Kind::Udp, a, p);
         }
-        add(Ns::Inside, Kind::Udp, a, 53);
         add(Ns::Inside, Kind::Ping, a, 0);
     }
     for a in [FW_INT_V4, FW_INT_V6] {
@@ -420,6 +426,13 @@ pub fn sample(ports: &[u16]) -> Vec<Probe> {
             add(Ns::Inside, Kind::Tcp, a, p);
         }
         add(Ns::Inside, Kind::Ping, a, 0);
+    }
+    for a in [FW_EXT_V4, FW_EXT_V6] {
+        // The external address from inside: no DNAT or redirect there (they
+        // match the external interfaces only), the trusted interface's rules.
+        for &p in ports {
+            add(Ns::Inside, Kind::Tcp, a, p);
+        }
     }
     for a in [OUTSIDE_V4, OUTSIDE_V6] {
         for &p in ports {
