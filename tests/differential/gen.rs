@@ -203,7 +203,10 @@ impl Spec {
                 self.ssh = Some("none".into());
             }
         }
-        if self.extif.contains("eth1") && self.trust.is_some_and(|t| t.contains("eth1")) {
+        if self.extif.contains("eth+")
+            || self.extif.contains("eth1") && self.trust.is_some_and(|t| t.contains("eth1"))
+        {
+            // An external interface is never trusted (`interface`).
             self.trust = None;
         }
         self
@@ -309,6 +312,14 @@ fn open() -> impl Strategy<Value = Open> {
     (proto(), ports(), from).prop_map(|(proto, ports, from)| Open { proto, ports, from })
 }
 
+/// An `open` (or `block out`) of more single ports than one iptables
+/// `multiport` match takes (15): every other port from 9000, 14 to 20 of
+/// them, outside [`POOL`] so that nothing else overlaps them.
+fn wide() -> impl Strategy<Value = Option<(&'static str, Vec<Ports>, bool)>> {
+    let list = (14u16..=20).prop_map(|n| (0..n).map(|i| Ports::One(9000 + 2 * i)).collect());
+    proptest::option::weighted(0.25, (proto(), list, proptest::bool::weighted(0.3)))
+}
+
 fn dnat() -> impl Strategy<Value = Dnat> {
     (maybe_proto(), port(), proptest::option::of(port())).prop_map(|(proto, port, to_port)| Dnat {
         proto,
@@ -334,6 +345,7 @@ pub fn spec() -> impl Strategy<Value = Spec> {
             1 => Just("eth0, \"ppp+\""),
             1 => Just("eth1"),
             1 => Just("eth0, eth1"),
+            1 => Just("\"eth+\""),
         ],
         prop_oneof![
             4 => Just(None),
@@ -363,12 +375,28 @@ pub fn spec() -> impl Strategy<Value = Spec> {
         proptest::bool::weighted(0.3),
         proptest::bool::weighted(0.1),
     );
-    (interfaces, rules, rest).prop_map(
+    let extra = (wide(), select(&FROM[..]));
+    (interfaces, rules, rest, extra).prop_map(
         |(
             (extif, trust, input, forward, output),
-            (opens, icmp, masquerade, dnats, redirects),
-            (forward_drop, block_out, ssh, log_drops, failsafe),
+            (mut opens, icmp, masquerade, dnats, redirects),
+            (forward_drop, mut block_out, ssh, log_drops, failsafe),
+            (wide, wide_from),
         )| {
+            match wide {
+                // Some blocked outward, most opened (tcp ones from `wide_from`).
+                Some((proto, ports, true)) => block_out.push(BlockOut { proto, ports }),
+                Some((proto, ports, false)) => opens.push(Open {
+                    proto,
+                    ports,
+                    from: if proto == "tcp" {
+                        wide_from.to_vec()
+                    } else {
+                        Vec::new()
+                    },
+                }),
+                None => {}
+            }
             Spec {
                 extif,
                 trust,

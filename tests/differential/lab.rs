@@ -331,21 +331,23 @@ fn start_server(t: &Topology, ns: Ns, spec: &str) -> Server {
 }
 
 /// Most ports a probe sample adds for one policy.
-const MAX_POLICY_PORTS: usize = 24;
+const MAX_POLICY_PORTS: usize = 48;
 
-/// `base` and the ports `policy` names: every single port, the first, last
-/// and a middle port of every range and the ports just outside it, and so
-/// for the incoming and target ports of `dnat` and `redirect` (at most
-/// [`MAX_POLICY_PORTS`] more than `base`, lowest first).
+/// `base` and the ports `policy` names: first every port it names (single
+/// ports, the ends of ranges, the incoming and target ports of `dnat` and
+/// `redirect`), then the ports just outside each and a middle port of each
+/// range, lowest first within each group, at most [`MAX_POLICY_PORTS`] more
+/// than `base`.
 pub fn ports_of(policy: &Policy, base: &[u16]) -> Vec<u16> {
     let m = policy.model();
     let mut named = BTreeSet::new();
+    let mut near = BTreeSet::new();
     let mut range = |a: u16, b: u16| {
         named.insert(a);
         named.insert(b);
-        named.insert(a + (b - a) / 2);
-        named.insert(a.saturating_sub(1).max(1));
-        named.insert(b.saturating_add(1));
+        near.insert(a + (b - a) / 2);
+        near.insert(a.saturating_sub(1).max(1));
+        near.insert(b.saturating_add(1));
     };
     let ranges = m
         .opens
@@ -364,12 +366,14 @@ pub fn ports_of(policy: &Policy, base: &[u16]) -> Vec<u16> {
         range(r.to_port.get(), r.to_port.get());
     }
     let mut ports: Vec<u16> = base.to_vec();
-    ports.extend(
-        named
-            .into_iter()
-            .filter(|p| !base.contains(p))
-            .take(MAX_POLICY_PORTS),
-    );
+    for p in named.iter().chain(near.difference(&named)) {
+        if ports.len() >= base.len() + MAX_POLICY_PORTS {
+            break;
+        }
+        if !ports.contains(p) {
+            ports.push(*p);
+        }
+    }
     ports
 }
 
