@@ -97,9 +97,10 @@ impl Drop for Server {
 pub struct Lab {
     /// The backend it loads.
     pub backend: Backend,
+    // Declared before `t`: the servers stop before the namespaces go.
+    _servers: Vec<Server>,
     /// The namespaces.
     pub t: Topology,
-    _servers: Vec<Server>,
 }
 
 /// This test binary, as a path that stays valid while the tests run.
@@ -107,15 +108,19 @@ fn self_exe() -> String {
     format!("/proc/{}/exe", std::process::id())
 }
 
+/// The agent as a command: this binary under `ip netns exec`, which execs
+/// it (so the child's pid is the agent's). A server bounds its own life
+/// ([`SERVER_LIFETIME_SECS`], and it exits when its stdin closes); a probe
+/// batch is bounded by `timeout` ([`BATCH_TIMEOUT_SECS`]).
 fn agent_command(t: &Topology, ns: Ns, spec: &str) -> Command {
-    let mut cmd = Command::new("timeout");
-    // The servers' own bound is their lifetime; a probe batch gets this one.
-    let secs = if spec == "probe" {
-        BATCH_TIMEOUT_SECS.to_string()
+    let mut cmd = if spec == "probe" {
+        let mut c = Command::new("timeout");
+        c.args(["-k", "5", BATCH_TIMEOUT_SECS, "ip"]);
+        c
     } else {
-        (SERVER_LIFETIME_SECS + 10).to_string()
+        Command::new("ip")
     };
-    cmd.args(["-k", "5", &secs, "ip", "netns", "exec", t.name(ns)])
+    cmd.args(["netns", "exec", t.name(ns)])
         .arg(self_exe())
         .args(["--exact", AGENT_TEST, "--ignored", "--nocapture"])
         .arg("--test-threads=1")
