@@ -46,12 +46,10 @@
 //!   that parse; equal canonical forms are run once (about 50 policies,
 //!   about 30 s with two pairs of labs).
 //!
-//! Needs root, `ip netns`, iptables, nft (see
-//! `common::kernel_tests_available`; under `CI=true` a missing piece fails).
+//! Needs root, `ip netns`, iptables, nft (see `common::gate`; under
+//! `CI=true` a missing piece fails).
 
 mod common;
-#[path = "common/netns.rs"]
-mod netns;
 #[path = "common/sources.rs"]
 mod sources;
 
@@ -95,8 +93,11 @@ fn differential_agent() {
     agent::main(&spec);
 }
 
+/// The one gate (`common::gate`): root, `ip netns`, the namespace tools and
+/// `nft`; under `CI=true` a missing piece panics instead of skipping.
 fn available(test: &str) -> bool {
-    common::kernel_tests_available(test) && netns::require(test, &["nft"], true)
+    use common::gate::{self, Need};
+    gate::require(test, &[Need::Kernel, gate::NFT])
 }
 
 /// An iptables lab and an nft lab.
