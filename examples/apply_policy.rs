@@ -4,7 +4,7 @@
 //! ```text
 //! ip netns exec NS target/release/examples/apply_policy POLICY-FILE
 //!     [--failsafe SECS] [--confirm] [--allow-session-lockout]
-//!     [--backend NAME]  iptables-nft or iptables-legacy (default: detected)
+//!     [--backend NAME]  iptables-nft, iptables-legacy or nftables (default: detected)
 //!     [--emit DIR]      write DIR/v4.rules, DIR/v6.rules, DIR/nft.rules, DIR/script.sh and exit
 //!     [--repeat N]      apply N times, print each apply()'s duration in microseconds
 //! ```
@@ -12,7 +12,7 @@
 //! Never run it outside a namespace or VM unless you mean to change this host's firewall.
 
 use firewall::Policy;
-use firewall_core::apply::{Backend, Options};
+use firewall_core::apply::Options;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -43,20 +43,14 @@ fn run() -> Result<(), String> {
                     .map_err(|_| format!("--failsafe {v}: not a number of seconds"))?;
                 options.failsafe = Some(Duration::from_secs(secs));
             }
-            "--backend" => {
-                let v = args.next().ok_or("--backend needs a name")?;
-                options.backend = Some(match v.as_str() {
-                    "iptables-nft" => Backend::Nft,
-                    "iptables-legacy" => Backend::Legacy,
-                    _ => {
-                        return Err(format!(
-                            "--backend {v}: not iptables-nft or iptables-legacy"
-                        ))
-                    }
-                });
-            }
             "--confirm" => confirm = true,
             "--allow-session-lockout" => options.allow_session_lockout = true,
+            "--backend" => {
+                let v = args.next().ok_or("--backend needs a name")?;
+                options.backend = Some(firewall_core::apply::Backend::from_name(&v).ok_or(
+                    format!("--backend {v}: not iptables-nft, iptables-legacy or nftables"),
+                )?);
+            }
             "--emit" => emit = Some(args.next().ok_or("--emit needs a directory")?),
             "--repeat" => {
                 let v = args.next().ok_or("--repeat needs a count")?;

@@ -13,6 +13,7 @@ mod common;
 use common::env_of;
 use common::policy::parse;
 use common::scratch::Scratch;
+use common::script_backend::{self, nft_ruleset};
 use common::{Ns, Topology};
 use firewall_core::apply::{self, ApplyError, Options, Rollback};
 use firewall_core::model::Iface;
@@ -48,9 +49,10 @@ fn host_inner() {
             .split_whitespace()
             .map(|i| Iface::new(i).unwrap_or_else(|e| panic!("{i}: {e}")))
             .collect(),
+        backend: apply::Backend::from_name(&env_of("FW_HOST_BACKEND")),
         ..Options::default()
     };
-    let result = apply::apply(&policy, options);
+    let result = apply::apply(policy.model(), policy.texts(), options);
     match (env_of("FW_HOST_EXPECT").as_str(), result) {
         ("ok", Ok(_)) => println!("APPLIED"),
         ("missing", Err(e @ ApplyError::MissingInterface { .. })) => {
@@ -185,6 +187,40 @@ fn missing_extif_is_refused_by_apply_and_script() {
     apply_in(&t, &scratch, wild, &[("FW_HOST_EXPECT", "ok")]);
     let out = script_in(&t, &scratch, wild, &[]);
     assert!(out.status.success(), "{}", common::describe("script", &out));
+
+    // The nftables script: the same refusal, nothing changed; the override applies.
+    if !script_backend::available("missing_extif_nftables", "nftables") {
+        return;
+    }
+    let nft = ("FIREWALL_BACKEND", "nftables");
+    let before = nft_ruleset(&t);
+    let out = script_in(&t, &scratch, typo, &[nft]);
+    assert!(
+        !out.status.success(),
+        "the nftables script applied a missing extif"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("eht0") && err.contains("FIREWALL_ALLOW_MISSING"),
+        "{err}"
+    );
+    assert_eq!(
+        nft_ruleset(&t),
+        before,
+        "a refused nftables script changed rules"
+    );
+    let out = script_in(
+        &t,
+        &scratch,
+        typo,
+        &[nft, ("FIREWALL_ALLOW_MISSING", "eht0")],
+    );
+    assert!(out.status.success(), "{}", common::describe("script", &out));
+    assert!(
+        nft_ruleset(&t).contains("iifname \"eht0\" goto ext-in"),
+        "{}",
+        nft_ruleset(&t)
+    );
 }
 
 const EMPTY: &str =
@@ -289,6 +325,10 @@ fn session_guard_agrees_with_real_traffic() {
     let scratch = Scratch::new("fw-host", "guard");
     let t = Topology::new("host_guard");
     let listener = t.listen_tcp(Ns::Firewall, 2222);
+    // The nftables script, in a topology of its own (no iptables rules there).
+    let nft = script_backend::available("session_guard_nftables", "nftables")
+        .then(|| Topology::new("host_guard_nft"));
+    let nft_listener = nft.as_ref().map(|tn| tn.listen_tcp(Ns::Firewall, 2222));
     for c in &cases {
         let session = format!("{} 50000 {} {}", c.client, c.server, c.port);
         let conn: &[(&str, &str)] = &[("SSH_CONNECTION", &session)];
@@ -366,7 +406,47 @@ fn session_guard_agrees_with_real_traffic() {
             c.name,
             c.accepted
         );
+        // The nftables script: the same verdict, the same traffic.
+        let Some(t) = nft.as_ref() else {
+            continue;
+        };
+        let mut exports = conn.to_vec();
+        exports.push(("FIREWALL_BACKEND", "nftables"));
+        let out = script_in(t, &scratch, c.policy, &exports);
+        assert_eq!(
+            out.status.success(),
+            c.accepted,
+            "{}: {}",
+            c.name,
+            common::describe("nftables script", &out)
+        );
+        if !c.accepted {
+            let err = stderr(&out);
+            assert!(
+                err.contains("refusing to apply") && err.contains(c.client),
+                "{}: {err}",
+                c.name
+            );
+            assert_eq!(nft_ruleset(t), "", "{}: refused but changed", c.name);
+            exports.push(("FIREWALL_ALLOW_SESSION_LOCKOUT", "1"));
+            let out = script_in(t, &scratch, c.policy, &exports);
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                c.name,
+                common::describe("nftables script", &out)
+            );
+        }
+        assert_eq!(
+            t.tcp_connects(Ns::Outside, c.server, c.connect),
+            c.accepted,
+            "{}: after the nftables script, the guard's verdict ({}) is not what the rules do",
+            c.name,
+            c.accepted
+        );
+        t.sh(Ns::Firewall, "timeout 10 nft flush ruleset");
     }
+    drop(nft_listener);
     drop(listener);
 }
 
@@ -584,6 +664,54 @@ fn failing_ip6tables_restore_in_rollback_reports_unchanged_host() {
         vec![std::ffi::OsString::from("fakebin")],
         "backup dirs left"
     );
+
+    // The nftables script with an `nft -f` that always fails (load and
+    // restore): the failed load changed nothing (one transaction), so the
+    // rollback finds the tables equal to the backup and needs no restore:
+    // "restored", exit 1, not "ROLLBACK FAILED".
+    if !script_backend::available("failing_nft_in_rollback", "nftables") {
+        return;
+    }
+    script_backend::populate_nft(&t);
+    let before = script_backend::state(&t, "nftables");
+    let path = common::wrappers::wrap_tool(
+        &scratch.0.join("fakebin"),
+        &["nft"],
+        "case \"$1\" in\n-f) echo 'fake nft: failing on purpose' >&2; exit 1 ;;\nesac\nexec REAL \"$@\"\n",
+    );
+    let out = script_in(
+        &t,
+        &scratch,
+        policy,
+        &[("PATH", &path), ("FIREWALL_BACKEND", "nftables")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        common::describe("script", &out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("fake nft: failing on purpose"), "{err}");
+    assert!(
+        err.contains("previous rules and ip_forward restored"),
+        "{err}"
+    );
+    assert!(!err.contains("ROLLBACK FAILED"), "{err}");
+    assert_eq!(
+        script_backend::state(&t, "nftables"),
+        before,
+        "nftables script rollback"
+    );
+    assert!(!t.ip_forward());
+    let left: Vec<_> = std::fs::read_dir(&scratch.0)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("fakebin")],
+        "backup dirs left"
+    );
 }
 
 /// Item 13: a read-only or full backup location: apply() and the script refuse
@@ -597,15 +725,28 @@ fn unusable_backup_location_names_the_directory() {
     let t = Topology::new("host_backup");
     let before = t.ruleset(Ns::Firewall);
     let policy = common::SECTION5_POLICY;
-    // Read-only (a tmpfs mounted in the inner process's own mount namespace).
-    let out = apply_in(
-        &t,
-        &scratch,
-        policy,
-        &[("FW_HOST_EXPECT", "backup"), ("FW_HOST_RO_BACKUP", "1")],
-    );
-    assert!(out.contains("read-only"), "{out}");
-    assert_eq!(t.ruleset(Ns::Firewall), before);
+    let nft_before = t.sh(Ns::Firewall, "nft list ruleset");
+    // Read-only (a tmpfs mounted in the inner process's own mount namespace),
+    // with either backend.
+    for backend in ["iptables-nft", "nftables"] {
+        let out = apply_in(
+            &t,
+            &scratch,
+            policy,
+            &[
+                ("FW_HOST_EXPECT", "backup"),
+                ("FW_HOST_RO_BACKUP", "1"),
+                ("FW_HOST_BACKEND", backend),
+            ],
+        );
+        assert!(out.contains("read-only"), "{backend}: {out}");
+        assert_eq!(t.ruleset(Ns::Firewall), before, "{backend}");
+        assert_eq!(
+            t.sh(Ns::Firewall, "nft list ruleset"),
+            nft_before,
+            "{backend}"
+        );
+    }
     for (mount, what) in [
         ("mount -t tmpfs -o ro,size=64k fw-ro \"$TMPDIR\"", "read-only"),
         (
@@ -613,18 +754,28 @@ fn unusable_backup_location_names_the_directory() {
             "full",
         ),
     ] {
-        // `ip netns exec` runs the script in its own mount namespace: the mount stays there.
-        let text = format!(
-            "export TMPDIR={}\n{mount}\nexport FIREWALL_ALLOW_SESSION_LOCKOUT=1\n{}",
-            scratch.path(),
-            parse(policy).bash()
-        );
-        let out = t.run_script_in_firewall(&text);
-        assert!(!out.status.success(), "{what}: the script succeeded");
-        let err = stderr(&out);
-        assert!(err.contains(scratch.path()) && err.contains("TMPDIR="), "{what}: {err}");
-        assert!(err.contains("nothing was changed"), "{what}: {err}");
-        assert_eq!(t.ruleset(Ns::Firewall), before, "{what}");
+        for backend in script_backend::BACKENDS {
+            if !script_backend::available("unusable_backup_location", backend) {
+                continue;
+            }
+            let nft_before = nft_ruleset(&t);
+            // `ip netns exec` runs the script in its own mount namespace: the mount stays there.
+            let text = format!(
+                "export TMPDIR={}\n{mount}\nexport FIREWALL_ALLOW_SESSION_LOCKOUT=1 FIREWALL_BACKEND={backend}\n{}",
+                scratch.path(),
+                parse(policy).bash()
+            );
+            let out = t.run_script_in_firewall(&text);
+            assert!(!out.status.success(), "{what}, {backend}: the script succeeded");
+            let err = stderr(&out);
+            assert!(
+                err.contains(scratch.path()) && err.contains("TMPDIR="),
+                "{what}, {backend}: {err}"
+            );
+            assert!(err.contains("nothing was changed"), "{what}, {backend}: {err}");
+            assert_eq!(t.ruleset(Ns::Firewall), before, "{what}, {backend}");
+            assert_eq!(nft_ruleset(&t), nft_before, "{what}, {backend}");
+        }
     }
 }
 
@@ -640,16 +791,16 @@ fn rules_in_the_other_backend_are_refused() {
         &["/usr/sbin", "/sbin", "/usr/bin"],
         &["iptables-legacy-restore", "iptables-legacy-save"],
     );
-    let nft_is_default = std::process::Command::new("iptables")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("nf_tables"));
+    // Which binary `iptables` is, without running it in this namespace
+    // (Debian: a link to xtables-nft-multi or xtables-legacy-multi).
+    let nft_is_default = common::gate::find_in_path("iptables")
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .is_some_and(|p| p.to_string_lossy().contains("nft"));
     if !legacy_tools || !nft_is_default {
-        assert!(
-            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-            "CI needs iptables-nft as `iptables` and the iptables-legacy tools"
+        common::gate::skip(
+            "rules_in_the_other_backend_are_refused",
+            "iptables-nft as `iptables` and the iptables-legacy tools",
         );
-        eprintln!("SKIPPED rules_in_the_other_backend_are_refused: needs nft `iptables` and iptables-legacy");
         return;
     }
     let scratch = Scratch::new("fw-host", "backend");
@@ -681,7 +832,8 @@ fn rules_in_the_other_backend_are_refused() {
     );
     let err = stderr(&out);
     assert!(
-        err.contains("legacy backend holds rules") && err.contains("FIREWALL_BACKEND=legacy"),
+        err.contains("legacy backend holds rules")
+            && err.contains("FIREWALL_BACKEND=iptables-legacy"),
         "{err}"
     );
     assert_eq!(t.ruleset(Ns::Firewall), before);
@@ -692,7 +844,7 @@ fn rules_in_the_other_backend_are_refused() {
         policy,
         &[
             ("FIREWALL_ALLOW_SESSION_LOCKOUT", "1"),
-            ("FIREWALL_BACKEND", "nft"),
+            ("FIREWALL_BACKEND", "iptables-nft"),
         ],
     );
     assert!(out.status.success(), "{}", common::describe("script", &out));
@@ -736,4 +888,89 @@ fn script_guard_finds_the_session_in_an_ancestor() {
         "{err}"
     );
     assert_eq!(t.ruleset(Ns::Firewall), before);
+}
+
+/// The script's backend detection (`fw_detect_backend`, the one apply()
+/// uses): without FIREWALL_BACKEND, a host with nothing yet gets the backend
+/// of `iptables -V`; a host where the firewall's own nftables tables exist
+/// gets nftables (and only nftables tables change; the traffic follows the
+/// policy, IPv4 and IPv6); a host with only other nftables tables (a
+/// distribution's nftables.conf) gets nftables too.
+#[test]
+fn the_script_detects_the_backend_this_host_uses() {
+    if !common::kernel_tests_available("the_script_detects_the_backend_this_host_uses")
+        || !script_backend::available("the_script_detects_the_backend", "nftables")
+    {
+        return;
+    }
+    let nft_is_default = std::process::Command::new("iptables")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("nf_tables"));
+    let scratch = Scratch::new("fw-host", "detect");
+    let policy = "extif eth0;\nopen tcp 22;\n";
+    let said = |out: &Output| {
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("firewall: backend "))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+
+    // Nothing yet: what `iptables -V` is.
+    let t = Topology::new("host_detect_none");
+    let out = script_in(&t, &scratch, policy, &[]);
+    assert!(out.status.success(), "{}", common::describe("script", &out));
+    let want = if nft_is_default {
+        "iptables-nft"
+    } else {
+        "iptables-legacy"
+    };
+    assert_eq!(said(&out), want, "{}", common::describe("script", &out));
+    assert!(t.ruleset(Ns::Firewall).contains("open tcp 22"));
+    drop(t);
+
+    // The firewall's own tables exist: nftables.
+    {
+        let t = Topology::new("host_detect_own");
+        script_backend::nft_load(&t, script_backend::PREVIOUS_OWN_TABLES);
+        let out = script_in(&t, &scratch, policy, &[]);
+        assert!(out.status.success(), "{}", common::describe("script", &out));
+        assert_eq!(
+            said(&out),
+            "nftables",
+            "{}",
+            common::describe("script", &out)
+        );
+        assert_eq!(t.ruleset(Ns::Firewall), "", "iptables rules were loaded");
+        let ruleset = nft_ruleset(&t);
+        assert!(ruleset.contains("comment \"open tcp 22\""), "{ruleset}");
+        assert!(
+            !ruleset.contains("\"before\""),
+            "the old own table stayed: {ruleset}"
+        );
+        let _ssh = t.listen_tcp(Ns::Firewall, 22);
+        let _smtp = t.listen_tcp(Ns::Firewall, 25);
+        for a in [common::addr::FW_EXT_V4, common::addr::FW_EXT_V6] {
+            assert!(
+                common::eventually(3, || t.tcp_connects(Ns::Outside, a, 22)),
+                "{a}:22 must be open"
+            );
+            assert!(!t.tcp_connects(Ns::Outside, a, 25), "{a}:25 must be closed");
+        }
+    }
+
+    // Only a foreign table: nftables, and the foreign table stays.
+    let t = Topology::new("host_detect_foreign");
+    script_backend::nft_load(&t, script_backend::FOREIGN_TABLE);
+    let out = script_in(&t, &scratch, policy, &[]);
+    assert!(out.status.success(), "{}", common::describe("script", &out));
+    assert_eq!(
+        said(&out),
+        "nftables",
+        "{}",
+        common::describe("script", &out)
+    );
+    assert!(nft_ruleset(&t).contains(script_backend::FOREIGN_TABLE));
+    assert_eq!(t.ruleset(Ns::Firewall), "");
 }

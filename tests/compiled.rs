@@ -1,7 +1,10 @@
 //! `Firewall::apply()` loads the texts compiled into the constant (issue 6,
-//! item 14), not a fresh rendering of `source()`: a constant whose IPv4 and
-//! IPv6 rulesets carry one rule more than `source()` would render is applied,
-//! and real traffic shows that rule is in force over both families.
+//! item 14), and only when they are exactly what this firewall-core prints
+//! from `source()` (issue 7: the printer's map of each line's origin then
+//! describes what is loaded): a constant whose IPv4 and IPv6 rulesets carry
+//! one rule more than `source()` would render is refused with "rebuild" and
+//! changes nothing; the faithful constant is applied, and real traffic shows
+//! its rules in force over both families, with either backend.
 //!
 //! Runs `apply()` inside the firewall namespace by re-executing this test binary
 //! (`common::Topology::run_test_in`); the root namespace is never touched.
@@ -36,7 +39,7 @@ fn with_extra(text: &str) -> &'static str {
 }
 
 /// Inside the firewall namespace: apply a constant built as the macro builds
-/// one, with the extra rule in its texts.
+/// one; with `FW_COMPILED_EDITED=1`, with the extra rule in its texts (refused).
 #[test]
 #[ignore = "run by compiled_constant_texts_are_what_is_applied inside a namespace"]
 fn compiled_apply_inner() {
@@ -46,21 +49,44 @@ fn compiled_apply_inner() {
     let rendered: &'static Policy = Box::leak(Box::new(
         Policy::parse(SOURCE).expect("the test policy parses"),
     ));
-    let fw = Firewall::__new(
-        rendered.source(),
-        rendered.bash(),
-        with_extra(rendered.iptables_restore()),
-        with_extra(rendered.ip6tables_restore()),
-    );
+    let edited = std::env::var("FW_COMPILED_EDITED").is_ok_and(|v| v == "1");
+    let fw = if edited {
+        Firewall::__new(
+            rendered.source(),
+            rendered.bash(),
+            with_extra(rendered.iptables_restore()),
+            with_extra(rendered.ip6tables_restore()),
+        )
+        .__with_nft(rendered.nft())
+    } else {
+        Firewall::__new(
+            rendered.source(),
+            rendered.bash(),
+            Box::leak(rendered.iptables_restore().to_string().into_boxed_str()),
+            Box::leak(rendered.ip6tables_restore().to_string().into_boxed_str()),
+        )
+        .__with_nft(Box::leak(rendered.nft().to_string().into_boxed_str()))
+    };
     let backups = std::env::var("FW_COMPILED_BACKUPS").expect("FW_COMPILED_BACKUPS");
+    let backend = std::env::var("FW_COMPILED_BACKEND").unwrap_or_default();
     let applied = fw.apply_with(Options {
         allow_session_lockout: true,
         backup_parent: Some(PathBuf::from(backups)),
+        backend: firewall::apply::Backend::from_name(&backend),
         ..Options::default()
     });
-    match applied {
-        Ok(a) => println!("APPLIED {:?}", a.rules),
-        Err(e) => panic!("apply failed: {e}"),
+    match (edited, applied) {
+        (false, Ok(a)) => println!("APPLIED {:?}", a.rules),
+        (true, Err(e @ firewall::ApplyError::CompiledTextDiffers { .. })) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("iptables_restore") && text.contains("rebuild"),
+                "{text}"
+            );
+            println!("REFUSED AS EXPECTED: {e}");
+        }
+        (_, Ok(_)) => panic!("the edited constant was applied"),
+        (_, Err(e)) => panic!("apply failed: {e}"),
     }
 }
 
@@ -69,31 +95,61 @@ fn compiled_constant_texts_are_what_is_applied() {
     if !common::kernel_tests_available("compiled_constant_texts_are_what_is_applied") {
         return;
     }
-    let t = Topology::new("compiled");
-    let backups = std::env::temp_dir().join(format!("fw-compiled-{}", std::process::id()));
-    std::fs::create_dir_all(&backups).expect("a scratch directory");
-    let _ssh = t.listen_tcp(Ns::Firewall, 22);
-    let _extra = t.listen_tcp(Ns::Firewall, 4444);
-    let _closed = t.listen_tcp(Ns::Firewall, 4445);
-    let out = t.run_test_in(
-        Ns::Firewall,
-        INNER,
-        &[("FW_COMPILED_BACKUPS", backups.to_str().expect("UTF-8 path"))],
-    );
-    let _ = std::fs::remove_dir_all(&backups);
-    assert!(
-        out.status.success(),
-        "{}",
-        common::describe("apply() of the constant", &out)
-    );
-    let ruleset = t.ruleset(Ns::Firewall);
-    assert!(ruleset.contains("compiled, not rendered"), "{ruleset}");
-    for fw in [addr::FW_EXT_V4, addr::FW_EXT_V6] {
-        assert!(t.tcp_connects(Ns::Outside, fw, 22), "22 on {fw}");
-        assert!(
-            t.tcp_connects(Ns::Outside, fw, 4444),
-            "4444 on {fw}: the compiled rule is not in force"
+    for backend in ["iptables-nft", "nftables"] {
+        let t = Topology::new(&format!("compiled_{backend}"));
+        let backups = std::env::temp_dir().join(format!("fw-compiled-{}", std::process::id()));
+        std::fs::create_dir_all(&backups).expect("a scratch directory");
+        let _ssh = t.listen_tcp(Ns::Firewall, 22);
+        let _extra = t.listen_tcp(Ns::Firewall, 4444);
+        let _closed = t.listen_tcp(Ns::Firewall, 4445);
+        let fresh = (
+            t.ruleset(Ns::Firewall),
+            t.sh(Ns::Firewall, "nft list ruleset"),
         );
-        assert!(!t.tcp_connects(Ns::Outside, fw, 4445), "4445 on {fw}");
+        let run = |edited: &str| {
+            t.run_test_in(
+                Ns::Firewall,
+                INNER,
+                &[
+                    ("FW_COMPILED_BACKUPS", backups.to_str().expect("UTF-8 path")),
+                    ("FW_COMPILED_BACKEND", backend),
+                    ("FW_COMPILED_EDITED", edited),
+                ],
+            )
+        };
+        // The edited constant: refused, nothing changed.
+        let out = run("1");
+        assert!(
+            out.status.success(),
+            "{}",
+            common::describe("apply() of the edited constant", &out)
+        );
+        assert_eq!(
+            (
+                t.ruleset(Ns::Firewall),
+                t.sh(Ns::Firewall, "nft list ruleset")
+            ),
+            fresh,
+            "{backend}: a refused constant changed the rules"
+        );
+        // The faithful constant: applied, its rules in force.
+        let out = run("0");
+        let _ = std::fs::remove_dir_all(&backups);
+        assert!(
+            out.status.success(),
+            "{}",
+            common::describe("apply() of the constant", &out)
+        );
+        for fw in [addr::FW_EXT_V4, addr::FW_EXT_V6] {
+            assert!(t.tcp_connects(Ns::Outside, fw, 22), "{backend}: 22 on {fw}");
+            assert!(
+                !t.tcp_connects(Ns::Outside, fw, 4444),
+                "{backend}: 4444 on {fw}: open, though the policy does not open it"
+            );
+            assert!(
+                !t.tcp_connects(Ns::Outside, fw, 4445),
+                "{backend}: 4445 on {fw}"
+            );
+        }
     }
 }

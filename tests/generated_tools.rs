@@ -5,14 +5,16 @@
 //! kernel must accept every rule). Also: the macro's constant and
 //! `Policy::parse` render the very same texts.
 
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 #[path = "common/sources.rs"]
 mod sources;
 
+use common::command;
+use common::gate::{self, Need};
+use common::netns::Netns;
+use common::save::Family;
 use firewall::{firewall, Firewall, Policy};
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 /// (file, index of the block, policy) for every pass case and example.
 fn shipped_policies() -> Vec<(String, usize, Policy)> {
@@ -38,26 +40,15 @@ fn shipped_policies() -> Vec<(String, usize, Policy)> {
     out
 }
 
-fn run(cmd: &mut Command, stdin: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
+/// Runs `args` (program first) with `stdin`, bounded (`common::command`).
+fn run(args: &[&str], stdin: &str) -> Output {
+    command::run(args, Some(stdin), command::COMMAND_TIMEOUT_SECS)
 }
 
 #[test]
 fn scripts_pass_bash_n() {
     for (file, i, p) in shipped_policies() {
-        let out = run(Command::new("bash").arg("-n"), p.bash());
+        let out = run(&["bash", "-n"], p.bash());
         assert!(
             out.status.success(),
             "{file} block {i}: bash -n: {}",
@@ -68,14 +59,14 @@ fn scripts_pass_bash_n() {
 
 #[test]
 fn scripts_pass_shellcheck() {
-    if !netns::require("scripts_pass_shellcheck", &["shellcheck"], false) {
+    if !gate::require(
+        "scripts_pass_shellcheck",
+        &[Need::Tool("shellcheck", "shellcheck")],
+    ) {
         return;
     }
     for (file, i, p) in shipped_policies() {
-        let out = run(
-            Command::new("shellcheck").args(["-s", "bash", "-"]),
-            p.bash(),
-        );
+        let out = run(&["shellcheck", "-s", "bash", "-"], p.bash());
         assert!(
             out.status.success(),
             "{file} block {i}: shellcheck:\n{}",
@@ -84,17 +75,58 @@ fn scripts_pass_shellcheck() {
     }
 }
 
+/// The script carries both backends' texts verbatim (each in a quoted
+/// heredoc, so what a reviewer reads is what `nft -f` or `iptables-restore`
+/// loads), and both load paths; shellcheck above covers both.
+#[test]
+fn scripts_embed_both_backends_rules() {
+    for (file, i, p) in shipped_policies() {
+        let bash = p.bash();
+        for (what, text, delimiter) in [
+            ("nft()", p.nft(), "'FIREWALL_NFT'"),
+            (
+                "iptables_restore()",
+                p.iptables_restore(),
+                "'FIREWALL_IPV4'",
+            ),
+            (
+                "ip6tables_restore()",
+                p.ip6tables_restore(),
+                "'FIREWALL_IPV6'",
+            ),
+        ] {
+            let at = bash
+                .find(&format!("<<{delimiter}\n"))
+                .unwrap_or_else(|| panic!("{file} block {i}: no heredoc {delimiter} for {what}"));
+            let body = &bash[at..];
+            let body = &body[body.find('\n').map_or(0, |n| n + 1)..];
+            assert!(
+                body.starts_with(text),
+                "{file} block {i}: {what} is not embedded verbatim"
+            );
+        }
+        assert!(
+            bash.contains("timeout 60 nft -f \"$fw_dir/new.nft\""),
+            "{file} block {i}"
+        );
+        assert!(
+            bash.contains("fw_nft_verify \"$fw_dir/new.nft\""),
+            "{file} block {i}"
+        );
+    }
+}
+
 #[test]
 fn rulesets_load_into_the_kernel() {
-    if !netns::kernel_available("rulesets_load_into_the_kernel") {
+    if !common::kernel_tests_available("rulesets_load_into_the_kernel") {
         return;
     }
-    let ns = netns::Netns::new("load");
+    let ns = Netns::new("load");
     for (file, i, p) in shipped_policies() {
         // Shown with the failure: `restore` panics with the numbered rules.
         println!("loading {file} block {i}");
-        ns.restore(false, p.iptables_restore());
-        ns.restore(true, p.ip6tables_restore());
+        ns.restore(Family::V4, p.iptables_restore());
+        ns.restore(Family::V6, p.ip6tables_restore());
     }
 }
 
@@ -103,18 +135,14 @@ fn rulesets_load_into_the_kernel() {
 /// them in one transaction), leaving a table the firewall does not own alone.
 #[test]
 fn nft_rulesets_check_and_load() {
-    if !netns::require(
-        "nft_rulesets_check_and_load",
-        &["ip", "nft", "timeout"],
-        true,
-    ) {
+    if !gate::require("nft_rulesets_check_and_load", &[Need::Kernel, gate::NFT]) {
         return;
     }
-    let ns = netns::Netns::new("nftload");
+    let ns = Netns::new("nftload");
     let nft = |args: &[&str], stdin: &str| {
-        let mut full = vec!["30", "nft"];
+        let mut full = vec!["nft"];
         full.extend_from_slice(args);
-        ns.exec("timeout", &full, stdin)
+        ns.exec_bounded(&full, Some(stdin), 30)
     };
     let foreign = "table inet other {\n\tchain input {\n\t\ttype filter hook input priority 10; policy accept;\n\t\ttcp dport 9 counter accept\n\t}\n}\n";
     let out = nft(&["-f", "-"], foreign);
@@ -125,24 +153,22 @@ fn nft_rulesets_check_and_load() {
     );
     let policies = shipped_policies();
     for (file, i, p) in &policies {
-        for args in [&["-c", "-f", "-"][..], &["-f", "-"][..]] {
-            let out = nft(args, p.nft());
-            assert!(
-                out.status.success(),
-                "{file} block {i}: nft {args:?}: {}\n--- nft:\n{}",
-                String::from_utf8_lossy(&out.stderr),
-                netns::numbered(p.nft())
-            );
+        let mut tables = vec!["inet other"];
+        tables.extend(common::policy::nft_tables(p));
+        if let Err(e) = ns.try_load_nft(p.nft(), &tables) {
+            panic!("{file} block {i}: {e}");
         }
-        let out = nft(&["list", "tables"], "");
-        let tables = String::from_utf8_lossy(&out.stdout).into_owned();
-        let nat = p.nft().contains("table ip firewall_nat {\n");
-        let expected = if nat {
-            "table inet other\ntable inet firewall\ntable ip firewall_nat\n"
-        } else {
-            "table inet other\ntable inet firewall\n"
-        };
-        assert_eq!(tables, expected, "{file} block {i}");
+        // The script's read-back (fw_nft_verify) finds what was loaded.
+        let verify = format!(
+            "{}\nfw_nft_verify /dev/stdin",
+            firewall_core::render::bash::rollback_functions()
+        );
+        let out = ns.exec(&["bash", "-c", &verify], Some(p.nft()));
+        assert!(
+            out.status.success(),
+            "{file} block {i}: fw_nft_verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // The foreign table is untouched.
     let out = nft(&["list", "table", "inet", "other"], "");

@@ -11,15 +11,17 @@
 //! * An IPv6 host keeps what RFC 4890 says it must accept: DHCPv6 replies from
 //!   a link-local server, multicast listener queries.
 //!
-//! Needs root, `ip netns`, iptables, nc, ping (see
-//! `common::kernel_tests_available`; under `CI=true` a missing piece fails),
-//! and python3 for the IPv6 datagrams the other tools cannot send.
+//! Each test runs once per rule loader (`<test>::iptables_restore`,
+//! `<test>::nft`: `both_loaders!`). Needs root, `ip netns`, iptables, nft,
+//! nc, ping (see `common::gate`; under `CI=true` a missing piece fails), and
+//! python3 for the IPv6 datagrams the other tools cannot send.
 
 mod common;
 
 use common::addr::*;
 use common::policy::{forwarding_topology, parse};
-use common::{Ns, Topology};
+use common::save::{self, Counters, Family, Tools};
+use common::{gate, Loader, Ns, Topology};
 use std::thread;
 
 /// Collects what went wrong, to report every failure of a test at once with
@@ -41,7 +43,7 @@ impl Failures {
             "{test}: {} failure(s):\n  {}\n--- firewall ruleset ---\n{}",
             self.0.len(),
             self.0.join("\n  "),
-            t.ruleset(Ns::Firewall)
+            t.dump(Ns::Firewall)
         );
     }
 }
@@ -95,70 +97,70 @@ block out tcp 32768..=60999;
 /// A port of the blocked range that the outside host listens on.
 const BLOCKED_SERVICE: u16 = 40000;
 
-#[test]
-fn block_out_stops_new_connections_not_replies() {
-    let test = "block_out_stops_new_connections_not_replies";
-    if !common::kernel_tests_available(test) {
-        return;
-    }
-    let policy = parse(BLOCK_EPHEMERAL);
-    let t = forwarding_topology("outcome_blockout", &policy);
-    let _ssh = t.listen_tcp(Ns::Firewall, 22);
-    let _inner_ssh = t.listen_tcp(Ns::Inside, 22);
-    let _blocked = t.listen_tcp(Ns::Outside, BLOCKED_SERVICE);
-    let _service = t.listen_tcp(Ns::Outside, common::OUTSIDE_SERVICE_PORT);
-    let mut f = Failures::default();
-
-    // An ssh client whose source port lies in the blocked range gets its
-    // answer, over both families; a new port for every attempt.
-    let mut src = 45000;
-    for (a, port, expect) in [
-        (FW_EXT_V4, 22, "firewall:22"),
-        (FW_EXT_V6, 22, "firewall:22"),
-        (FW_EXT_V4, 2221, "inside:22"),
-    ] {
-        let mut got = None;
-        for _ in 0..3 {
-            src += 1;
-            got = t.tcp_banner_from_port(Ns::Outside, a, port, src);
-            if got.is_some() {
-                break;
-            }
+both_loaders! {
+    fn block_out_stops_new_connections_not_replies(loader, test) {
+        if !loader.available(test) {
+            return;
         }
-        f.check(
-            got.as_deref() == Some(expect),
-            format!(
-                "outside (source port {src}, blocked range) -> {a}:{port} should reach {expect}: \
-                 `block out` must not drop the replies, got {got:?}"
-            ),
+        let policy = parse(BLOCK_EPHEMERAL);
+        let t = forwarding_topology(test, &policy, loader);
+        let _ssh = t.listen_tcp(Ns::Firewall, 22);
+        let _inner_ssh = t.listen_tcp(Ns::Inside, 22);
+        let _blocked = t.listen_tcp(Ns::Outside, BLOCKED_SERVICE);
+        let _service = t.listen_tcp(Ns::Outside, common::OUTSIDE_SERVICE_PORT);
+        let mut f = Failures::default();
+
+        // An ssh client whose source port lies in the blocked range gets its
+        // answer, over both families; a new port for every attempt.
+        let mut src = 45000;
+        for (a, port, expect) in [
+            (FW_EXT_V4, 22, "firewall:22"),
+            (FW_EXT_V6, 22, "firewall:22"),
+            (FW_EXT_V4, 2221, "inside:22"),
+        ] {
+            let mut got = None;
+            for _ in 0..3 {
+                src += 1;
+                got = t.tcp_banner_from_port(Ns::Outside, a, port, src);
+                if got.is_some() {
+                    break;
+                }
+            }
+            f.check(
+                got.as_deref() == Some(expect),
+                format!(
+                    "outside (source port {src}, blocked range) -> {a}:{port} should reach {expect}: \
+                     `block out` must not drop the replies, got {got:?}"
+                ),
+            );
+        }
+        // New connections to an unblocked port still leave.
+        for a in [OUTSIDE_V4, OUTSIDE_V6] {
+            let port = common::OUTSIDE_SERVICE_PORT;
+            let got = banner(&t, Ns::Firewall, a, port);
+            f.check(
+                got.as_deref() == Some(&format!("outside:{port}")),
+                format!("firewall -> {a}:{port} (not blocked) should connect, got {got:?}"),
+            );
+        }
+        // New connections to a blocked port do not, from the firewall or
+        // forwarded from inside.
+        assert_closed(
+            &t,
+            &[
+                (Ns::Firewall, OUTSIDE_V4, BLOCKED_SERVICE, "block out"),
+                (Ns::Firewall, OUTSIDE_V6, BLOCKED_SERVICE, "block out"),
+                (
+                    Ns::Inside,
+                    OUTSIDE_V4,
+                    BLOCKED_SERVICE,
+                    "block out, forwarded",
+                ),
+            ],
+            &mut f,
         );
+        f.assert_none(&t, test);
     }
-    // New connections to an unblocked port still leave.
-    for a in [OUTSIDE_V4, OUTSIDE_V6] {
-        let port = common::OUTSIDE_SERVICE_PORT;
-        let got = banner(&t, Ns::Firewall, a, port);
-        f.check(
-            got.as_deref() == Some(&format!("outside:{port}")),
-            format!("firewall -> {a}:{port} (not blocked) should connect, got {got:?}"),
-        );
-    }
-    // New connections to a blocked port do not, from the firewall or
-    // forwarded from inside.
-    assert_closed(
-        &t,
-        &[
-            (Ns::Firewall, OUTSIDE_V4, BLOCKED_SERVICE, "block out"),
-            (Ns::Firewall, OUTSIDE_V6, BLOCKED_SERVICE, "block out"),
-            (
-                Ns::Inside,
-                OUTSIDE_V4,
-                BLOCKED_SERVICE,
-                "block out, forwarded",
-            ),
-        ],
-        &mut f,
-    );
-    f.assert_none(&t, test);
 }
 
 // ------------------------------------------------- 2. policy forward accept
@@ -214,29 +216,29 @@ fn assert_forward_accept_guards_the_inside(t: &Topology, test: &str, dnat: bool)
     f.assert_none(t, test);
 }
 
-#[test]
-fn forward_accept_router_forwards_only_dnat_inward() {
-    let test = "forward_accept_router_forwards_only_dnat_inward";
-    if !common::kernel_tests_available(test) {
-        return;
+both_loaders! {
+    fn forward_accept_router_forwards_only_dnat_inward(loader, test) {
+        if !loader.available(test) {
+            return;
+        }
+        let policy = parse(
+            "extif eth0; open tcp 22; policy forward accept; masquerade;
+             dnat 2221 -> 203.0.113.2:22; block out tcp 40000;",
+        );
+        let t = forwarding_topology(test, &policy, loader);
+        assert_forward_accept_guards_the_inside(&t, test, true);
     }
-    let policy = parse(
-        "extif eth0; open tcp 22; policy forward accept; masquerade;
-         dnat 2221 -> 203.0.113.2:22; block out tcp 40000;",
-    );
-    let t = forwarding_topology("outcome_fwd_router", &policy);
-    assert_forward_accept_guards_the_inside(&t, test, true);
 }
 
-#[test]
-fn forward_accept_host_forwards_nothing_inward() {
-    let test = "forward_accept_host_forwards_nothing_inward";
-    if !common::kernel_tests_available(test) {
-        return;
+both_loaders! {
+    fn forward_accept_host_forwards_nothing_inward(loader, test) {
+        if !loader.available(test) {
+            return;
+        }
+        let policy = parse("extif eth0; open tcp 22; policy forward accept; block out tcp 40000;");
+        let t = forwarding_topology(test, &policy, loader);
+        assert_forward_accept_guards_the_inside(&t, test, false);
     }
-    let policy = parse("extif eth0; open tcp 22; policy forward accept; block out tcp 40000;");
-    let t = forwarding_topology("outcome_fwd_host", &policy);
-    assert_forward_accept_guards_the_inside(&t, test, false);
 }
 
 // ------------------------------------------------ 3. icmp drop under reject
@@ -249,54 +251,54 @@ fn ping_output(t: &Topology, ns: Ns, a: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
-#[test]
-fn icmp_drop_under_reject_answers_no_ping() {
-    let test = "icmp_drop_under_reject_answers_no_ping";
-    if !common::kernel_tests_available(test) {
-        return;
+both_loaders! {
+    fn icmp_drop_under_reject_answers_no_ping(loader, test) {
+        if !loader.available(test) {
+            return;
+        }
+        // `trust eth9` leaves the inside link (eth1) neither trusted nor
+        // external: INPUT's own tail decides for it.
+        let policy = parse("extif eth0; trust eth9; open tcp 22; policy input reject;");
+        let t = forwarding_topology(test, &policy, loader);
+        let _ssh = t.listen_tcp(Ns::Firewall, 22);
+        let _smtp = t.listen_tcp(Ns::Firewall, 25);
+        let mut f = Failures::default();
+        for (ns, a) in [
+            (Ns::Outside, FW_EXT_V4),
+            (Ns::Outside, FW_EXT_V6),
+            (Ns::Inside, FW_INT_V4),
+            (Ns::Inside, FW_INT_V6),
+        ] {
+            let (replied, text) = ping_output(&t, ns, a);
+            let lower = text.to_lowercase();
+            let error = lower.contains("unreachable") || lower.contains("error");
+            f.check(
+                !replied && !error,
+                format!(
+                    "{} -> ping {a} must get no answer at all under `icmp drop` \
+                     (replied: {replied}, ICMP error: {error}):\n{text}",
+                    ns.role()
+                ),
+            );
+            // reject still rejects: port 25 (a listener that is not opened)
+            // answers with a reset.
+            f.check(
+                t.tcp_refused(ns, a, 25),
+                format!(
+                    "{} -> {a}:25 should be refused (policy input reject)",
+                    ns.role()
+                ),
+            );
+        }
+        for a in [FW_EXT_V4, FW_EXT_V6] {
+            let got = banner(&t, Ns::Outside, a, 22);
+            f.check(
+                got.as_deref() == Some("firewall:22"),
+                format!("outside -> {a}:22 should connect, got {got:?}"),
+            );
+        }
+        f.assert_none(&t, test);
     }
-    // `trust eth9` leaves the inside link (eth1) neither trusted nor
-    // external: INPUT's own tail decides for it.
-    let policy = parse("extif eth0; trust eth9; open tcp 22; policy input reject;");
-    let t = forwarding_topology("outcome_reject_icmp", &policy);
-    let _ssh = t.listen_tcp(Ns::Firewall, 22);
-    let _smtp = t.listen_tcp(Ns::Firewall, 25);
-    let mut f = Failures::default();
-    for (ns, a) in [
-        (Ns::Outside, FW_EXT_V4),
-        (Ns::Outside, FW_EXT_V6),
-        (Ns::Inside, FW_INT_V4),
-        (Ns::Inside, FW_INT_V6),
-    ] {
-        let (replied, text) = ping_output(&t, ns, a);
-        let lower = text.to_lowercase();
-        let error = lower.contains("unreachable") || lower.contains("error");
-        f.check(
-            !replied && !error,
-            format!(
-                "{} -> ping {a} must get no answer at all under `icmp drop` \
-                 (replied: {replied}, ICMP error: {error}):\n{text}",
-                ns.role()
-            ),
-        );
-        // reject still rejects: port 25 (a listener that is not opened)
-        // answers with a reset.
-        f.check(
-            t.tcp_refused(ns, a, 25),
-            format!(
-                "{} -> {a}:25 should be refused (policy input reject)",
-                ns.role()
-            ),
-        );
-    }
-    for a in [FW_EXT_V4, FW_EXT_V6] {
-        let got = banner(&t, Ns::Outside, a, 22);
-        f.check(
-            got.as_deref() == Some("firewall:22"),
-            format!("outside -> {a}:22 should connect, got {got:?}"),
-        );
-    }
-    f.assert_none(&t, test);
 }
 
 // ------------------------------------------------ 4. RFC 4890 host services
@@ -404,79 +406,132 @@ listen(3.0, "REPORT")
 /// The packet counter of the first rule of `ip6tables-save -c` in the
 /// firewall whose text contains every one of `needles`.
 fn v6_rule_packets(t: &Topology, needles: &[&str]) -> Option<u64> {
-    let saved = t.sh(Ns::Firewall, "ip6tables-save -c");
-    let line = saved
-        .lines()
-        .find(|l| needles.iter().all(|n| l.contains(n)))?;
-    let counters = line.strip_prefix('[')?.split(']').next()?;
-    counters.split(':').next()?.parse().ok()
+    let saved = t
+        .netns(Ns::Firewall)
+        .iptables_save(Family::V6, Tools::Default, Counters::Rules)
+        .ok()?;
+    save::rule_packets(&saved, needles)
 }
 
-#[test]
-fn ipv6_host_keeps_dhcpv6_replies_and_mld() {
-    let test = "ipv6_host_keeps_dhcpv6_replies_and_mld";
-    if !common::kernel_tests_available(test) || !common::wrappers::python3_available(test) {
-        return;
+/// The chain and handle of the first rule of `nft -a list table inet
+/// firewall` whose text contains every one of `needles`.
+fn nft_rule_handle(t: &Topology, needles: &[&str]) -> Option<(String, String)> {
+    let listed = t.sh(Ns::Firewall, "nft -a list table inet firewall");
+    let mut chain = None;
+    for line in listed.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("chain ") {
+            chain = rest.split_whitespace().next().map(str::to_string);
+        } else if needles.iter().all(|n| line.contains(n)) {
+            let handle = line.rsplit_once("# handle ")?.1.trim().to_string();
+            return Some((chain?, handle));
+        }
     }
-    let policy = parse("extif eth0; open tcp 22;");
-    let t = Topology::new("outcome_rfc4890");
-    t.load_rules(policy.iptables_restore(), policy.ip6tables_restore());
-    let fw_ll = link_local(&t, Ns::Firewall);
-    let out_ll = link_local(&t, Ns::Outside);
-    let mut f = Failures::default();
+    None
+}
 
-    // DHCPv6: a server's reply (udp 547 -> 546) from its link-local address
-    // to the client's link-local address arrives; from a global address it
-    // does not, to either address of the firewall.
-    let received = thread::scope(|s| {
-        let listener =
-            s.spawn(|| t.exec(Ns::Firewall, &["python3", "-c", UDP_LISTENER, "546", "4"]));
-        let bound = common::eventually(20, || {
-            !t.sh(Ns::Firewall, "ss -H -u -l -n 'sport = :546'")
-                .trim()
-                .is_empty()
-        });
-        assert!(bound, "the UDP listener on the firewall did not start");
-        for (src, dst, payload) in [
-            (out_ll.as_str(), fw_ll.as_str(), "from-link-local"),
-            (OUTSIDE_V6, fw_ll.as_str(), "from-global-to-link-local"),
-            (OUTSIDE_V6, FW_EXT_V6, "from-global-to-global"),
-        ] {
-            let out = t.exec(
-                Ns::Outside,
-                &[
-                    "python3", "-c", UDP_SENDER, "eth0", src, "547", dst, "546", payload,
-                ],
-            );
-            assert!(
-                out.status.success(),
-                "{}",
-                common::describe("sending a DHCPv6 datagram", &out)
+/// The query came in through the rule that accepts MLD queries from
+/// link-local sources: with iptables, that rule counted it; with nft (whose
+/// rules have no counters), the firewall stops answering once that one rule
+/// is deleted.
+fn check_mld_query_rule(t: &Topology, loader: Loader, fw_ll: &str, f: &mut Failures) {
+    match loader {
+        Loader::IptablesRestore => {
+            let counted = v6_rule_packets(t, &["--icmpv6-type 130", "-s fe80::/10"]);
+            f.check(
+                counted.is_some_and(|n| n > 0),
+                format!(
+                    "{loader}: the rule accepting MLD queries must have counted the query, \
+                     counter: {counted:?}"
+                ),
             );
         }
-        listener_output(listener.join().expect("listener thread"))
-    });
-    f.check(
-        received.contains("from-link-local"),
-        format!(
-            "a DHCPv6 reply from the link-local server {out_ll} to {fw_ll} port 546 must \
-             arrive; received:\n{received}"
-        ),
-    );
-    f.check(
-        !received.contains("from-global"),
-        format!("udp port 546 from a global address must not arrive; received:\n{received}"),
-    );
+        Loader::Nft => {
+            let found = nft_rule_handle(t, &["ip6 saddr fe80::/10", "mld-listener-query"]);
+            let Some((chain, handle)) = found else {
+                f.check(
+                    false,
+                    format!("{loader}: no rule accepting MLD queries from fe80::/10"),
+                );
+                return;
+            };
+            t.sh(
+                Ns::Firewall,
+                &format!("nft delete rule inet firewall {chain} handle {handle}"),
+            );
+            let out = t.exec(Ns::Outside, &["python3", "-c", MLD_QUERIER, "eth0"]);
+            let heard = String::from_utf8_lossy(&out.stdout).into_owned();
+            f.check(
+                out.status.success() && !heard.lines().any(|l| l == format!("REPORT {fw_ll}")),
+                format!(
+                    "{loader}: without the rule accepting MLD queries ({chain}, handle \
+                     {handle}) the firewall must not answer a query; heard:\n{heard}"
+                ),
+            );
+        }
+    }
+}
 
-    // MLD: a listener query from the link-local querier is accepted, and the
-    // firewall answers it with its reports.
-    check_mld_reports(&t, &fw_ll, &mut f);
-    let counted = v6_rule_packets(&t, &["--icmpv6-type 130", "-s fe80::/10"]);
-    f.check(
-        counted.is_some_and(|n| n > 0),
-        format!("the rule accepting MLD queries must have counted the query, counter: {counted:?}"),
-    );
-    f.assert_none(&t, test);
+both_loaders! {
+    fn ipv6_host_keeps_dhcpv6_replies_and_mld(loader, test) {
+        if !loader.available(test) || !gate::require(test, &[gate::PYTHON3]) {
+            return;
+        }
+        let policy = parse("extif eth0; open tcp 22;");
+        let t = Topology::new(test);
+        t.load_policy(&policy, loader);
+        let fw_ll = link_local(&t, Ns::Firewall);
+        let out_ll = link_local(&t, Ns::Outside);
+        let mut f = Failures::default();
+
+        // DHCPv6: a server's reply (udp 547 -> 546) from its link-local address
+        // to the client's link-local address arrives; from a global address it
+        // does not, to either address of the firewall.
+        let received = thread::scope(|s| {
+            let listener =
+                s.spawn(|| t.exec(Ns::Firewall, &["python3", "-c", UDP_LISTENER, "546", "4"]));
+            let bound = common::eventually(20, || {
+                !t.sh(Ns::Firewall, "ss -H -u -l -n 'sport = :546'")
+                    .trim()
+                    .is_empty()
+            });
+            assert!(bound, "the UDP listener on the firewall did not start");
+            for (src, dst, payload) in [
+                (out_ll.as_str(), fw_ll.as_str(), "from-link-local"),
+                (OUTSIDE_V6, fw_ll.as_str(), "from-global-to-link-local"),
+                (OUTSIDE_V6, FW_EXT_V6, "from-global-to-global"),
+            ] {
+                let out = t.exec(
+                    Ns::Outside,
+                    &[
+                        "python3", "-c", UDP_SENDER, "eth0", src, "547", dst, "546", payload,
+                    ],
+                );
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    common::describe("sending a DHCPv6 datagram", &out)
+                );
+            }
+            listener_output(listener.join().expect("listener thread"))
+        });
+        f.check(
+            received.contains("from-link-local"),
+            format!(
+                "a DHCPv6 reply from the link-local server {out_ll} to {fw_ll} port 546 must \
+                 arrive; received:\n{received}"
+            ),
+        );
+        f.check(
+            !received.contains("from-global"),
+            format!("udp port 546 from a global address must not arrive; received:\n{received}"),
+        );
+
+        // MLD: a listener query from the link-local querier is accepted, and the
+        // firewall answers it with its reports.
+        check_mld_reports(&t, &fw_ll, &mut f);
+        check_mld_query_rule(&t, loader, &fw_ll, &mut f);
+        f.assert_none(&t, test);
+    }
 }
 
 /// An MLD query from the outside host is answered with the firewall's
@@ -495,84 +550,84 @@ fn check_mld_reports(t: &Topology, fw_ll: &str, f: &mut Failures) {
     );
 }
 
-#[test]
-fn ipv6_host_under_output_drop_keeps_mld_and_dhcpv6_requests() {
-    let test = "ipv6_host_under_output_drop_keeps_mld_and_dhcpv6_requests";
-    if !common::kernel_tests_available(test) || !common::wrappers::python3_available(test) {
-        return;
-    }
-    let policy = parse("extif eth0; open tcp 22; policy output drop;");
-    let t = Topology::new("outcome_rfc4890_out");
-    t.load_rules(policy.iptables_restore(), policy.ip6tables_restore());
-    let fw_ll = link_local(&t, Ns::Firewall);
-    let mut f = Failures::default();
-
-    // DHCPv6: the client's request (546 -> 547, to the link's servers and
-    // relays at ff02::1:2) leaves from the link-local address; nothing else
-    // does (the same datagram from the global address stays in).
-    let received = thread::scope(|s| {
-        let listener = s.spawn(|| {
-            t.exec(
-                Ns::Outside,
-                &[
-                    "python3",
-                    "-c",
-                    UDP_LISTENER,
-                    "547",
-                    "4",
-                    "ff02::1:2",
-                    "eth0",
-                ],
-            )
-        });
-        let bound = common::eventually(20, || {
-            !t.sh(Ns::Outside, "ss -H -u -l -n 'sport = :547'")
-                .trim()
-                .is_empty()
-        });
-        assert!(bound, "the UDP listener outside did not start");
-        for (src, payload) in [
-            (fw_ll.as_str(), "from-link-local"),
-            (FW_EXT_V6, "from-global"),
-        ] {
-            let out = t.exec(
-                Ns::Firewall,
-                &[
-                    "python3",
-                    "-c",
-                    UDP_SENDER,
-                    "eth0",
-                    src,
-                    "546",
-                    "ff02::1:2",
-                    "547",
-                    payload,
-                ],
-            );
-            // A send that the output policy drops fails (EPERM): expected for
-            // the global source only.
-            if payload == "from-link-local" {
-                f.check(
-                    out.status.success(),
-                    common::describe("sending a DHCPv6 request from the link-local address", &out),
-                );
-            }
+both_loaders! {
+    fn ipv6_host_under_output_drop_keeps_mld_and_dhcpv6_requests(loader, test) {
+        if !loader.available(test) || !gate::require(test, &[gate::PYTHON3]) {
+            return;
         }
-        listener_output(listener.join().expect("listener thread"))
-    });
-    f.check(
-        received.contains("from-link-local"),
-        format!(
-            "a DHCPv6 request from {fw_ll} to ff02::1:2 port 547 must leave; received:\n{received}"
-        ),
-    );
-    f.check(
-        !received.contains("from-global"),
-        format!(
-            "policy output drop: udp from the global address must not leave; received:\n{received}"
-        ),
-    );
-    // MLD: the reports that answer a query leave.
-    check_mld_reports(&t, &fw_ll, &mut f);
-    f.assert_none(&t, test);
+        let policy = parse("extif eth0; open tcp 22; policy output drop;");
+        let t = Topology::new(test);
+        t.load_policy(&policy, loader);
+        let fw_ll = link_local(&t, Ns::Firewall);
+        let mut f = Failures::default();
+
+        // DHCPv6: the client's request (546 -> 547, to the link's servers and
+        // relays at ff02::1:2) leaves from the link-local address; nothing else
+        // does (the same datagram from the global address stays in).
+        let received = thread::scope(|s| {
+            let listener = s.spawn(|| {
+                t.exec(
+                    Ns::Outside,
+                    &[
+                        "python3",
+                        "-c",
+                        UDP_LISTENER,
+                        "547",
+                        "4",
+                        "ff02::1:2",
+                        "eth0",
+                    ],
+                )
+            });
+            let bound = common::eventually(20, || {
+                !t.sh(Ns::Outside, "ss -H -u -l -n 'sport = :547'")
+                    .trim()
+                    .is_empty()
+            });
+            assert!(bound, "the UDP listener outside did not start");
+            for (src, payload) in [
+                (fw_ll.as_str(), "from-link-local"),
+                (FW_EXT_V6, "from-global"),
+            ] {
+                let out = t.exec(
+                    Ns::Firewall,
+                    &[
+                        "python3",
+                        "-c",
+                        UDP_SENDER,
+                        "eth0",
+                        src,
+                        "546",
+                        "ff02::1:2",
+                        "547",
+                        payload,
+                    ],
+                );
+                // A send that the output policy drops fails (EPERM): expected for
+                // the global source only.
+                if payload == "from-link-local" {
+                    f.check(
+                        out.status.success(),
+                        common::describe("sending a DHCPv6 request from the link-local address", &out),
+                    );
+                }
+            }
+            listener_output(listener.join().expect("listener thread"))
+        });
+        f.check(
+            received.contains("from-link-local"),
+            format!(
+                "a DHCPv6 request from {fw_ll} to ff02::1:2 port 547 must leave; received:\n{received}"
+            ),
+        );
+        f.check(
+            !received.contains("from-global"),
+            format!(
+                "policy output drop: udp from the global address must not leave; received:\n{received}"
+            ),
+        );
+        // MLD: the reports that answer a query leave.
+        check_mld_reports(&t, &fw_ll, &mut f);
+        f.assert_none(&t, test);
+    }
 }

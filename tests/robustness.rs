@@ -6,6 +6,7 @@
 //! random characters and bytes.
 
 use firewall::{Code, Diagnostic, LineColumn, Policy};
+use firewall_core::syntax::Keyword;
 use proptest::prelude::*;
 
 /// Policies in the shapes users write them (from the docs and the UI tests).
@@ -222,22 +223,17 @@ fn edge_cases() {
     }
 }
 
-/// Policy words, edge-case numbers, punctuation and odd literals.
-const VOCAB: &[&str] = &[
-    // Statement keywords and their words.
-    "extif",
-    "trust",
-    "policy",
-    "open",
-    "icmp",
-    "masquerade",
-    "dnat",
-    "redirect",
-    "forward",
-    "block",
-    "ssh",
-    "failsafe",
-    "log",
+/// Policy words, edge-case numbers, punctuation and odd literals: the
+/// statement keywords (the parser's own list) first, then [`OTHER_WORDS`].
+fn vocab() -> Vec<&'static str> {
+    let mut words = Keyword::words();
+    words.extend_from_slice(OTHER_WORDS);
+    words
+}
+
+/// Everything in [`vocab`] but the statement keywords.
+const OTHER_WORDS: &[&str] = &[
+    // The statements' other words.
     "input",
     "output",
     "drop",
@@ -345,7 +341,7 @@ const VOCAB: &[&str] = &[
 ];
 
 fn token() -> impl Strategy<Value = String> {
-    let leaf = prop::sample::select(VOCAB).prop_map(str::to_string);
+    let leaf = prop::sample::select(vocab()).prop_map(str::to_string);
     leaf.prop_recursive(3, 24, 6, |inner| {
         (
             prop::sample::select(&[("{", "}"), ("(", ")"), ("[", "]")][..]),

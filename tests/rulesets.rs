@@ -2,45 +2,34 @@
 //! namespaces with `iptables-restore`/`ip6tables-restore`, then read back with
 //! `iptables-save`.
 //!
-//! Kernel gate: without root or without `ip`/`iptables-restore`, each test prints
-//! why and returns; with `CI=true` it panics instead (a skipped kernel test in CI
-//! is a defect). Every firewall command runs inside the test's own namespace
-//! (`ip netns exec fwns-<test>-<pid> ...`), never in the caller's, and the
-//! namespace is deleted by a drop guard, even when the test panics.
+//! Kernel gate (`common::gate`): without root or without `ip`/`iptables-restore`,
+//! each test prints why and returns; with `CI=true` it panics instead (a skipped
+//! kernel test in CI is a defect). Every firewall command runs inside the test's
+//! own namespace (`common::netns::Netns`, `ip netns exec fwt-<pid>-... ...`),
+//! never in the caller's, and the namespace is deleted by its drop guard, even
+//! when the test panics.
 //!
 //! Test policies use only documentation addresses (198.51.100.0/24,
 //! 203.0.113.0/24, 2001:db8::/32).
 
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 
+use common::kernel_tests_available;
+use common::netns::Netns;
+use common::save::{table_rules, Family};
 use firewall::Policy;
-use netns::{kernel_available, Netns};
 
 /// Loads both rulesets of `policy` into a fresh namespace and returns what
-/// `iptables-save`/`ip6tables-save` print afterwards.
+/// `iptables-save`/`ip6tables-save` print afterwards (normalised: no
+/// comments, no counters; `common::save`).
 fn load(test: &str, policy: &Policy) -> Option<(String, String)> {
-    if !kernel_available(test) {
+    if !kernel_tests_available(test) {
         return None;
     }
     let ns = Netns::new(test);
-    ns.restore(false, policy.iptables_restore());
-    ns.restore(true, policy.ip6tables_restore());
-    Some((ns.save(false), ns.save(true)))
-}
-
-/// The rules of one table as saved (lines starting with `-A`).
-fn table_rules<'a>(saved: &'a str, table: &str) -> Vec<&'a str> {
-    let mut inside = false;
-    saved
-        .lines()
-        .filter(|l| {
-            if let Some(t) = l.strip_prefix('*') {
-                inside = t == table;
-            }
-            inside && l.starts_with("-A ")
-        })
-        .collect()
+    ns.restore(Family::V4, policy.iptables_restore());
+    ns.restore(Family::V6, policy.ip6tables_restore());
+    Some((ns.save(Family::V4), ns.save(Family::V6)))
 }
 
 #[track_caller]
@@ -140,7 +129,7 @@ fn gateway_loads_with_nat() {
             ":INPUT DROP",
             ":FORWARD DROP",
             ":OUTPUT ACCEPT",
-            ":ext-in - ",
+            ":ext-in -",
             "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED",
             "-A INPUT -i eth0 -m comment --comment \"extif eth0\" -g ext-in",
             "--dports 22,80",
@@ -314,27 +303,27 @@ fn thousand_ports_from_nets_load() {
 
 #[test]
 fn reapplying_replaces_rules_and_clears_stale_nat() {
-    if !kernel_available("reapply") {
+    if !kernel_tests_available("reapply") {
         return;
     }
     let ns = Netns::new("reapply");
     let g = parse(GATEWAY);
-    ns.restore(false, g.iptables_restore());
-    ns.restore(false, g.iptables_restore());
-    let twice = ns.save(false);
+    ns.restore(Family::V4, g.iptables_restore());
+    ns.restore(Family::V4, g.iptables_restore());
+    let twice = ns.save(Family::V4);
     assert_same_rule_count(g.iptables_restore(), &twice);
     // Now a plain host: the gateway's NAT must be gone.
     let h = parse(HOST);
-    ns.restore(false, h.iptables_restore());
-    ns.restore(true, h.ip6tables_restore());
-    let v4 = ns.save(false);
+    ns.restore(Family::V4, h.iptables_restore());
+    ns.restore(Family::V6, h.ip6tables_restore());
+    let v4 = ns.save(Family::V4);
     assert_same_rule_count(h.iptables_restore(), &v4);
     assert_lacks(&v4, &["MASQUERADE", "DNAT", "REDIRECT"]);
 }
 
 #[test]
 fn failing_line_maps_back_to_its_statement() {
-    if !kernel_available("lineno") {
+    if !kernel_tests_available("lineno") {
         return;
     }
     let ns = Netns::new("lineno");
@@ -346,18 +335,24 @@ fn failing_line_maps_back_to_its_statement() {
         "-m no-such-match-fwrs --dports 22,80",
     );
     assert_ne!(broken, p.iptables_restore());
-    let out = ns.exec("iptables-restore", &["-w", "--test"], &broken);
+    let out = ns.exec(&["iptables-restore", "-w", "--test"], Some(&broken));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     // "line N failed" (legacy) or "Error occurred at line: N" (nf_tables).
     let line = line_number(&err).unwrap_or_else(|| panic!("no line number in {err:?}"));
+    // The printer's map of the text (the edit kept every line in place).
+    let map = p
+        .texts()
+        .ipv4
+        .with_text(&broken)
+        .expect("the same line structure");
     assert_eq!(
-        firewall_core_statement_at_line(&broken, line).as_deref(),
+        map.origin_at(line).map(ToString::to_string).as_deref(),
         Some("open tcp 22, 80"),
         "iptables-restore said: {err}"
     );
     // Nothing was loaded by --test.
-    assert!(table_rules(&ns.save(false), "filter").is_empty());
+    assert!(table_rules(&ns.save(Family::V4), "filter").is_empty());
 }
 
 /// The first number after "line" in an iptables-restore error.
@@ -369,8 +364,4 @@ fn line_number(err: &str) -> Option<usize> {
         .find(|s| !s.is_empty())?
         .parse()
         .ok()
-}
-
-fn firewall_core_statement_at_line(ruleset: &str, line: usize) -> Option<String> {
-    firewall_core::render::iptables::statement_at_line(ruleset, line)
 }

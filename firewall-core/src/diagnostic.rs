@@ -153,6 +153,51 @@ impl SpannedDiagnostic {
     }
 }
 
+/// The one diagnostics collection of a compile: the parser, the lowering and
+/// the checks all write into it as they find mistakes, and
+/// [`Sink::into_sorted`] hands them out in source order.
+#[derive(Debug, Default)]
+pub struct Sink(Vec<SpannedDiagnostic>);
+
+impl Sink {
+    /// Adds one diagnostic.
+    pub fn push(&mut self, diagnostic: SpannedDiagnostic) {
+        self.0.push(diagnostic);
+    }
+
+    /// Adds a diagnostic at `span`.
+    pub fn error(
+        &mut self,
+        code: Code,
+        span: SpanRange,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.push(SpannedDiagnostic::new(code, span, message, help));
+    }
+
+    /// Whether nothing was reported yet.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many diagnostics were reported.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Every diagnostic, in source order (by where each starts; those that
+    /// start at the same place keep the order they were reported in).
+    pub fn into_sorted(self) -> Vec<SpannedDiagnostic> {
+        let mut list = self.0;
+        list.sort_by_key(|d| {
+            let s = d.span.start.start();
+            (s.line, s.column)
+        });
+        list
+    }
+}
+
 /// A position in policy text: line from 1, column from 1 (in characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LineColumn {

@@ -1,6 +1,6 @@
 //! [`Firewall`]: the constant a `firewall!` block expands to.
 
-use crate::apply::{self, Applied, ApplyError};
+use crate::apply::{self, Applied, ApplyError, Texts};
 use crate::model::Model;
 use crate::{compile, Diagnostics, Policy};
 
@@ -113,28 +113,44 @@ impl Firewall {
         Policy::parse(self.source)
     }
 
-    /// The checked model behind the constant, for the facts `apply()` needs
-    /// (router or not, `failsafe`, the SSH-session check). Parsing only: the
-    /// rules themselves are never rendered again.
-    fn model(&self) -> Result<Model, ApplyError> {
-        compile::compile_str(self.source).map_err(|ds| {
+    /// The checked model behind the constant, and its texts printed again
+    /// with their maps (per line the origin of its rule, per chain what was
+    /// printed), refused unless they are exactly the texts compiled into
+    /// the constant: then the map describes exactly what is loaded.
+    fn model_and_texts(&self) -> Result<(Model, Texts), ApplyError> {
+        let model = compile::compile_str(self.source).map_err(|ds| {
             ApplyError::Policy(Diagnostics::new(ds.iter().map(|d| d.located()).collect()))
-        })
+        })?;
+        let texts = Texts::render(&model);
+        for (text, compiled, printed) in [
+            ("iptables_restore", self.ipv4, texts.ipv4.text()),
+            ("ip6tables_restore", self.ipv6, texts.ipv6.text()),
+            ("nft", self.nft, texts.nft.text()),
+        ] {
+            if compiled != printed {
+                return Err(ApplyError::CompiledTextDiffers { text });
+            }
+        }
+        Ok((model, texts))
     }
 
-    /// Applies the policy to this host: exactly the rulesets compiled into this
-    /// constant ([`Firewall::iptables_restore`], [`Firewall::ip6tables_restore`]),
-    /// not a fresh rendering, so what a reviewer read is what is loaded. See
-    /// [`Policy::apply`] for the steps. With a `failsafe` statement, call
-    /// [`Applied::confirm`] on the result within the window, or the previous
-    /// rules come back at the deadline.
+    /// Applies the policy to this host: the rulesets compiled into this
+    /// constant ([`Firewall::iptables_restore`], [`Firewall::ip6tables_restore`],
+    /// [`Firewall::nft`]), so what a reviewer read is what is loaded. They are
+    /// printed again from [`Firewall::source`] for their maps (which
+    /// statement a rejected line came from, what to verify), and the apply is
+    /// refused ([`ApplyError::CompiledTextDiffers`]: rebuild) unless the two
+    /// are identical. See [`Policy::apply`] for the steps. With a `failsafe`
+    /// statement, call [`Applied::confirm`] on the result within the window,
+    /// or the previous rules come back at the deadline.
     pub fn apply(&self) -> Result<Applied, ApplyError> {
         self.apply_with(apply::Options::default())
     }
 
     /// Applies with options; see [`Policy::apply_with`].
     pub fn apply_with(&self, options: apply::Options) -> Result<Applied, ApplyError> {
-        apply::apply_rulesets(&self.model()?, self.ipv4, self.ipv6, options)
+        let (model, texts) = self.model_and_texts()?;
+        apply::apply(&model, &texts, options)
     }
 
     /// Applies with a failsafe window; see [`Policy::apply_with_failsafe`].

@@ -11,6 +11,7 @@ pub mod check;
 pub mod compile;
 pub mod diagnostic;
 mod firewall;
+pub mod lowering;
 pub mod model;
 pub mod plan;
 mod policy;

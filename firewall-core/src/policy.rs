@@ -16,9 +16,7 @@ use crate::{compile, render, Diagnostics};
 pub struct Policy {
     model: Model,
     bash: String,
-    ipv4: String,
-    ipv6: String,
-    nft: String,
+    texts: render::Texts,
     source: String,
 }
 
@@ -53,9 +51,7 @@ impl Policy {
         Policy {
             model,
             bash: r.bash,
-            ipv4: r.ipv4,
-            ipv6: r.ipv6,
-            nft: r.nft,
+            texts: r.texts,
             source: r.source,
         }
     }
@@ -78,12 +74,12 @@ impl Policy {
 
     /// The IPv4 rules in `iptables-save` format.
     pub fn iptables_restore(&self) -> &str {
-        &self.ipv4
+        self.texts.ipv4.text()
     }
 
     /// The IPv6 rules in `ip6tables-save` format.
     pub fn ip6tables_restore(&self) -> &str {
-        &self.ipv6
+        self.texts.ipv6.text()
     }
 
     /// The same policy as one nftables file for `nft -f`: the firewall's own
@@ -91,7 +87,13 @@ impl Policy {
     /// transaction, named sets for port and network lists
     /// (see [`crate::render::nft`]).
     pub fn nft(&self) -> &str {
-        &self.nft
+        self.texts.nft.text()
+    }
+
+    /// The three rulesets with their maps (per line the origin of its rule,
+    /// per chain what was printed): what [`Policy::apply`] loads.
+    pub fn texts(&self) -> &render::Texts {
+        &self.texts
     }
 
     /// The kernel options and modules this policy needs when `backend` loads
@@ -129,12 +131,12 @@ impl Policy {
     /// call [`Applied::confirm`] within the window, or the previous rules come
     /// back at the deadline (also if the value is dropped or this process dies).
     pub fn apply(&self) -> Result<Applied, ApplyError> {
-        apply::apply(self, apply::Options::default())
+        apply::apply(&self.model, &self.texts, apply::Options::default())
     }
 
     /// Applies with options (a failsafe window, the SSH-session override, ...).
     pub fn apply_with(&self, options: apply::Options) -> Result<Applied, ApplyError> {
-        apply::apply(self, options)
+        apply::apply(&self.model, &self.texts, options)
     }
 
     /// Applies with a failsafe of `window` (overriding the policy's `failsafe`):
@@ -142,7 +144,8 @@ impl Policy {
     /// back, also if this process dies (see [`apply::FailsafeGuard`]).
     pub fn apply_with_failsafe(&self, window: std::time::Duration) -> Result<Applied, ApplyError> {
         apply::apply(
-            self,
+            &self.model,
+            &self.texts,
             apply::Options {
                 failsafe: Some(window),
                 ..apply::Options::default()

@@ -17,6 +17,20 @@
 //! }
 //! ```
 //!
+//! A test of a policy's rules runs once per rule loader ([`Loader`]:
+//! `iptables-restore` of the two texts, `nft -f` of the nftables file),
+//! written once with [`both_loaders!`](crate::both_loaders) and loaded with
+//! [`Topology::load_policy`]; with nft the namespace must then hold the
+//! firewall's own tables and nothing else. Failure messages show
+//! [`Topology::dump`] (the iptables view and `nft list ruleset`).
+//!
+//! # The pieces
+//!
+//! * [`gate`]: the one skip gate (`CI=true`: a missing piece panics).
+//! * [`netns::Netns`]: the one namespace guard (created, deleted on drop).
+//! * [`command`]: the one bounded command runner (everything under `timeout`).
+//! * [`save`]: the one reader of `iptables-save` output.
+//!
 //! # The topology
 //!
 //! ```text
@@ -44,24 +58,39 @@
 //! `"<role>:<port>\n"` (e.g. `firewall:25`, `inside:22`) and its source address
 //! is recorded, so a test can tell WHICH host and port a connection reached
 //! and with which source address it arrived. It listens on IPv4 and IPv6. The
-//! server exits when its [`Listener`] is dropped (killed by its pid), when the
-//! test process dies (its stdin pipe closes), or after [`LISTENER_LIFETIME`].
+//! server exits when its [`Listener`] is dropped (its stdin pipe closes; it
+//! is killed by its pid if it has not exited 2 s later), when the test
+//! process dies (the pipe closes too), or after [`LISTENER_LIFETIME`]; the
+//! bounded runner's `timeout` kills it 30 s after that at the latest.
 //!
 //! Clients are `nc` and `ping` run inside a namespace, each bounded by
 //! `timeout`.
 #![allow(dead_code)]
 
+pub mod command;
+pub mod gate;
+pub mod netns;
 pub mod policy;
+pub mod save;
 pub mod scratch;
+pub mod script_backend;
 pub mod wrappers;
 
+// Used by some of the test binaries that include this module, not all.
+#[allow(unused_imports)]
+pub use command::{describe, COMMAND_TIMEOUT_SECS};
+#[allow(unused_imports)]
+pub use gate::kernel_tests_available;
+#[allow(unused_imports)]
+pub use policy::Loader;
+
+use netns::Netns;
+use save::{Counters, Family, Tools};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::{Child, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -111,9 +140,6 @@ pub fn env_of(name: &str) -> String {
 /// How long a listener lives at most, even if nobody stops it.
 pub const LISTENER_LIFETIME: Duration = Duration::from_secs(300);
 
-/// Upper bound for any one command the harness runs (ip, iptables-restore, bash, ...).
-pub const COMMAND_TIMEOUT_SECS: u32 = 60;
-
 /// Seconds `nc` waits for a TCP connection before calling a port closed.
 pub const CONNECT_TIMEOUT_SECS: u32 = 2;
 
@@ -122,9 +148,6 @@ const HELPER_ENV: &str = "FW_NETNS_HARNESS_HELPER";
 
 /// The name of the helper test (a substring filter for libtest).
 const HELPER_TEST: &str = "netns_harness_helper_process";
-
-/// Prefix of every namespace this harness creates.
-const NS_PREFIX: &str = "fwt-";
 
 /// One of the three hosts of the topology.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -157,113 +180,12 @@ impl Ns {
 }
 
 // ---------------------------------------------------------------------------
-// The kernel gate
-// ---------------------------------------------------------------------------
-
-/// Whether namespace tests can run here: root, `ip netns` working, and the
-/// tools present. If not, prints the reason and returns `false` so the test
-/// can return early — except under `CI=true`, where it panics: a skipped
-/// kernel test in CI is a defect.
-pub fn kernel_tests_available(test: &str) -> bool {
-    static REASON: OnceLock<Option<String>> = OnceLock::new();
-    let reason = REASON.get_or_init(missing_requirement);
-    match reason {
-        None => true,
-        Some(why) => {
-            if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
-                panic!("{test}: kernel namespace tests cannot run in CI: {why}");
-            }
-            // Straight to stderr: libtest would hide eprintln! of a passing test.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: kernel namespace tests need {why}"
-            );
-            false
-        }
-    }
-}
-
-fn missing_requirement() -> Option<String> {
-    match Command::new("id").arg("-u").output() {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "0" => {}
-        Ok(_) => return Some("root (run the tests as root)".into()),
-        Err(e) => return Some(format!("the `id` command to check for root ({e})")),
-    }
-    let tools = [
-        ("ip", "iproute2"),
-        ("iptables-restore", "iptables"),
-        ("ip6tables-restore", "iptables"),
-        ("iptables-save", "iptables"),
-        ("ip6tables-save", "iptables"),
-        ("nc", "netcat-openbsd"),
-        ("ping", "iputils-ping"),
-        ("timeout", "coreutils"),
-        ("bash", "bash"),
-    ];
-    let missing: Vec<String> = tools
-        .iter()
-        .filter(|(tool, _)| find_in_path(tool).is_none())
-        .map(|(tool, pkg)| format!("`{tool}` (Debian package {pkg})"))
-        .collect();
-    if !missing.is_empty() {
-        return Some(format!("these tools on PATH: {}", missing.join(", ")));
-    }
-    // `ip netns` itself: create and delete a probe namespace.
-    let probe = format!("{NS_PREFIX}{}-probe", std::process::id());
-    let add = run(&["ip", "netns", "add", &probe], None);
-    if !add.status.success() {
-        return Some(format!(
-            "`ip netns add` to work (it failed: {})",
-            String::from_utf8_lossy(&add.stderr).trim()
-        ));
-    }
-    let _ = run(&["ip", "netns", "del", &probe], None);
-    None
-}
-
-fn find_in_path(tool: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    let mut dirs: Vec<std::path::PathBuf> = std::env::split_paths(&path).collect();
-    // Root's tools may be in sbin even when PATH lacks it.
-    for extra in ["/usr/sbin", "/sbin"] {
-        dirs.push(extra.into());
-    }
-    dirs.into_iter().map(|d| d.join(tool)).find(|p| p.is_file())
-}
-
-// ---------------------------------------------------------------------------
 // Running commands, always bounded
 // ---------------------------------------------------------------------------
 
-/// Runs `args` (program first) under `timeout`, with `stdin` fed if given.
+/// Runs `args` (program first) with the harness's bound, `stdin` fed if given.
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    run_bounded(args, stdin, COMMAND_TIMEOUT_SECS)
-}
-
-fn run_bounded(args: &[&str], stdin: Option<&str>, secs: u32) -> Output {
-    let mut cmd = Command::new("timeout");
-    cmd.arg("-k").arg("5").arg(secs.to_string()).args(args);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start `timeout {}`: {e}", args.join(" ")));
-    if let Some(text) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin was piped");
-        let text = text.to_owned();
-        // A writer thread, so a command that does not read cannot block us.
-        let writer = thread::spawn(move || {
-            let _ = pipe.write_all(text.as_bytes());
-        });
-        let out = child.wait_with_output().expect("waiting for a command");
-        let _ = writer.join();
-        return out;
-    }
-    child.wait_with_output().expect("waiting for a command")
+    command::run(args, stdin, COMMAND_TIMEOUT_SECS)
 }
 
 /// This test binary, as a path that stays valid even if cargo replaces the
@@ -271,16 +193,6 @@ fn run_bounded(args: &[&str], stdin: Option<&str>, secs: u32) -> Output {
 /// link of this process, which `ip netns exec` can exec (same pid namespace).
 fn self_exe() -> String {
     format!("/proc/{}/exe", std::process::id())
-}
-
-/// Describes a finished command for assertion messages.
-pub fn describe(what: &str, out: &Output) -> String {
-    format!(
-        "{what}: {}\n--- stdout ---\n{}--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn must(what: &str, out: Output) -> Output {
@@ -306,15 +218,13 @@ pub fn eventually(attempts: u32, mut f: impl FnMut() -> bool) -> bool {
 // The topology
 // ---------------------------------------------------------------------------
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
 /// Three network namespaces (outside, firewall, inside) joined by veth pairs.
-/// Deleted on drop.
+/// Deleted on drop (each is a [`Netns`] guard).
 pub struct Topology {
     test: String,
-    outside: String,
-    firewall: String,
-    inside: String,
+    outside: Netns,
+    firewall: Netns,
+    inside: Netns,
 }
 
 impl Topology {
@@ -323,38 +233,18 @@ impl Topology {
     /// counter). Panics with the failing command's output if anything fails;
     /// what was created so far is deleted again.
     pub fn new(test: &str) -> Topology {
-        remove_stale_namespaces();
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let pid = std::process::id();
-        let short: String = test
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .take(16)
-            .collect();
-        let name = |ns: Ns| format!("{NS_PREFIX}{pid}-{n}-{}-{short}", ns.letter());
+        let ns = |ns: Ns| Netns::new(&format!("{}-{test}", ns.letter()));
         let t = Topology {
             test: test.to_owned(),
-            outside: name(Ns::Outside),
-            firewall: name(Ns::Firewall),
-            inside: name(Ns::Inside),
+            outside: ns(Ns::Outside),
+            firewall: ns(Ns::Firewall),
+            inside: ns(Ns::Inside),
         };
         t.build();
         t
     }
 
     fn build(&self) {
-        for ns in [Ns::Outside, Ns::Firewall, Ns::Inside] {
-            must(
-                "ip netns add",
-                run(&["ip", "netns", "add", self.name(ns)], None),
-            );
-        }
         // veth ends are created directly inside the namespaces: nothing is
         // ever named or moved in the root namespace.
         must(
@@ -460,6 +350,11 @@ ip -6 route add default via 2001:db8:2::1
 
     /// The name of a namespace (for `ip netns exec NAME`).
     pub fn name(&self, ns: Ns) -> &str {
+        self.netns(ns).name()
+    }
+
+    /// The namespace guard of `ns`.
+    pub fn netns(&self, ns: Ns) -> &Netns {
         match ns {
             Ns::Outside => &self.outside,
             Ns::Firewall => &self.firewall,
@@ -469,16 +364,12 @@ ip -6 route add default via 2001:db8:2::1
 
     /// Runs `args` (program first) inside `ns`, bounded by [`COMMAND_TIMEOUT_SECS`].
     pub fn exec(&self, ns: Ns, args: &[&str]) -> Output {
-        let mut full = vec!["ip", "netns", "exec", self.name(ns)];
-        full.extend_from_slice(args);
-        run(&full, None)
+        self.netns(ns).exec(args, None)
     }
 
     /// Like [`Topology::exec`], feeding `stdin` to the command.
     pub fn exec_with_stdin(&self, ns: Ns, args: &[&str], stdin: &str) -> Output {
-        let mut full = vec!["ip", "netns", "exec", self.name(ns)];
-        full.extend_from_slice(args);
-        run(&full, Some(stdin))
+        self.netns(ns).exec(args, Some(stdin))
     }
 
     /// Runs a bash script (`bash -s`, script on stdin) inside `ns`.
@@ -524,26 +415,53 @@ ip -6 route add default via 2001:db8:2::1
         }
     }
 
+    /// Loads the nftables file `text` inside the firewall namespace
+    /// ([`Netns::try_load_nft`]: `nft -c -f`, `nft -f`, then exactly the
+    /// tables in `tables` must be there).
+    pub fn try_load_nft(&self, text: &str, tables: &[&str]) -> Result<(), String> {
+        self.firewall.try_load_nft(text, tables)
+    }
+
     /// The IPv4 and IPv6 rulesets of `ns` (`iptables-save` then
     /// `ip6tables-save`) without comment lines and without counters, for
-    /// comparing before/after.
+    /// comparing before/after ([`save::normalize`]).
     pub fn ruleset(&self, ns: Ns) -> String {
-        let mut all = String::new();
-        for tool in ["iptables-save", "ip6tables-save"] {
-            // Retried: a dump can fail transiently while another process
-            // changes the same namespace's ruleset.
-            let mut out = self.exec(ns, &[tool]);
-            for _ in 0..2 {
-                if out.status.success() {
-                    break;
-                }
-                thread::sleep(Duration::from_millis(200));
-                out = self.exec(ns, &[tool]);
-            }
-            let out = must(&format!("{} in {}", tool, ns.role()), out);
-            all.push_str(&normalize_ruleset(&String::from_utf8_lossy(&out.stdout)));
-        }
-        all
+        self.iptables_rulesets(ns, Tools::Default, Counters::Strip)
+    }
+
+    /// Both families' rulesets of `ns` read with `tools`, with the counters
+    /// `counters` keeps; panics if a dump fails (after retries).
+    pub fn iptables_rulesets(&self, ns: Ns, tools: Tools, counters: Counters) -> String {
+        Family::BOTH
+            .iter()
+            .map(|&f| {
+                self.netns(ns)
+                    .iptables_save(f, tools, counters)
+                    .unwrap_or_else(|e| panic!("{}: {e}", self.test))
+            })
+            .collect()
+    }
+
+    /// Everything netfilter holds in `ns`, for failure messages: the
+    /// iptables view of both families and `nft list ruleset` (which also
+    /// shows the nftables tables iptables-save does not).
+    pub fn dump(&self, ns: Ns) -> String {
+        let iptables: String = Family::BOTH
+            .iter()
+            .map(|&f| {
+                self.netns(ns)
+                    .iptables_save(f, Tools::Default, Counters::Rules)
+                    .unwrap_or_else(|e| e)
+            })
+            .collect();
+        let nft = if gate::missing(gate::NFT).is_none() {
+            let out = self.exec(ns, &["nft", "list", "ruleset"]);
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr)
+        } else {
+            "(no nft here)\n".to_string()
+        };
+        format!("--- iptables-save -c ---\n{iptables}--- nft list ruleset ---\n{nft}")
     }
 
     /// Starts a TCP listener on `port` (IPv4 and IPv6) inside `ns`, answering
@@ -565,6 +483,27 @@ ip -6 route add default via 2001:db8:2::1
         let p = port.to_string();
         let out = self.exec_bounded(ns, &["nc", "-z", "-n", "-w", &w, addr, &p]);
         out.status.success()
+    }
+
+    /// [`Topology::tcp_connects`] from the source address `src` (one of
+    /// `ns`'s own addresses, e.g. one added with [`Topology::add_address`]).
+    pub fn tcp_connects_from(&self, ns: Ns, src: &str, addr: &str, port: u16) -> bool {
+        let w = CONNECT_TIMEOUT_SECS.to_string();
+        let p = port.to_string();
+        let out = self.exec_bounded(ns, &["nc", "-z", "-n", "-w", &w, "-s", src, addr, &p]);
+        out.status.success()
+    }
+
+    /// Adds `cidr` (an IPv4 or IPv6 address with its prefix length, in the
+    /// documentation ranges) to `eth0` of `ns`, without duplicate address
+    /// detection.
+    pub fn add_address(&self, ns: Ns, cidr: &str) {
+        let script = if cidr.contains(':') {
+            format!("ip -6 addr add {cidr} dev eth0 nodad")
+        } else {
+            format!("ip addr add {cidr} dev eth0")
+        };
+        self.sh(ns, &script);
     }
 
     /// Whether a TCP connection from `ns` to `addr`:`port` is refused (a
@@ -622,9 +561,8 @@ ip -6 route add default via 2001:db8:2::1
     }
 
     fn exec_bounded(&self, ns: Ns, args: &[&str]) -> Output {
-        let mut full = vec!["ip", "netns", "exec", self.name(ns)];
-        full.extend_from_slice(args);
-        run_bounded(&full, None, CONNECT_TIMEOUT_SECS + 3)
+        self.netns(ns)
+            .exec_bounded(args, None, CONNECT_TIMEOUT_SECS + 3)
     }
 
     /// `/proc/sys/net/ipv4/ip_forward` inside the firewall namespace.
@@ -714,67 +652,6 @@ ip -6 route add default via 2001:db8:2::1
     }
 }
 
-impl Drop for Topology {
-    fn drop(&mut self) {
-        // The applier state apply() and the script keep per namespace
-        // (/run/firewall/net-<inode>.lock, ...): the inode of the bind mount.
-        use std::os::unix::fs::MetadataExt as _;
-        if let Ok(meta) = std::fs::metadata(format!("/run/netns/{}", self.firewall)) {
-            for suffix in ["lock", "pending", "pending.tmp", "last"] {
-                let _ = std::fs::remove_file(format!("/run/firewall/net-{}.{suffix}", meta.ino()));
-            }
-        }
-        for name in [&self.outside, &self.firewall, &self.inside] {
-            // Deleting the namespace deletes its veth ends (and so their peers).
-            let _ = run(&["ip", "netns", "del", name], None);
-        }
-    }
-}
-
-/// Strips comment lines and counters from `iptables-save` output.
-pub fn normalize_ruleset(save: &str) -> String {
-    let mut out = String::new();
-    for line in save.lines() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let line = if line.starts_with(':') {
-            match line.rfind(" [") {
-                Some(i) if line.ends_with(']') => &line[..i],
-                _ => line,
-            }
-        } else {
-            line
-        };
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-/// Deletes namespaces left behind by earlier runs of this harness whose
-/// process is gone (e.g. killed with SIGKILL before the Drop guard ran).
-fn remove_stale_namespaces() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let out = run(&["ip", "netns", "list"], None);
-        let me = std::process::id().to_string();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let name = line.split_whitespace().next().unwrap_or("");
-            let Some(rest) = name.strip_prefix(NS_PREFIX) else {
-                continue;
-            };
-            let pid = rest.split('-').next().unwrap_or("");
-            if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
-                continue;
-            }
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = run(&["ip", "netns", "del", name], None);
-            }
-        }
-    });
-}
-
 // ---------------------------------------------------------------------------
 // Listeners
 // ---------------------------------------------------------------------------
@@ -797,9 +674,21 @@ impl<'t> Listener<'t> {
         let exe = self_exe();
         let exe = exe.as_str();
         let spec = format!("listen {port} {banner} {}", LISTENER_LIFETIME.as_secs());
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", topology.name(ns), exe])
-            .args([HELPER_TEST, "--ignored", "--nocapture", "--test-threads=1"])
+        // Bounded twice: by the helper's own lifetime and, should it hang,
+        // by the runner's `timeout` a little later.
+        let bound = LISTENER_LIFETIME.as_secs() as u32 + 30;
+        let args = [
+            "ip",
+            "netns",
+            "exec",
+            topology.name(ns),
+            exe,
+            HELPER_TEST,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ];
+        let mut child = command::bounded(&args, bound)
             .env(HELPER_ENV, &spec)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -905,8 +794,13 @@ impl<'t> Listener<'t> {
 impl Drop for Listener<'_> {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // `ip netns exec` execs the helper, so this pid is the helper itself.
+            // The helper exits when its stdin closes (and `timeout`, whose
+            // pid this is, with it); killed if it has not within 2 s.
             drop(child.stdin.take());
+            let until = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < until && matches!(child.try_wait(), Ok(None)) {
+                thread::sleep(Duration::from_millis(10));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -1163,7 +1057,7 @@ pub fn assert_section5_matrix(t: &Topology) {
         "section 5 traffic matrix: {} failure(s):\n  {}\n--- firewall ruleset ---\n{}",
         failures.len(),
         failures.join("\n  "),
-        t.ruleset(Ns::Firewall)
+        t.dump(Ns::Firewall)
     );
 }
 
@@ -1223,6 +1117,6 @@ pub fn assert_forwards_nothing(t: &Topology) {
         results.is_empty(),
         "{}\n--- firewall ruleset ---\n{}",
         results.join("\n"),
-        t.ruleset(Ns::Firewall)
+        t.dump(Ns::Firewall)
     );
 }

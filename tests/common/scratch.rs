@@ -3,7 +3,6 @@
 //! faults.rs).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A private scratch directory `$TMPDIR/<prefix>-<test>-<pid>`, created empty
@@ -82,9 +81,7 @@ impl PidGuard {
 impl Drop for PidGuard {
     fn drop(&mut self) {
         if self.0 != 0 && alive(self.0) {
-            let _ = Command::new("kill")
-                .args(["-9", &self.0.to_string()])
-                .status();
+            let _ = super::command::try_run(&["kill", "-9", &self.0.to_string()], None, 10);
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Wrapper tools put in front of `PATH` to make a real tool slow, failing or
 //! lossy inside a test, and the gates for optional tools.
 
+use super::gate::{self, Need};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The directories searched for the real tools (never `PATH`, which may
 /// already hold a wrapper).
@@ -38,7 +38,9 @@ pub fn wrap_tool(dir: &Path, names: &[&str], body: &str) -> String {
         };
         let path = dir.join(name);
         std::fs::write(&path, format!("#!/bin/bash\n{text}")).expect("writing the wrapper");
-        let _ = Command::new("chmod").arg("755").arg(&path).status();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("making the wrapper executable");
     }
     format!(
         "{}:{}",
@@ -47,33 +49,16 @@ pub fn wrap_tool(dir: &Path, names: &[&str], body: &str) -> String {
     )
 }
 
-/// Whether `script` (util-linux, for a terminal) is installed. Under
+/// Whether `script` (util-linux, for a terminal) is installed; the skip
+/// names the calling test's file and line. Through the one gate: under
 /// `CI=true` its absence panics instead of skipping.
+#[track_caller]
 pub fn script_tool_available() -> bool {
-    if !Path::new("/usr/bin/script").exists() && !Path::new("/bin/script").exists() {
-        assert!(
-            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-            "`script` (util-linux) is needed in CI"
-        );
-        return false;
-    }
-    true
+    let caller = std::panic::Location::caller().to_string();
+    gate::require(&caller, &[Need::Tool("script", "util-linux")])
 }
 
-/// Whether python3 is here; otherwise says why and skips, or under
-/// `CI=true` panics (like `common::kernel_tests_available`).
+/// Whether python3 is here ([`gate::require`] of [`gate::PYTHON3`]).
 pub fn python3_available(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .arg("-c")
-        .arg("pass")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: needs python3 (Debian package python3), which is missing");
-        }
-        eprintln!("SKIPPED {test}: needs python3 (Debian package python3)");
-    }
-    ok
+    gate::require(test, &[gate::PYTHON3])
 }

@@ -1,8 +1,8 @@
 //! [`ApplyError`]: why an apply failed, which step, and whether the previous rules came back.
 
 use super::session::SshSession;
+use crate::diagnostic::Diagnostics;
 use crate::model::Iface;
-use crate::Diagnostics;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -20,6 +20,9 @@ pub enum Step {
     LoadIpv4,
     /// `ip6tables-restore` of the IPv6 rules.
     LoadIpv6,
+    /// `nft -f` of the nftables file: both families and the NAT table in one
+    /// transaction (the nftables backend).
+    LoadNft,
     /// Setting `net.ipv4.ip_forward=1` (routers).
     IpForward,
     /// Reading the rules back and comparing them with what was loaded.
@@ -34,6 +37,7 @@ impl Step {
             Step::ArmFailsafe => "starting the watchdog (failsafe, interrupted-load guard)",
             Step::LoadIpv4 => "loading the IPv4 rules (iptables-restore)",
             Step::LoadIpv6 => "loading the IPv6 rules (ip6tables-restore)",
+            Step::LoadNft => "loading the rules of both families (nft -f, one transaction)",
             Step::IpForward => "enabling net.ipv4.ip_forward",
             Step::Verify => "verifying the loaded rules",
         }
@@ -60,8 +64,9 @@ pub enum Cause {
         /// What it printed on stderr.
         stderr: String,
     },
-    /// `iptables-restore` rejected a rule: the line, the rule and the policy
-    /// statement that produced it (read from the rule's comment).
+    /// `iptables-restore` or `nft -f` rejected a rule: the line, the rule and
+    /// the policy statement that produced it (from the printer's map of the
+    /// text, [`crate::render::Printed::origin_at`]).
     Rule {
         /// The tool.
         tool: String,
@@ -87,7 +92,8 @@ pub enum Cause {
     },
     /// The rules read back differ from the ones loaded.
     Mismatch {
-        /// `IPv4` or `IPv6`.
+        /// `IPv4` or `IPv6` (iptables backends), `nftables` (the firewall's
+        /// own nftables tables).
         family: &'static str,
         /// The first difference.
         detail: String,
@@ -260,9 +266,17 @@ pub enum ApplyError {
     /// [`super::Options::skip_kernel_check`].
     KernelMissing {
         /// The backend whose requirements were checked.
-        backend: crate::plan::requirements::Backend,
+        backend: super::Backend,
         /// What is missing: the option, its module, and what needs it.
         missing: Vec<crate::plan::requirements::Requirement>,
+    },
+    /// A `firewall!` constant whose compiled text differs from what this
+    /// firewall-core prints from the constant's policy (a constant built by
+    /// another version, or edited): its map would not describe what is
+    /// loaded. Nothing was changed; rebuild.
+    CompiledTextDiffers {
+        /// Which text: `iptables_restore`, `ip6tables_restore` or `nft`.
+        text: &'static str,
     },
     /// A step failed; `rollback` says whether the previous rules came back.
     Failed {
@@ -309,7 +323,8 @@ impl ApplyError {
         }
     }
 
-    /// The policy statement behind a rule `iptables-restore` rejected, if known.
+    /// The policy statement behind a rule `iptables-restore` or `nft -f`
+    /// rejected (from the printer's map of the text), if known.
     pub fn statement(&self) -> Option<&str> {
         match self {
             ApplyError::Failed { cause, .. } => match &**cause {
@@ -370,8 +385,8 @@ impl fmt::Display for ApplyError {
                 f,
                 "refusing to apply: iptables here is the {selected} backend, but the {other} backend holds rules that would stay in force beside the new ones, unseen (`{tool}` shows `{}`); nothing was changed\n  help: choose the backend: Options {{ backend: Some(Backend::{}), .. }} replaces those rules (the bash script: FIREWALL_BACKEND={other}); Some(Backend::{}) applies beside them (clear them first with `{} -F` and `-X`)",
                 line.trim(),
-                if *other == super::Backend::Nft { "Nft" } else { "Legacy" },
-                if *selected == super::Backend::Nft { "Nft" } else { "Legacy" },
+                variant_name(*other),
+                variant_name(*selected),
                 tool.trim_end_matches("-save"),
             ),
             ApplyError::InvalidFailsafe { requested } => write!(
@@ -433,6 +448,10 @@ impl fmt::Display for ApplyError {
                     if modules.len() == 1 { "" } else { "s" },
                 )
             }
+            ApplyError::CompiledTextDiffers { text } => write!(
+                f,
+                "refusing to apply: the `{text}` text compiled into this program differs from what firewall-core prints from the same policy, so it is not known which statement each of its rules comes from; nothing was changed\n  help: rebuild the program (cargo build), so that the firewall! constant is compiled by the firewall-core it runs with"
+            ),
             ApplyError::Failed {
                 step,
                 cause,
@@ -488,5 +507,14 @@ impl std::error::Error for ApplyError {
             ApplyError::Busy { error: Some(e), .. } => Some(e),
             _ => None,
         }
+    }
+}
+
+/// The Rust name of a backend's variant, for help texts.
+const fn variant_name(b: super::Backend) -> &'static str {
+    match b {
+        super::Backend::IptablesNft => "IptablesNft",
+        super::Backend::IptablesLegacy => "IptablesLegacy",
+        super::Backend::Nftables => "Nftables",
     }
 }

@@ -97,7 +97,7 @@ impl FailsafeGuard {
 
     /// A shell command that confirms from elsewhere (another terminal, a script).
     pub fn confirm_command(&self) -> String {
-        let prog = self.dir.join("rollback.sh");
+        let prog = self.dir.join(crate::render::shell::PROGRAM);
         let dir = self.dir.to_string_lossy();
         format!(
             "bash {} confirm {}",
@@ -262,7 +262,7 @@ mod tests {
     fn armed_backup(root: &Path, prefix: &Path) -> PathBuf {
         let dir = root.join("backup");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("backend"), "legacy\n").unwrap();
+        std::fs::write(dir.join("backend"), "iptables-legacy\n").unwrap();
         std::fs::write(dir.join("state"), format!("{}\n", prefix.display())).unwrap();
         std::fs::write(
             dir.join("v4.rules"),

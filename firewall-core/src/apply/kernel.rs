@@ -18,14 +18,6 @@ use std::collections::BTreeMap;
 
 use crate::plan::requirements::Requirement;
 
-/// The backend of the requirements for apply's backend.
-pub(crate) const fn requirements_backend(backend: Backend) -> requirements::Backend {
-    match backend {
-        Backend::Nft => requirements::Backend::IptablesNft,
-        Backend::Legacy => requirements::Backend::IptablesLegacy,
-    }
-}
-
 /// Checks the policy's requirements against the running kernel. `Ok(true)`:
 /// checked, all available; `Ok(false)`: no configuration could be read, not
 /// checked; `Err`: [`ApplyError::KernelMissing`].
@@ -33,15 +25,12 @@ pub(crate) fn check(sys: &dyn System, model: &Model, backend: Backend) -> Result
     let Some(kernel) = Kernel::read(sys) else {
         return Ok(false);
     };
-    let reqs = requirements::of(&plan::lower(model), requirements_backend(backend));
+    let reqs = requirements::of(&plan::lower(model), backend);
     let missing = kernel.missing(sys, reqs);
     if missing.is_empty() {
         Ok(true)
     } else {
-        Err(ApplyError::KernelMissing {
-            backend: requirements_backend(backend),
-            missing,
-        })
+        Err(ApplyError::KernelMissing { backend, missing })
     }
 }
 

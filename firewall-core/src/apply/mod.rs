@@ -15,12 +15,14 @@
 //!    variable that is set but cannot be read is refused
 //!    ([`ApplyError::SessionUnreadable`], same override): the guard is never
 //!    skipped silently.
-//! 2. **Preconditions.** Root ([`ApplyError::NotRoot`]); the backend from
-//!    `iptables -V` (`nf_tables` or `legacy`), and the save/restore tools of that
-//!    backend (`iptables-nft-restore`, ...; [`ApplyError::ToolMissing`]). Save,
-//!    load and rollback all use that one backend. A detected backend is refused
-//!    when the other one holds rules ([`ApplyError::BackendMismatch`]; choose
-//!    with [`Options::backend`]).
+//! 2. **Preconditions.** Root ([`ApplyError::NotRoot`]); the backend:
+//!    [`Options::backend`], or when `None` the shell library's
+//!    `fw_detect_backend` (the one detection the bash script uses too; see
+//!    [backend detection](self#backend-detection)). Its tools: for an iptables
+//!    backend its save/restore tools (`iptables-nft-restore`, ... with the
+//!    plain names as fallback, the library's `fw_tool` choice), for nftables
+//!    `nft` ([`ApplyError::ToolMissing`]). Save, load and rollback all use
+//!    that one backend.
 //!    Then the kernel: the options and modules the policy needs with that
 //!    backend ([`crate::plan::requirements`]) against the running kernel's
 //!    configuration (`/proc/config.gz`, else `/boot/config-<release>`; `=y`,
@@ -28,10 +30,15 @@
 //!    [`ApplyError::KernelMissing`]. An unreadable configuration skips the
 //!    check ([`Applied::kernel_checked`] false); override:
 //!    [`Options::skip_kernel_check`].
-//! 3. **Backup.** `iptables-save -c`, `ip6tables-save -c` and `ip_forward` into a
-//!    private directory (mode 0700) under [`Options::backup_parent`] (default: the
-//!    temp dir), with `rollback.sh`: the rollback functions shared with the bash
-//!    script ([`crate::render::bash::rollback_functions`]).
+//! 3. **Backup** into a private directory (mode 0700) under
+//!    [`Options::backup_parent`] (default: the temp dir), the files named in
+//!    [`crate::render::shell`]: `backend`, `state`, `ip_forward`,
+//!    `rollback.sh` (the shell library, shared with the bash script,
+//!    [`crate::render::bash::rollback_functions`]), and the rules: iptables
+//!    backends `iptables-save -c` and `ip6tables-save -c` (`v4.rules`,
+//!    `v6.rules`); nftables the firewall's own tables (`nft list tables`,
+//!    then `nft list table` of `inet firewall` and `ip firewall_nat` where
+//!    they exist: `nft.rules`; nothing else of the host's nftables ruleset).
 //!    Before it: the applier lock of this network namespace (see below).
 //! 4. **Watchdog** (always) and **failsafe** (the policy's `failsafe`, or
 //!    [`Options::failsafe`]): a detached watchdog is armed *before* the first
@@ -39,19 +46,52 @@
 //!    step 7 passed, and at the failsafe deadline unless confirmed; see
 //!    [`FailsafeGuard`]. A failsafe an earlier apply left pending is taken over
 //!    (see below).
-//! 5. **Load.** IPv4 and IPv6 concurrently, each with one `iptables-restore -w 10` run fed on stdin.
-
+//! 5. **Load.** iptables: IPv4 and IPv6 concurrently, each with one
+//!    `iptables-restore -w 10` run fed on stdin ([`Texts::ipv4`],
+//!    [`Texts::ipv6`]). nftables: one `nft -f -` of [`Texts::nft`], both
+//!    families and the NAT table in one transaction ([`Step::LoadNft`]): it
+//!    applies completely or not at all.
 //! 6. **Routing.** `net.ipv4.ip_forward=1` when the policy routes.
-//! 7. **Verify.** Reads the rules back and compares, per table and chain, the
-//!    chains, their policies, and the rules (by count and by comment, which names
-//!    the statement each rule came from). Then the watchdog is told the load is
+//! 7. **Verify.** Reads the rules back (iptables: the save tools; nftables:
+//!    `nft -j list table` of each own table the file declares, read with
+//!    `serde_json`) and compares them per chain with what the printer
+//!    printed ([`Printed::chains`]): the chains, their policies (nftables:
+//!    also the base chains' hooks), and per chain the sequence of rule
+//!    comments. A missing or extra table (nftables: an own table the policy
+//!    does not declare) is a mismatch. Then the watchdog is told the load is
 //!    complete; without failsafe it is disarmed and the backup removed.
 //!
-//! If step 5, 6 or 7 fails, `rollback.sh rollback` restores both families, removes
-//! tables that did not exist before, and puts `ip_forward` back; the error says
-//! which step failed and whether the restore worked ([`Rollback`]). A rule
-//! `iptables-restore` rejects at "line N" is reported with the policy statement
-//! in that rule's comment ([`ApplyError::statement`]).
+//! If step 5, 6 or 7 fails, `rollback.sh rollback` restores the saved rules
+//! (iptables: both families, removing tables that did not exist before;
+//! nftables: the own tables as saved, in one transaction, deleting those that
+//! did not exist), and puts `ip_forward` back; the error says which step
+//! failed and whether the restore worked ([`Rollback`]). A rule the tool
+//! rejects at a line (`iptables-restore`: "line N"; `nft -f`:
+//! `/dev/stdin:N:...: Error:`) is reported with the policy statement it came
+//! from, taken from the printer's map of the text ([`Printed::origin_at`]),
+//! not from reading comments back ([`ApplyError::statement`]).
+//!
+//! # Backend detection
+//!
+//! With [`Options::backend`] `None`, what the host already uses wins
+//! (`fw_detect_backend` in `render/lib.sh`):
+//!
+//! 1. the firewall's own nftables tables exist: nftables;
+//! 2. the iptables backend `iptables -V` names, if it holds rules (a rule, or
+//!    a built-in chain with policy `DROP`); but if the *other* iptables
+//!    backend holds rules, [`ApplyError::BackendMismatch`] (they would stay in
+//!    force unseen);
+//! 3. nftables tables other than iptables-nft's own (`ip`/`ip6` `filter`,
+//!    `nat`, `mangle`, `raw`, `security`), e.g. a distribution's
+//!    `/etc/nftables.conf`: nftables;
+//! 4. nothing yet: the backend `iptables -V` names, or nftables where only
+//!    `nft` is installed; neither installed: [`ApplyError::ToolMissing`].
+//!    `iptables -V` naming no backend: [`ApplyError::UnknownBackend`].
+//!
+//! [`Applied::rules`] counts per family the rules a packet of that family can
+//! meet: iptables the rules loaded into each family's tables; nftables the
+//! rules of the own tables, a rule of the `inet` table without a family
+//! match counting for both, the NAT table's rules for IPv4.
 //!
 //! Every tool it runs is bounded: killed after a timeout (60 s; `ip` 10 s, the
 //! rollback program 300 s), reported as a [`ToolTimeout`] ([`ApplyError::timed_out`]).
@@ -62,7 +102,7 @@
 //! leaves the old rules or the complete new ones, never a mixture (IPv4 new and
 //! IPv6 old, filter new and nat old, a router without `ip_forward`): until step 7
 //! passed, the watchdog reverts within about 0.2 s of the process's death (after
-//! the last `iptables-restore` it started has exited). No signal handler is
+//! the last `iptables-restore` or `nft` it started has exited). No signal handler is
 //! needed for that.
 //!
 //! # One applier at a time
@@ -90,35 +130,38 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use firewall_core::Policy;
 //! let policy = Policy::parse("extif eth0; open tcp 22, 80;")?;
+//! // The same as firewall_core::apply::apply(policy.model(), policy.texts(), Options::default()).
 //! let mut applied = policy.apply()?;
 //! println!("applied with the {} backend", applied.backend);
 //! applied.confirm()?; // keeps the rules of a policy with `failsafe` (no-op without)
 //! # Ok(()) }
 //! ```
 
+mod detect;
 mod diagnose;
 mod error;
 mod failsafe;
 mod interfaces;
+mod iptables;
 mod kernel;
 mod location;
 mod lock;
-mod other_backend;
+mod nftables;
 mod pending;
 mod session;
 mod system;
 
+pub use crate::plan::Backend;
+pub use crate::render::{Printed, Texts};
 pub use error::{ApplyError, Cause, Rollback, Step};
 pub use failsafe::{FailsafeGuard, Revert};
 pub use session::SshSession;
 pub use system::{RunOutput, ToolTimeout};
 
 use crate::model::{Failsafe, Iface, Model};
+use crate::plan::Family;
 use crate::render::bash::rollback_program;
-use crate::render::iptables::statement_at_line;
-use crate::Policy;
-use std::collections::BTreeMap;
-use std::fmt;
+use crate::render::shell;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -142,8 +185,9 @@ pub struct Options {
     pub ssh_session: Option<SshSession>,
     /// Where the backup directory is created; `None`: [`std::env::temp_dir`].
     pub backup_parent: Option<PathBuf>,
-    /// The iptables backend; `None` detects it from `iptables` (what the host's
-    /// `iptables` command is). Save, load and rollback all use this one.
+    /// The backend; `None` detects it (see [backend
+    /// detection](self#backend-detection)). Save, load and rollback all use
+    /// this one.
     pub backend: Option<Backend>,
     /// External interfaces that may be missing from the host (they appear
     /// later: `ppp0`, a VPN); any other missing `extif` is refused
@@ -158,31 +202,6 @@ pub struct Options {
     /// `/boot/config-<release>`) does not match what it can do. Failures at
     /// load time are still reported ([`Cause::KernelSupport`]).
     pub skip_kernel_check: bool,
-}
-
-/// The iptables backend; save, load and rollback always use the same one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// `iptables-nft` (nf_tables kernel API).
-    Nft,
-    /// `iptables-legacy` (x_tables kernel API).
-    Legacy,
-}
-
-impl Backend {
-    /// `nft` or `legacy`, as in the tool names (`iptables-nft-restore`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Backend::Nft => "nft",
-            Backend::Legacy => "legacy",
-        }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// What an apply did.
@@ -220,7 +239,8 @@ pub struct Applied {
     pub ip_forward_before: String,
     /// `net.ipv4.ip_forward` after.
     pub ip_forward_after: String,
-    /// Rules loaded (IPv4, IPv6).
+    /// Rules loaded (IPv4, IPv6): per family the rules a packet of it can
+    /// meet (see [the module docs](self#backend-detection)).
     pub rules: (usize, usize),
     /// How long the whole apply took (backup and verification included).
     pub elapsed: Duration,
@@ -247,121 +267,35 @@ impl Applied {
     }
 }
 
-/// Applies `policy` to this host; see the [module docs](self).
-pub fn apply(policy: &Policy, options: Options) -> Result<Applied, ApplyError> {
-    apply_rulesets(
-        policy.model(),
-        policy.iptables_restore(),
-        policy.ip6tables_restore(),
-        options,
-    )
+/// Applies the rules rendered from `model` to this host; see the [module
+/// docs](self). `texts` are what is loaded (the backend's text:
+/// [`Texts::ipv4`] and [`Texts::ipv6`], or [`Texts::nft`]) with their maps:
+/// a rejected line is reported as the statement it came from, and the rules
+/// read back are compared with what the printer printed. The model supplies
+/// the facts apply needs (router or not, `failsafe`, the SSH check).
+/// `Policy::apply*` and `Firewall::apply*` call this.
+pub fn apply(model: &Model, texts: &Texts, options: Options) -> Result<Applied, ApplyError> {
+    run(&Host, model, texts, &options)
 }
 
-/// Applies rulesets rendered from `model` (or edited versions of them): the
-/// model supplies the facts apply needs (router or not, `failsafe`, the SSH
-/// check), `ipv4`/`ipv6` are what is loaded.
-pub fn apply_rulesets(
-    model: &Model,
-    ipv4: &str,
-    ipv6: &str,
-    options: Options,
-) -> Result<Applied, ApplyError> {
-    run(&Host, model, ipv4, ipv6, &options)
+/// How the chosen backend loads.
+enum Loader {
+    /// `iptables-restore` of each family, with these tools.
+    Iptables(iptables::Tools),
+    /// One `nft -f` of the firewall's own tables.
+    Nftables,
 }
 
-/// The resolved save/restore tools of one backend.
-struct Tools {
-    backend: Backend,
-    save: [String; 2],
-    restore: [String; 2],
-}
-
-fn which_backend(sys: &dyn System) -> Result<Backend, ApplyError> {
-    if sys.find("iptables").is_none() {
-        return Err(missing("iptables"));
-    }
-    // Where `iptables` finally points (alternatives, symlinks) names the
-    // backend on every distribution that ships xtables-*-multi; that saves a
-    // process. Anything else: ask `iptables -V`.
-    if let Some(target) = sys
-        .find("iptables")
-        .and_then(|p| std::fs::canonicalize(p).ok())
-    {
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if name == "xtables-nft-multi" {
-            return Ok(Backend::Nft);
-        }
-        if name == "xtables-legacy-multi" {
-            return Ok(Backend::Legacy);
-        }
-    }
-    let out = sys
-        .run("iptables", &["-V"], None)
-        .map_err(|_| missing("iptables"))?;
-    let version = format!("{}{}", out.stdout, out.stderr);
-    if version.contains("nf_tables") {
-        Ok(Backend::Nft)
-    } else if version.contains("legacy") {
-        Ok(Backend::Legacy)
-    } else {
-        Err(ApplyError::UnknownBackend { version })
-    }
-}
-
-fn missing(tool: &str) -> ApplyError {
+pub(crate) fn missing(tool: &str) -> ApplyError {
     let help = match tool {
         "setsid" => "install util-linux (it provides setsid)",
         "bash" => "install bash",
+        "nft" => "install nftables (Debian/Ubuntu: apt-get install nftables; Fedora/RHEL: dnf install nftables)",
         _ => "install iptables (Debian/Ubuntu: apt-get install iptables; Fedora/RHEL: dnf install iptables-nft)",
     };
     ApplyError::ToolMissing {
         tool: tool.to_string(),
         help: help.to_string(),
-    }
-}
-
-/// The same choice as the shell's `fw_tool`: the backend-specific name first.
-fn resolve(sys: &dyn System, backend: Backend) -> Result<Tools, ApplyError> {
-    let pick = |base: &str, verb: &str| -> Result<String, ApplyError> {
-        let specific = format!("{base}-{}-{verb}", backend.as_str());
-        if sys.find(&specific).is_some() {
-            return Ok(specific);
-        }
-        let plain = format!("{base}-{verb}");
-        if sys.find(&plain).is_some() {
-            return Ok(plain);
-        }
-        Err(missing(&specific))
-    };
-    Ok(Tools {
-        backend,
-        save: [pick("iptables", "save")?, pick("ip6tables", "save")?],
-        restore: [pick("iptables", "restore")?, pick("ip6tables", "restore")?],
-    })
-}
-
-/// Runs both families' save tools concurrently (backup and verify are on the
-/// critical path of every apply).
-fn save_both(sys: &dyn System, tools: &Tools, counters: bool) -> io::Result<[RunOutput; 2]> {
-    let args: &[&str] = if counters { &["-c"] } else { &[] };
-    std::thread::scope(|s| {
-        let v6 = s.spawn(|| sys.run(&tools.save[1], args, None));
-        let v4 = sys.run(&tools.save[0], args, None);
-        let v6 = v6
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("ip6tables-save thread panicked")));
-        Ok([v4?, v6?])
-    })
-}
-
-fn check_saved(out: &RunOutput, tool: &str) -> Result<(), Cause> {
-    if out.success() {
-        Ok(())
-    } else {
-        Err(classify(tool, out, None))
     }
 }
 
@@ -399,8 +333,7 @@ fn io_fail(step: Step, e: io::Error, rollback: Rollback) -> ApplyError {
 fn run(
     sys: &dyn System,
     model: &Model,
-    ipv4: &str,
-    ipv6: &str,
+    texts: &Texts,
     options: &Options,
 ) -> Result<Applied, ApplyError> {
     let started = Instant::now();
@@ -456,13 +389,19 @@ fn run(
     }
     let backend = match options.backend {
         Some(b) => b,
-        None => {
-            let b = which_backend(sys)?;
-            other_backend::check(sys, b)?;
-            b
+        None => detect::detect(sys)?,
+    };
+    let loader = match backend {
+        Backend::IptablesNft | Backend::IptablesLegacy => {
+            Loader::Iptables(iptables::resolve(sys, backend)?)
+        }
+        Backend::Nftables => {
+            if sys.find(nftables::NFT).is_none() {
+                return Err(missing(nftables::NFT));
+            }
+            Loader::Nftables
         }
     };
-    let tools = resolve(sys, backend)?;
     if sys.find("bash").is_none() {
         return Err(missing("bash"));
     }
@@ -488,17 +427,28 @@ fn run(
             .unwrap_or_else(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))
     })?;
     let backup = || -> Result<(String, [String; 2]), Cause> {
-        std::fs::write(dir.join("backend"), format!("{}\n", tools.backend)).map_err(Cause::Io)?;
-        std::fs::write(dir.join("state"), format!("{}\n", prefix.display())).map_err(Cause::Io)?;
-        std::fs::write(dir.join("rollback.sh"), rollback_program()).map_err(Cause::Io)?;
-        let [v4, v6] = save_both(sys, &tools, true).map_err(Cause::Io)?;
-        check_saved(&v4, &tools.save[0])?;
-        check_saved(&v6, &tools.save[1])?;
-        std::fs::write(dir.join("v4.rules"), &v4.stdout).map_err(Cause::Io)?;
-        std::fs::write(dir.join("v6.rules"), &v6.stdout).map_err(Cause::Io)?;
+        let write =
+            |name: &str, text: &str| std::fs::write(dir.join(name), text).map_err(Cause::Io);
+        write(shell::BACKEND, &format!("{backend}\n"))?;
+        write(shell::STATE, &format!("{}\n", prefix.display()))?;
+        write(shell::PROGRAM, &rollback_program())?;
+        let saved = match &loader {
+            Loader::Iptables(tools) => {
+                let [v4, v6] = iptables::save_both(sys, tools, true).map_err(Cause::Io)?;
+                iptables::check_saved(&v4, &tools.save[0])?;
+                iptables::check_saved(&v6, &tools.save[1])?;
+                write(shell::V4_RULES, &v4.stdout)?;
+                write(shell::V6_RULES, &v6.stdout)?;
+                [v4.stdout, v6.stdout]
+            }
+            Loader::Nftables => {
+                write(shell::NFT_RULES, &nftables::save(sys)?)?;
+                [String::new(), String::new()]
+            }
+        };
         let fwd = sys.read_ip_forward().map_err(Cause::Io)?;
-        std::fs::write(dir.join("ip_forward"), format!("{fwd}\n")).map_err(Cause::Io)?;
-        Ok((fwd, [v4.stdout, v6.stdout]))
+        write(shell::IP_FORWARD, &format!("{fwd}\n"))?;
+        Ok((fwd, saved))
     };
     let (ip_forward_before, saved) = match backup() {
         Ok(f) => f,
@@ -546,73 +496,30 @@ fn run(
 
     // 5.-7. Load, route, verify; any failure rolls everything back.
     let change = || -> Result<(String, (usize, usize)), (Step, Cause)> {
-        // The two families are independent commits (v4 and v6 tables), so they
-        // load concurrently: most of a load is the kernel's per-table commit
-        // latency, which then overlaps with the other family's parsing. A
-        // failure in either rolls back both. (Legacy: `-w` serialises them on
-        // the xtables lock; nft: iptables-nft retries on a concurrent commit.)
-        let load = |i: usize, text: &str, step: Step| -> Result<(), (Step, Cause)> {
-            let tool = &tools.restore[i];
-            let out = sys
-                .run_holding(
-                    tool,
-                    &["-w", system::LOCK_WAIT_SECS],
-                    Some(text),
-                    lock.file(),
-                )
-                .map_err(|e| (step, Cause::Io(e)))?;
-            if out.success() {
-                Ok(())
-            } else {
-                Err((step, classify(tool, &out, Some(text))))
+        match &loader {
+            Loader::Iptables(tools) => load_iptables(sys, tools, texts, &saved, &lock)?,
+            Loader::Nftables => {
+                nftables::load(sys, &texts.nft, lock.file()).map_err(|c| (Step::LoadNft, c))?
             }
-        };
-        let (load4, load6) = (
-            skip_unchanged_empty_tables(ipv4, &saved[0]),
-            skip_unchanged_empty_tables(ipv6, &saved[1]),
-        );
-        let (r4, r6) = std::thread::scope(|s| {
-            let v6 = s.spawn(|| load(1, &load6, Step::LoadIpv6));
-            let r4 = load(0, &load4, Step::LoadIpv4);
-            let r6 = v6.join().unwrap_or_else(|_| {
-                Err((
-                    Step::LoadIpv6,
-                    Cause::Io(io::Error::other("the IPv6 load thread panicked")),
-                ))
-            });
-            (r4, r6)
-        });
-        r4?;
-        r6?;
+        }
         let mut after = ip_forward_before.clone();
         if model.is_router() && after != "1" {
             sys.write_ip_forward("1")
                 .map_err(|e| (Step::IpForward, Cause::Io(e)))?;
             after = "1".to_string();
         }
-        let [v4, v6] = save_both(sys, &tools, false).map_err(|e| (Step::Verify, Cause::Io(e)))?;
-        check_saved(&v4, &tools.save[0]).map_err(|c| (Step::Verify, c))?;
-        check_saved(&v6, &tools.save[1]).map_err(|c| (Step::Verify, c))?;
-        let n4 = verify(ipv4, &v4.stdout).map_err(|detail| {
-            (
-                Step::Verify,
-                Cause::Mismatch {
-                    family: "IPv4",
-                    detail,
-                },
-            )
-        })?;
-        let n6 = verify(ipv6, &v6.stdout).map_err(|detail| {
-            (
-                Step::Verify,
-                Cause::Mismatch {
-                    family: "IPv6",
-                    detail,
-                },
-            )
-        })?;
+        let rules = match &loader {
+            Loader::Iptables(tools) => verify_iptables(sys, tools, texts)?,
+            Loader::Nftables => {
+                nftables::verify(sys, &texts.nft).map_err(|c| (Step::Verify, c))?;
+                (
+                    texts.nft.rules_of(Family::V4),
+                    texts.nft.rules_of(Family::V6),
+                )
+            }
+        };
         pending::loaded(&dir).map_err(|e| (Step::Verify, Cause::Io(e)))?;
-        Ok((after, (n4, n6)))
+        Ok((after, rules))
     };
     let result = change();
     match result {
@@ -622,7 +529,7 @@ fn run(
             }
             drop(lock);
             Ok(Applied {
-                backend: tools.backend,
+                backend,
                 ip_forward_before,
                 ip_forward_after,
                 rules,
@@ -650,7 +557,7 @@ fn run(
 /// dies mid-rollback, the rollback goes on, and the next applier waits for it
 /// rather than being undone by it.
 fn roll_back(sys: &dyn System, dir: &Path, lock: &lock::Lock) -> Rollback {
-    let prog = dir.join("rollback.sh");
+    let prog = dir.join(shell::PROGRAM);
     let (p, d) = (prog.to_string_lossy(), dir.to_string_lossy());
     match sys.run_holding("bash", &[&p, "rollback", &d], None, lock.file()) {
         Ok(out) if out.success() => {
@@ -673,186 +580,122 @@ fn roll_back(sys: &dyn System, dir: &Path, lock: &lock::Lock) -> Rollback {
     }
 }
 
-/// Turns a failed tool run into a [`Cause`]: a rejected rule (mapped to its
-/// statement), missing kernel support, or the plain failure.
-fn classify(tool: &str, out: &RunOutput, text: Option<&str>) -> Cause {
-    let stderr = out.stderr.clone();
-    let line = error_line(&stderr);
-    let rule = match (text, line) {
-        (Some(t), Some(n)) => t.lines().nth(n.saturating_sub(1)).map(str::to_string),
-        _ => None,
+/// Both families with `iptables-restore`, concurrently: the two families are
+/// independent commits (v4 and v6 tables), and most of a load is the
+/// kernel's per-table commit latency, which then overlaps with the other
+/// family's parsing. A failure in either rolls back both. (Legacy: `-w`
+/// serialises them on the xtables lock; nft: iptables-nft retries on a
+/// concurrent commit.)
+fn load_iptables(
+    sys: &dyn System,
+    tools: &iptables::Tools,
+    texts: &Texts,
+    saved: &[String; 2],
+    lock: &lock::Lock,
+) -> Result<(), (Step, Cause)> {
+    let load = |i: usize, printed: &Printed, step: Step| -> Result<(), (Step, Cause)> {
+        let tool = &tools.restore[i];
+        let text = iptables::skip_unchanged_empty_tables(printed, &saved[i]);
+        let out = sys
+            .run_holding(
+                tool,
+                &["-w", system::LOCK_WAIT_SECS],
+                Some(&text),
+                lock.file(),
+            )
+            .map_err(|e| (step, Cause::Io(e)))?;
+        if out.success() {
+            Ok(())
+        } else {
+            let line = iptables::error_line(&out.stderr);
+            Err((step, classify_at(tool, &out, Some(printed), line)))
+        }
     };
+    let (r4, r6) = std::thread::scope(|s| {
+        let v6 = s.spawn(|| load(1, &texts.ipv6, Step::LoadIpv6));
+        let r4 = load(0, &texts.ipv4, Step::LoadIpv4);
+        let r6 = v6.join().unwrap_or_else(|_| {
+            Err((
+                Step::LoadIpv6,
+                Cause::Io(io::Error::other("the IPv6 load thread panicked")),
+            ))
+        });
+        (r4, r6)
+    });
+    r4?;
+    r6
+}
+
+/// Reads both families back and compares them with what was printed; the
+/// rule counts.
+fn verify_iptables(
+    sys: &dyn System,
+    tools: &iptables::Tools,
+    texts: &Texts,
+) -> Result<(usize, usize), (Step, Cause)> {
+    let [v4, v6] =
+        iptables::save_both(sys, tools, false).map_err(|e| (Step::Verify, Cause::Io(e)))?;
+    iptables::check_saved(&v4, &tools.save[0]).map_err(|c| (Step::Verify, c))?;
+    iptables::check_saved(&v6, &tools.save[1]).map_err(|c| (Step::Verify, c))?;
+    let check = |printed: &Printed, read: &str, family: &'static str| {
+        iptables::verify(printed, read)
+            .map_err(|detail| (Step::Verify, Cause::Mismatch { family, detail }))
+    };
+    Ok((
+        check(&texts.ipv4, &v4.stdout, "IPv4")?,
+        check(&texts.ipv6, &v6.stdout, "IPv6")?,
+    ))
+}
+
+/// Turns a failed tool run into a [`Cause`]: a rejected rule at `line` of
+/// `text` (mapped to its statement through the printer's map), missing
+/// kernel support, or the plain failure.
+pub(crate) fn classify_at(
+    tool: &str,
+    out: &RunOutput,
+    text: Option<&Printed>,
+    line: Option<usize>,
+) -> Cause {
+    let stderr = out.stderr.clone();
+    let (text, line) = match (text, line) {
+        (Some(t), Some(n)) => (t, n),
+        _ => {
+            if let Some(feature) = diagnose::kernel_feature(&stderr, None) {
+                return Cause::KernelSupport {
+                    tool: tool.to_string(),
+                    feature,
+                    statement: None,
+                    stderr,
+                };
+            }
+            return Cause::Tool {
+                tool: tool.to_string(),
+                code: out.code,
+                stderr,
+            };
+        }
+    };
+    let rule = text
+        .text()
+        .lines()
+        .nth(line.saturating_sub(1))
+        .map(|r| r.trim().to_string());
+    let statement = text.origin_at(line).map(ToString::to_string);
     if let Some(feature) = diagnose::kernel_feature(&stderr, rule.as_deref()) {
         return Cause::KernelSupport {
             tool: tool.to_string(),
             feature,
-            statement: match (text, line) {
-                (Some(t), Some(n)) => statement_at_line(t, n),
-                _ => None,
-            },
+            statement,
             stderr,
         };
     }
-    match (text, line) {
-        (Some(t), Some(line)) => Cause::Rule {
-            tool: tool.to_string(),
-            line,
-            statement: statement_at_line(t, line),
-            rule,
-            stderr,
-        },
-        _ => Cause::Tool {
-            tool: tool.to_string(),
-            code: out.code,
-            stderr,
-        },
+    Cause::Rule {
+        tool: tool.to_string(),
+        line,
+        statement,
+        rule,
+        stderr,
     }
-}
-
-/// The line number in "Error occurred at line: 8" or "line 10 failed".
-fn error_line(stderr: &str) -> Option<usize> {
-    let mut rest = stderr;
-    while let Some(i) = rest.find("line") {
-        rest = &rest[i + 4..];
-        let digits: String = rest
-            .trim_start_matches([':', ' '])
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        if let Ok(n) = digits.parse() {
-            return Some(n);
-        }
-    }
-    None
-}
-
-/// `text` with every table that asks for nothing (no rules, no user chains,
-/// all policies ACCEPT) and already exists exactly so in `saved` turned into
-/// comment lines. Loading such a table changes nothing but costs a kernel
-/// commit (~10 ms: its base chains' hooks are re-registered), e.g. the empty
-/// IPv6 `nat` table on every re-apply. Line numbers are kept, so "line N"
-/// errors still map to the policy.
-fn skip_unchanged_empty_tables<'a>(text: &'a str, saved: &str) -> std::borrow::Cow<'a, str> {
-    let want = parse_tables(text);
-    let have = parse_tables(saved);
-    let empty_accept = |chains: &BTreeMap<String, (String, Vec<String>)>| {
-        chains
-            .values()
-            .all(|(policy, rules)| policy == "ACCEPT" && rules.is_empty())
-    };
-    let skip: Vec<&String> = want
-        .iter()
-        .filter(|(table, chains)| {
-            empty_accept(chains)
-                && have
-                    .get(*table)
-                    .is_some_and(|h| empty_accept(h) && h.keys().eq(chains.keys()))
-        })
-        .map(|(t, _)| t)
-        .collect();
-    if skip.is_empty() {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut skipping = false;
-    for line in text.lines() {
-        if let Some(t) = line.strip_prefix('*') {
-            skipping = skip.iter().any(|s| s.as_str() == t.trim());
-        }
-        if skipping {
-            out.push_str("# unchanged, not reloaded: ");
-            out.push_str(line);
-            if line.trim() == "COMMIT" {
-                skipping = false;
-            }
-        } else {
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-/// One table as read from `iptables-save` format: chain -> (policy, rule comments).
-type Tables = BTreeMap<String, BTreeMap<String, (String, Vec<String>)>>;
-
-fn parse_tables(text: &str) -> Tables {
-    let mut tables = Tables::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        if let Some(t) = line.strip_prefix('*') {
-            current = Some(t.trim().to_string());
-            tables.entry(t.trim().to_string()).or_default();
-            continue;
-        }
-        let Some(table) = current.as_ref().and_then(|t| tables.get_mut(t)) else {
-            continue;
-        };
-        if let Some(chain) = line.strip_prefix(':') {
-            let mut w = chain.split_whitespace();
-            if let (Some(name), Some(policy)) = (w.next(), w.next()) {
-                table.entry(name.to_string()).or_default().0 = policy.to_string();
-            }
-        } else if let Some(pos) = line.find("-A ") {
-            // Saved with counters, a rule starts with "[p:b] -A".
-            let mut w = line[pos + 3..].split_whitespace();
-            if let Some(chain) = w.next() {
-                table
-                    .entry(chain.to_string())
-                    .or_default()
-                    .1
-                    .push(comment_of(line).unwrap_or_default());
-            }
-        } else if line.trim() == "COMMIT" {
-            current = None;
-        }
-    }
-    tables
-}
-
-fn comment_of(rule: &str) -> Option<String> {
-    let (_, rest) = rule.split_once("--comment ")?;
-    if let Some(q) = rest.strip_prefix('"') {
-        q.split_once('"').map(|(c, _)| c.to_string())
-    } else {
-        rest.split_whitespace().next().map(str::to_string)
-    }
-}
-
-/// Compares what was loaded with what the kernel reports; the rule count on success.
-fn verify(expected: &str, actual: &str) -> Result<usize, String> {
-    let want = parse_tables(expected);
-    let have = parse_tables(actual);
-    let mut rules = 0;
-    for (table, chains) in &want {
-        let Some(got) = have.get(table) else {
-            return Err(format!("table {table} is missing"));
-        };
-        for (chain, (policy, comments)) in chains {
-            let Some((gpolicy, gcomments)) = got.get(chain) else {
-                return Err(format!("chain {chain} of table {table} is missing"));
-            };
-            if policy != gpolicy {
-                return Err(format!(
-                    "chain {chain} of table {table} has policy {gpolicy}, expected {policy}"
-                ));
-            }
-            if comments != gcomments {
-                return Err(format!(
-                    "chain {chain} of table {table} has {} rules, expected {} ({:?} vs {:?})",
-                    gcomments.len(),
-                    comments.len(),
-                    gcomments.iter().take(3).collect::<Vec<_>>(),
-                    comments.iter().take(3).collect::<Vec<_>>()
-                ));
-            }
-            rules += comments.len();
-        }
-        if let Some(extra) = got.keys().find(|c| !chains.contains_key(*c)) {
-            return Err(format!("table {table} has an unexpected chain {extra}"));
-        }
-    }
-    Ok(rules)
 }
 
 #[cfg(test)]

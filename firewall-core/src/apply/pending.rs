@@ -101,7 +101,7 @@ pub(crate) fn arm(
     let io = |e: io::Error| (Cause::Io(e), false);
     std::fs::write(dir.join("armed"), b"").map_err(io)?;
     std::fs::write(dir.join("loading"), format!("{}\n", std::process::id())).map_err(io)?;
-    let prog = dir.join("rollback.sh");
+    let prog = dir.join(crate::render::shell::PROGRAM);
     let secs = window.map_or(0, |w| w.as_secs()).to_string();
     let pid = std::process::id().to_string();
     let (p, d) = (prog.to_string_lossy(), dir.to_string_lossy());
@@ -205,17 +205,17 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         let prefix = root.join("net-1");
-        let a = backup(&root, "a", &prefix, "nft", "before A\n");
+        let a = backup(&root, "a", &prefix, "iptables-nft", "before A\n");
         write(&a.join("armed"), "");
         set(&prefix, &a).unwrap();
 
         // Not pending any more (no `armed`) or another backend: not taken over.
-        let b = backup(&root, "b", &prefix, "legacy", "before B\n");
+        let b = backup(&root, "b", &prefix, "nftables", "before B\n");
         assert_eq!(takeover(&b).0, Some(3));
         assert!(a.join("armed").exists());
         std::fs::remove_dir_all(&b).unwrap();
 
-        let b = backup(&root, "b", &prefix, "nft", "before B\n");
+        let b = backup(&root, "b", &prefix, "iptables-nft", "before B\n");
         // Its watchdog was killed (a cancelled failsafe): nothing pending.
         write(&a.join("watchdog.pid"), "99999999\n");
         assert_eq!(takeover(&b), (Some(0), String::new()));
@@ -247,14 +247,14 @@ mod tests {
         // B pending in turn: C gets B's taken-over backup, the last confirmed rules.
         write(&b.join("armed"), "");
         set(&prefix, &b).unwrap();
-        let c = backup(&root, "c", &prefix, "nft", "before C\n");
+        let c = backup(&root, "c", &prefix, "iptables-nft", "before C\n");
         assert_eq!(takeover(&c).0, Some(0));
         assert_eq!(
             std::fs::read_to_string(c.join("prev/v4.rules")).unwrap(),
             "before A\n"
         );
         // Nothing pending: nothing to do.
-        let d = backup(&root, "d", &prefix, "nft", "before D\n");
+        let d = backup(&root, "d", &prefix, "iptables-nft", "before D\n");
         clear(&prefix, &b);
         assert_eq!(takeover(&d), (Some(0), String::new()));
         assert!(!d.join("prev").exists());

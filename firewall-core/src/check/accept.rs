@@ -2,11 +2,11 @@
 //! input policy accepts every connection: a `from` on an `open` (everyone may
 //! connect anyway) and `log drops` (the input policy drops nothing to log).
 
-use crate::compile::{Once, Spans};
-use crate::diagnostic::{Code, SpanRange, SpannedDiagnostic};
+use crate::diagnostic::{Code, Sink, SpanRange, SpannedDiagnostic};
+use crate::lowering::{Once, Spans};
 use crate::model::{Chain, Model, Verdict};
 
-pub(super) fn check(model: &Model, spans: &Spans, out: &mut Vec<SpannedDiagnostic>) {
+pub(super) fn check(model: &Model, spans: &Spans, out: &mut Sink) {
     if model.input != Verdict::Accept {
         return;
     }

@@ -3,8 +3,8 @@
 //! first, so a trusted interface that an `extif` wildcard matches is treated as
 //! external: its administrator is locked out (DSL.md section 7).
 
-use crate::compile::{Once, Spans};
-use crate::diagnostic::{Code, SpannedDiagnostic};
+use crate::diagnostic::{Code, Sink, SpannedDiagnostic};
+use crate::lowering::{Once, Spans};
 use crate::model::Iface;
 use std::collections::{HashMap, HashSet};
 
@@ -13,7 +13,7 @@ fn wildcard_prefix(i: &Iface) -> Option<&str> {
     i.as_str().strip_suffix('+')
 }
 
-pub(super) fn check(model: &crate::model::Model, spans: &Spans, out: &mut Vec<SpannedDiagnostic>) {
+pub(super) fn check(model: &crate::model::Model, spans: &Spans, out: &mut Sink) {
     let (Some(trust), Some(&id)) = (&model.trust, spans.once.get(&Once::Trust)) else {
         return;
     };

@@ -1,16 +1,11 @@
 //! `lockout`: the headline check. Applying a policy that drops connections to
 //! the ssh port cuts the administrator off the host.
 
-use crate::compile::{Once, Spans};
-use crate::diagnostic::{Code, SpanRange, SpannedDiagnostic};
+use crate::diagnostic::{Code, Sink, SpanRange, SpannedDiagnostic};
+use crate::lowering::{Once, Spans};
 use crate::model::{Chain, Model, Proto};
 
-pub(super) fn check(
-    model: &Model,
-    spans: &Spans,
-    whole: SpanRange,
-    out: &mut Vec<SpannedDiagnostic>,
-) {
+pub(super) fn check(model: &Model, spans: &Spans, whole: SpanRange, out: &mut Sink) {
     let Some(ssh) = model.ssh else {
         return; // `ssh none;`: not administered through the external interface
     };

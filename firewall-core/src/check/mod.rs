@@ -1,6 +1,8 @@
 //! Policy-level checks (DSL.md sections 3 and 7) on the lowered [`Model`]. Value checks
 //! (`port-range`, `address`, interface names, `failsafe`, `redirect-self`) happen
-//! while lowering, in [`crate::compile`]; what is here needs the whole policy.
+//! while lowering, in [`crate::lowering`]; what is here needs the whole policy.
+//! Checks read the model and the span table lowering made, and write only
+//! diagnostics.
 
 mod accept;
 mod interfaces;
@@ -8,28 +10,22 @@ mod lockout;
 mod ports;
 mod router;
 
-use crate::compile::Spans;
-use crate::diagnostic::{SpanRange, SpannedDiagnostic};
+use crate::diagnostic::{Sink, SpanRange};
+use crate::lowering::Spans;
 use crate::model::Model;
 
-/// Runs every policy-level check. `complete` is false when some statement
-/// failed to parse or lower: checks that reason about what is *missing*
-/// (lockout) are then skipped, since the broken statement may be what provides it.
-pub(crate) fn run(
-    model: &Model,
-    spans: &Spans,
-    complete: bool,
-    whole: SpanRange,
-) -> Vec<SpannedDiagnostic> {
-    let mut out = Vec::new();
-    interfaces::check(model, spans, &mut out);
-    ports::check(model, spans, &mut out);
-    accept::check(model, spans, &mut out);
-    router::check(model, spans, &mut out);
+/// Runs every policy-level check, into `out`. `complete` is false when some
+/// statement failed to parse or lower: checks that reason about what is
+/// *missing* (lockout) are then skipped, since the broken statement may be
+/// what provides it.
+pub(crate) fn run(model: &Model, spans: &Spans, complete: bool, whole: SpanRange, out: &mut Sink) {
+    interfaces::check(model, spans, out);
+    ports::check(model, spans, out);
+    accept::check(model, spans, out);
+    router::check(model, spans, out);
     if complete {
-        lockout::check(model, spans, whole, &mut out);
+        lockout::check(model, spans, whole, out);
     }
-    out
 }
 
 #[cfg(test)]

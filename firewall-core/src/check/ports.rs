@@ -8,8 +8,8 @@
 //! network is covered by itself and by its supernets, which are looked up at
 //! the prefix lengths the policy uses (at most 33 or 129 lookups per network).
 
-use crate::compile::Spans;
-use crate::diagnostic::{Code, SpannedDiagnostic};
+use crate::diagnostic::{Code, Sink, SpannedDiagnostic};
+use crate::lowering::Spans;
 use crate::model::{Model, Net, Open, Port, PortRange, Proto, StmtId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Display;
@@ -205,7 +205,7 @@ fn written(n: &Net) -> String {
     }
 }
 
-pub(super) fn check(model: &Model, spans: &Spans, out: &mut Vec<SpannedDiagnostic>) {
+pub(super) fn check(model: &Model, spans: &Spans, out: &mut Sink) {
     let mut names = Names::default();
     let items: Vec<Item> = model
         .opens
@@ -285,7 +285,7 @@ fn restricted(
     everyone: &[Coverage<usize>; 2],
     spans: &Spans,
     names: &mut Names,
-    out: &mut Vec<SpannedDiagnostic>,
+    out: &mut Sink,
 ) {
     let mut prefixes: [BTreeSet<u8>; 2] = Default::default();
     for item in items {
@@ -356,7 +356,7 @@ fn report(
     causes: &[Option<Vec<Option<Cause>>>],
     spans: &Spans,
     names: &mut Names,
-    out: &mut Vec<SpannedDiagnostic>,
+    out: &mut Sink,
 ) {
     // (statement, network index) -> the items covered for it, in order.
     let mut per_net: BTreeMap<(StmtId, usize), Vec<(usize, Cause)>> = BTreeMap::new();
@@ -491,7 +491,7 @@ fn covered_message(
 }
 
 /// `block out` items blocked twice.
-fn block_out(model: &Model, spans: &Spans, names: &mut Names, out: &mut Vec<SpannedDiagnostic>) {
+fn block_out(model: &Model, spans: &Spans, names: &mut Names, out: &mut Sink) {
     let mut blocked: [Coverage<(usize, usize)>; 2] = Default::default();
     for (b, block) in model.block_out.iter().enumerate() {
         for (index, &range) in block.ports.iter().enumerate() {
@@ -533,7 +533,7 @@ struct Nat {
     dnat: bool,
 }
 
-fn nat(model: &Model, spans: &Spans, opens: &[Item], out: &mut Vec<SpannedDiagnostic>) {
+fn nat(model: &Model, spans: &Spans, opens: &[Item], out: &mut Sink) {
     let mut nat: Vec<Nat> = model
         .dnats
         .iter()

@@ -1,10 +1,10 @@
 //! `router`: `forward drop;` on a policy that forwards (masquerade/dnat).
 
-use crate::compile::{Once, Spans};
-use crate::diagnostic::{Code, SpannedDiagnostic};
+use crate::diagnostic::{Code, Sink, SpannedDiagnostic};
+use crate::lowering::{Once, Spans};
 use crate::model::Model;
 
-pub(super) fn check(model: &Model, spans: &Spans, out: &mut Vec<SpannedDiagnostic>) {
+pub(super) fn check(model: &Model, spans: &Spans, out: &mut Sink) {
     if !(model.forward_drop && model.is_router()) {
         return;
     }

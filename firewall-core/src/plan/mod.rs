@@ -30,12 +30,14 @@
 //! }
 //! ```
 
+mod backend;
 mod lower;
 mod origin;
 pub mod requirements;
 #[cfg(test)]
 mod tests;
 
+pub use backend::Backend;
 pub use lower::lower;
 pub use origin::{Cause, Origin};
 

@@ -40,43 +40,9 @@
 //! assert!(!nft.iter().any(|r| r.module == "nf_nat"));
 //! ```
 
+pub use super::backend::Backend;
 use super::{Family, Matches, Origin, Plan, Rule, TableKind, Target, L4};
 use std::fmt;
-
-/// The ruleset loader whose kernel side is asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Backend {
-    /// `iptables-restore` of the legacy (x_tables) iptables.
-    IptablesLegacy,
-    /// `iptables-restore` of iptables-nft (x_tables extensions inside nf_tables).
-    IptablesNft,
-    /// `nft -f` of the policy's nftables file.
-    Nftables,
-}
-
-impl Backend {
-    /// Every backend, in this order.
-    pub const ALL: [Backend; 3] = [
-        Backend::IptablesLegacy,
-        Backend::IptablesNft,
-        Backend::Nftables,
-    ];
-
-    /// `iptables-legacy`, `iptables-nft` or `nftables`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Backend::IptablesLegacy => "iptables-legacy",
-            Backend::IptablesNft => "iptables-nft",
-            Backend::Nftables => "nftables",
-        }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Why a [`Requirement`] is there.
 #[derive(Debug, Clone, PartialEq, Eq)]

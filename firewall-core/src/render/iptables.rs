@@ -15,8 +15,9 @@
 //! prefixed by what caused it (`default: loopback`, `trust eth1`, `icmp accept`,
 //! `log drops`, `policy input reject`). Comments are at most 255 bytes (longer ones
 //! are cut on a character boundary and end in `...`) and never contain `"` or `\`.
-//! [`statement_at_line`] reads them back, so that an `iptables-restore` failure at
-//! "line N" can be reported as the policy statement it came from.
+//! [`print_mapped`] also returns, per line, the origin of the rule on it, so
+//! that an `iptables-restore` failure at "line N" is reported as the policy
+//! statement it came from (without reading comments back).
 //!
 //! Which rules there are, in which order, is decided by [`crate::plan::lower`]
 //! (its documentation describes every chain); this module only spells a
@@ -70,10 +71,12 @@
 //! assert!(v4.contains(
 //!     "-A ext-in -p tcp -m multiport --dports 22,80 -m comment --comment \"open tcp 22, 80\" -j ACCEPT"
 //! ));
+//! let mapped = iptables::print_mapped(&firewall_core::plan::lower(&model), firewall_core::plan::Family::V4);
 //! let line = v4.lines().position(|l| l.contains("--dports 22,80")).unwrap() + 1;
-//! assert_eq!(iptables::statement_at_line(&v4, line).as_deref(), Some("open tcp 22, 80"));
+//! assert_eq!(mapped.origin_at(line).unwrap().to_string(), "open tcp 22, 80");
 //! ```
 
+use super::printed::{Builder, ExpectedChain, Printed};
 use crate::model::{Model, PortRange};
 use crate::plan::{
     self, CtState, Family, Hook, IcmpType, Origin, Plan, RejectWith, Rule, Table, TableKind,
@@ -109,44 +112,19 @@ pub fn ipv6(model: &Model) -> String {
 /// The rules of `plan` that apply to `family`, in `iptables-save` format: what
 /// [`ipv4`] and [`ipv6`] return for the plan of a model.
 pub fn print(plan: &Plan, family: Family) -> String {
-    let mut out = String::new();
-    out.push_str(HEADER);
-    out.push('\n');
+    print_mapped(plan, family).into_text()
+}
+
+/// [`print()`], with the origin of the rule on every line and what every chain
+/// holds (see [`super::printed`]): `apply()` maps a "line N" error to its
+/// statement, and verifies the rules it reads back, from it.
+pub fn print_mapped(plan: &Plan, family: Family) -> Printed {
+    let mut out = Builder::default();
+    out.plain(&format!("{HEADER}\n"));
     for table in plan.tables() {
         write_table(&mut out, table, family);
     }
-    out
-}
-
-/// The comment of the rule at 1-based `line` of a rendered `ruleset`: the policy
-/// statement the rule came from (`open tcp 22, 80`), or for a derived rule its
-/// description (`default: loopback`, `trust eth1`).
-///
-/// `None` when the line does not exist or is not a rule carrying a comment (a
-/// table, chain or `COMMIT` line).
-///
-/// ```
-/// use firewall_core::render::iptables::statement_at_line;
-/// let text = "*filter\n-A ext-in -p tcp --dport 22 -m comment --comment \"open tcp 22\" -j ACCEPT\nCOMMIT\n";
-/// assert_eq!(statement_at_line(text, 2).as_deref(), Some("open tcp 22"));
-/// assert_eq!(statement_at_line(text, 3), None);
-/// assert_eq!(statement_at_line(text, 0), None);
-/// // iptables-save leaves one-word comments unquoted
-/// let saved = "-A POSTROUTING -o eth0 -m comment --comment masquerade -j MASQUERADE";
-/// assert_eq!(statement_at_line(saved, 1).as_deref(), Some("masquerade"));
-/// ```
-pub fn statement_at_line(ruleset: &str, line: usize) -> Option<String> {
-    let text = ruleset.lines().nth(line.checked_sub(1)?)?;
-    if !text.starts_with("-A ") {
-        return None;
-    }
-    let (_, rest) = text.split_once("--comment ")?;
-    // Rendered text always quotes; `iptables-save` leaves a one-word comment bare.
-    let comment = match rest.strip_prefix('"') {
-        Some(quoted) => quoted.split_once('"')?.0,
-        None => rest.split(' ').next()?,
-    };
-    Some(comment.to_string())
+    out.finish()
 }
 
 // The texts the tests pin (the plan's origins spell them).
@@ -173,31 +151,60 @@ const C_FORWARD_ACCEPT: &str = "policy forward accept: from outside only what a 
 
 /// `*filter` or `*nat`: chain declarations (built-in chains first, as
 /// `iptables-save` writes them), the rules of `family`, `COMMIT`.
-fn write_table(out: &mut String, table: &Table, family: Family) {
+fn write_table(out: &mut Builder, table: &Table, family: Family) {
     let name = match table.kind {
         TableKind::Filter => "filter",
         TableKind::Nat => "nat",
     };
-    let _ = writeln!(out, "*{name}");
+    out.plain(&format!("*{name}\n"));
     let builtin = |c: &&plan::Chain| matches!(c.kind, plan::ChainKind::BuiltIn { .. });
+    let mut index = Vec::new();
     for chain in table.chains.iter().filter(builtin) {
-        let _ = writeln!(
-            out,
-            ":{} {} [0:0]",
-            chain_name(chain.kind),
-            policy(chain.kind)
-        );
+        let (chain_name, policy) = (chain_name(chain.kind), policy(chain.kind));
+        out.plain(&format!(":{chain_name} {policy} [0:0]\n"));
+        index.push((chain.kind, out.chain(expected(name, chain.kind))));
     }
     for chain in table.chains.iter().filter(|c| !builtin(c)) {
-        let _ = writeln!(out, ":{} - [0:0]", chain_name(chain.kind));
+        out.plain(&format!(":{} - [0:0]\n", chain_name(chain.kind)));
+        index.push((chain.kind, out.chain(expected(name, chain.kind))));
     }
+    let families = [family.is_v4(), !family.is_v4()];
     for chain in &table.chains {
         let name = chain_name(chain.kind);
+        let at = index
+            .iter()
+            .find(|(k, _)| *k == chain.kind)
+            .map(|(_, i)| *i);
         for rule in chain.rules_of(family) {
-            write_rule(out, name, rule, family);
+            let origin = out.origin(&rule.origin);
+            let comment = super::comment_text(&rule.origin.to_string(), COMMENT_MAX);
+            let mut lines = String::new();
+            write_rule(&mut lines, name, rule, family);
+            for line in lines.split_inclusive('\n') {
+                out.rule(at.unwrap_or(usize::MAX), line, origin, &comment, families);
+            }
         }
     }
-    out.push_str("COMMIT\n");
+    out.plain("COMMIT\n");
+}
+
+/// What reading chain `kind` of table `table` back must show (its rules
+/// are added as they are printed).
+fn expected(table: &str, kind: plan::ChainKind) -> ExpectedChain {
+    let (hook, policy) = match kind {
+        plan::ChainKind::BuiltIn { .. } => (
+            Some(chain_name(kind).to_ascii_lowercase()),
+            Some(policy(kind).to_string()),
+        ),
+        plan::ChainKind::User(_) => (None, None),
+    };
+    ExpectedChain {
+        table: table.to_string(),
+        name: chain_name(kind).to_string(),
+        hook,
+        policy,
+        comments: Vec::new(),
+    }
 }
 
 fn chain_name(kind: plan::ChainKind) -> &'static str {
@@ -582,7 +589,13 @@ mod tests {
             assert!(entries.len() <= MULTIPORT_MAX);
             seen.extend(entries.iter().map(|e| e.parse::<u16>().unwrap()));
             // comments are capped
-            let c = statement_at_line(&format!("{r}\n"), 1).unwrap();
+            let c = r
+                .split("--comment \"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
             assert!(c.len() <= COMMENT_MAX && c.starts_with("open tcp 1000, 1001"));
         }
         assert_eq!(seen, (1000..2000).collect::<Vec<u16>>());
@@ -976,29 +989,28 @@ mod tests {
     #[test]
     fn comments_name_statements_and_map_back() {
         let m = gateway();
-        let v4 = ipv4(&m);
+        let mapped = print_mapped(&plan::lower(&m), Family::V4);
+        let v4 = mapped.text();
         let find = |needle: &str| v4.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        let at = |line: usize| mapped.origin_at(line).map(ToString::to_string);
         assert_eq!(
-            statement_at_line(&v4, find("--dports 22,80")).as_deref(),
+            at(find("--dports 22,80")).as_deref(),
             Some("open tcp 22, 80")
         );
         assert_eq!(
-            statement_at_line(&v4, find("-j DNAT")).as_deref(),
+            at(find("-j DNAT")).as_deref(),
             Some(m.dnats[0].to_string().as_str())
         );
         assert_eq!(
-            statement_at_line(&v4, find("REDIRECT")).as_deref(),
+            at(find("REDIRECT")).as_deref(),
             Some(m.redirects[0].to_string().as_str())
         );
-        assert_eq!(
-            statement_at_line(&v4, find("-i lo")).as_deref(),
-            Some(C_LOOPBACK)
-        );
-        assert_eq!(statement_at_line(&v4, 1), None);
-        assert_eq!(statement_at_line(&v4, find("*nat")), None);
-        assert_eq!(statement_at_line(&v4, v4.lines().count()), None);
-        assert_eq!(statement_at_line(&v4, v4.lines().count() + 1), None);
-        assert_eq!(statement_at_line(&v4, 0), None);
+        assert_eq!(at(find("-i lo")).as_deref(), Some(C_LOOPBACK));
+        assert_eq!(at(1), None);
+        assert_eq!(at(find("*nat")), None);
+        assert_eq!(at(v4.lines().count()), None);
+        assert_eq!(at(v4.lines().count() + 1), None);
+        assert_eq!(at(0), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! let script = p.bash();
 //! assert!(script.contains("#   CONFIG_NETFILTER_XT_MATCH_MULTIPORT (xt_multiport): open tcp 22, 80\n"));
 //! assert!(script.contains("# With iptables-nft instead: "));
+//! assert!(script.contains("# With nftables (nft -f): CONFIG_"));
 //! ```
 
 use crate::model::Model;
@@ -22,7 +23,8 @@ const REASONS_MAX: usize = 60;
 
 /// Comment lines (each starting with `#`, ending in a newline): the
 /// iptables-legacy requirements one per line with what needs them, then the
-/// options iptables-nft needs in place of the legacy tables.
+/// options iptables-nft needs in place of the legacy tables, then the
+/// options of the nftables backend.
 pub fn header(model: &Model) -> String {
     let plan = plan::lower(model);
     let legacy = requirements::of(&plan, Backend::IptablesLegacy);
@@ -50,6 +52,14 @@ pub fn header(model: &Model) -> String {
     s.push_str(";\n");
     let mut line = String::from("#   in place of ");
     wrap(&mut s, &mut line, &dropped);
+    s.push_str(&line);
+    s.push_str(".\n");
+    let native: Vec<&str> = requirements::of(&plan, Backend::Nftables)
+        .iter()
+        .map(|r| r.config)
+        .collect();
+    let mut line = String::from("# With nftables (nft -f): ");
+    wrap(&mut s, &mut line, &native);
     s.push_str(&line);
     s.push_str(".\n");
     s

@@ -2,7 +2,8 @@
 //! decided once, by [`crate::plan::lower`]; the printers here only spell them.
 
 use crate::model::Model;
-use crate::plan::{self, Family};
+use crate::plan;
+pub use printed::{Printed, Texts};
 
 pub mod bash;
 pub mod guard;
@@ -11,6 +12,8 @@ pub mod kernel;
 pub mod nft;
 pub mod policy;
 pub mod preflight;
+pub mod printed;
+pub mod shell;
 
 /// Every text rendered from one model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +28,18 @@ pub struct Rendered {
     pub nft: String,
     /// The policy in canonical form ([`policy::text`]).
     pub source: String,
+    /// The three rulesets with their maps (what `apply()` loads).
+    pub texts: Texts,
 }
 
 /// Renders every text of `model`.
 pub fn render(model: &Model) -> Rendered {
     let plan = plan::lower(model);
-    let ipv4 = iptables::print(&plan, Family::V4);
-    let ipv6 = iptables::print(&plan, Family::V6);
-    let nft = nft::print(&plan);
-    let bash = bash::script(model, &ipv4, &ipv6);
+    let texts = Texts::of_plan(&plan);
+    let ipv4 = texts.ipv4.text().to_string();
+    let ipv6 = texts.ipv6.text().to_string();
+    let nft = texts.nft.text().to_string();
+    let bash = bash::script(model, &ipv4, &ipv6, &nft);
     let source = policy::text(model);
     Rendered {
         bash,
@@ -41,6 +47,7 @@ pub fn render(model: &Model) -> Rendered {
         ipv6,
         nft,
         source,
+        texts,
     }
 }
 

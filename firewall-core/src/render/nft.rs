@@ -40,6 +40,7 @@
 //! assert!(!nft.contains("flush ruleset"));
 //! ```
 
+use super::printed::{Builder, ExpectedChain, Printed};
 use crate::model::{Model, Net, PortRange};
 use crate::plan::{
     self, BasePolicy, ChainKind, CtState, Family, Hook, IcmpType, Matches, NetSet, Plan, PortMatch,
@@ -67,15 +68,21 @@ pub fn nft(model: &Model) -> String {
 
 /// The nftables file that installs `plan`.
 pub fn print(plan: &Plan) -> String {
-    let mut out = String::new();
-    out.push_str(HEADER);
-    out.push('\n');
-    out.push_str(
-        "# One transaction: the firewall's own tables are created if missing,\n\
-         # deleted, and declared anew; nothing else is touched.\n",
-    );
+    print_mapped(plan).into_text()
+}
+
+/// [`print()`], with the origin of the rule on every line and what every chain
+/// holds (see [`super::printed`]): `apply()` maps an `nft -f` error at a line
+/// to its statement, and verifies what `nft -j list table` reads back, from it.
+pub fn print_mapped(plan: &Plan) -> Printed {
+    let mut out = Builder::default();
+    out.plain(&format!(
+        "{HEADER}\n\
+         # One transaction: the firewall's own tables are created if missing,\n\
+         # deleted, and declared anew; nothing else is touched.\n"
+    ));
     for table in [FILTER_TABLE, NAT_TABLE] {
-        let _ = writeln!(out, "table {table} {{}}\ndelete table {table}");
+        out.plain(&format!("table {table} {{}}\ndelete table {table}\n"));
     }
     for table in plan.tables() {
         let (name, family) = match table.kind {
@@ -83,7 +90,7 @@ pub fn print(plan: &Plan) -> String {
             TableKind::Nat => (NAT_TABLE, Some(Family::V4)),
         };
         let mut sets = Sets::default();
-        let mut chains = String::new();
+        let mut chains = Builder::default();
         let mut ordered: Vec<&plan::Chain> = table
             .chains
             .iter()
@@ -102,7 +109,7 @@ pub fn print(plan: &Plan) -> String {
                 .enumerate()
                 .filter(|(_, r)| family.is_none_or(|f| r.applies_to(f)))
                 .collect();
-            let name = chain_name(chain.kind);
+            let chain_name = chain_name(chain.kind);
             let hook = match chain.kind {
                 ChainKind::BuiltIn { hook, policy } => Some((hook, policy)),
                 ChainKind::User(_) => None,
@@ -110,7 +117,14 @@ pub fn print(plan: &Plan) -> String {
             if table.kind == TableKind::Nat && rules.is_empty() {
                 continue;
             }
-            let _ = writeln!(chains, "\tchain {name} {{");
+            chains.plain(&format!("\tchain {chain_name} {{\n"));
+            let mut expected = ExpectedChain {
+                table: name.to_string(),
+                name: chain_name.to_string(),
+                hook: None,
+                policy: None,
+                comments: Vec::new(),
+            };
             if let Some((hook, policy)) = hook {
                 let (kind, prio) = match (table.kind, hook) {
                     (TableKind::Nat, Hook::Postrouting) => ("nat", "srcnat"),
@@ -121,27 +135,33 @@ pub fn print(plan: &Plan) -> String {
                     BasePolicy::Accept => "accept",
                     BasePolicy::Drop => "drop",
                 };
-                let _ = writeln!(
-                    chains,
-                    "\t\ttype {kind} hook {} priority {prio}; policy {policy};",
+                chains.plain(&format!(
+                    "\t\ttype {kind} hook {} priority {prio}; policy {policy};\n",
                     hook_name(hook)
-                );
+                ));
+                expected.hook = Some(hook_name(hook).to_string());
+                expected.policy = Some(policy.to_string());
             }
+            let at = chains.chain(expected);
             for (i, rule) in rules {
-                let set_name = format!("{name}_{i}");
-                write_rule(&mut chains, &mut sets, &set_name, rule, family);
+                let set_name = format!("{chain_name}_{i}");
+                let origin = out.origin(&rule.origin);
+                for (line, families) in write_rule(&mut sets, &set_name, rule, family) {
+                    let comment = super::comment_text(&rule.origin.to_string(), COMMENT_MAX);
+                    chains.rule(at, &line, origin, &comment, families);
+                }
             }
-            chains.push_str("\t}\n");
+            chains.plain("\t}\n");
         }
         if table.kind == TableKind::Nat && chains.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "table {name} {{");
-        out.push_str(&sets.text);
-        out.push_str(&chains);
-        out.push_str("}\n");
+        out.plain(&format!("table {name} {{\n"));
+        out.plain(&sets.text);
+        out.append(chains);
+        out.plain("}\n");
     }
-    out
+    out.finish()
 }
 
 fn chain_name(kind: ChainKind) -> &'static str {
@@ -161,17 +181,17 @@ fn hook_name(hook: Hook) -> &'static str {
     }
 }
 
-/// Writes `rule` (once, or once per family when it names something only a
-/// family has, such as an ICMP type, and applies to both); its sets go to
-/// `sets`, named `set_name` plus what they hold. `table_family` is the
-/// family of a single-family table (`None`: `inet`).
+/// The lines of `rule` (one, or one per family when it names something only
+/// a family has, such as an ICMP type, and applies to both), each with the
+/// families whose packets can meet it; its sets go to `sets`, named
+/// `set_name` plus what they hold. `table_family` is the family of a
+/// single-family table (`None`: `inet`).
 fn write_rule(
-    out: &mut String,
     sets: &mut Sets,
     set_name: &str,
     rule: &Rule,
     table_family: Option<Family>,
-) {
+) -> Vec<(String, [bool; 2])> {
     let m = &rule.matches;
     let known = rule
         .family
@@ -185,6 +205,7 @@ fn write_rule(
         vec![known]
     };
     let comment = super::comment_text(&rule.origin.to_string(), COMMENT_MAX);
+    let mut out = Vec::new();
     for family in families {
         let suffix = match family {
             Some(Family::V4) if split => "_4",
@@ -203,8 +224,14 @@ fn write_rule(
         matches(&mut r, sets, &name, m, family);
         r.push_str(&target(&rule.target, family));
         let _ = writeln!(r, " comment \"{comment}\"");
-        out.push_str(&r);
+        let reaches = match family.or(table_family) {
+            Some(Family::V4) => [true, false],
+            Some(Family::V6) => [false, true],
+            None => [true, true],
+        };
+        out.push((r, reaches));
     }
+    out
 }
 
 /// The match expressions of `m`, each followed by a space.

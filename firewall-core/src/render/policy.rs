@@ -23,53 +23,72 @@ pub fn iface(i: &Iface) -> String {
 
 /// The policy, one statement (or `//` comment) per line.
 pub fn lines(model: &Model) -> Vec<String> {
+    // Every field, by name: a statement added to the model and forgotten here
+    // does not compile (and `source()` would silently drop it).
+    let Model {
+        extif,
+        trust,
+        input,
+        forward,
+        output,
+        opens,
+        icmp_accept,
+        masquerade,
+        dnats,
+        redirects,
+        forward_drop,
+        block_out,
+        ssh,
+        failsafe,
+        log_drops,
+    } = model;
     let mut out = Vec::new();
     let list = |v: &[Iface]| v.iter().map(iface).collect::<Vec<_>>().join(", ");
-    out.push(format!("extif {};", list(&model.extif)));
-    match &model.trust {
+    out.push(format!("extif {};", list(extif)));
+    match trust {
         Some(t) => out.push(format!("trust {};", list(t))),
         None => out.push("// trusted: lo and every interface that is not external".to_string()),
     }
     let verdict = |v: Verdict| v.as_str();
-    out.push(format!("policy input {};", verdict(model.input)));
-    match model.forward {
-        Some(v) => out.push(format!("policy forward {};", verdict(v))),
+    out.push(format!("policy input {};", verdict(*input)));
+    match forward {
+        Some(v) => out.push(format!("policy forward {};", verdict(*v))),
         None => out.push(format!(
             "// policy forward {} (derived)",
             verdict(model.forward_policy())
         )),
     }
-    out.push(format!("policy output {};", verdict(model.output)));
-    for o in &model.opens {
+    out.push(format!("policy output {};", verdict(*output)));
+    for o in opens {
         out.push(format!("{o};"));
     }
     out.push(format!(
         "icmp {};",
-        if model.icmp_accept { "accept" } else { "drop" }
+        if *icmp_accept { "accept" } else { "drop" }
     ));
-    if model.masquerade {
+    if *masquerade {
         out.push("masquerade;".to_string());
     }
-    for d in &model.dnats {
+    for d in dnats {
         out.push(format!("{d};"));
     }
-    for r in &model.redirects {
+    for r in redirects {
         out.push(format!("{r};"));
     }
-    if model.forward_drop {
+    if *forward_drop {
         out.push("forward drop;".to_string());
     }
-    for b in &model.block_out {
+    for b in block_out {
         out.push(format!("{b};"));
     }
-    match model.ssh {
+    match ssh {
         Some(p) => out.push(format!("ssh {p};")),
         None => out.push("ssh none;".to_string()),
     }
-    if let Some(f) = model.failsafe {
+    if let Some(f) = failsafe {
         out.push(format!("failsafe {f};"));
     }
-    if model.log_drops {
+    if *log_drops {
         out.push("log drops;".to_string());
     }
     out

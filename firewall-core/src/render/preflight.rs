@@ -9,12 +9,21 @@
 //!   missing (they appear later), as `Options::allow_missing`;
 //! * `FIREWALL_ALLOW_SESSION_LOCKOUT=1`: apply even if the SSH session this
 //!   script runs in would be cut, as `Options::allow_session_lockout`;
-//! * `FIREWALL_BACKEND=nft|legacy`: the iptables backend, as `Options::backend`
-//!   (see [`BACKEND`]).
+//! * `FIREWALL_BACKEND=nftables|iptables-nft|iptables-legacy`: the backend,
+//!   as `Options::backend` (see [`BACKEND`]).
 
 use super::guard;
 use crate::model::Model;
 use std::fmt::Write as _;
+
+/// Header lines of the script that document the choice of backend ([`BACKEND`]).
+pub const BACKEND_HEADER: &str = "\
+#   - chooses the backend (FIREWALL_BACKEND=nftables|iptables-nft|iptables-legacy,\n\
+#      or else what this host already uses: the firewall's own nftables tables\n\
+#      exist: nftables; the iptables backend of `iptables -V` holds rules: that\n\
+#      one; other nftables tables: nftables; nothing yet: the backend of\n\
+#      `iptables -V`, or nftables where only nft is installed), and refuses when\n\
+#      the other iptables backend holds rules, which would stay in force;\n";
 
 /// Header lines of the script that document the checks and their overrides.
 pub const HEADER: &str = "\
@@ -23,42 +32,40 @@ pub const HEADER: &str = "\
 #      and a policy that would not accept a new connection like the SSH session\n\
 #      it runs in, on the interface that session arrives on (override, when you\n\
 #      have another way in: FIREWALL_ALLOW_SESSION_LOCKOUT=1);\n\
-#   - uses the iptables backend `iptables` is (or FIREWALL_BACKEND=nft|legacy)\n\
-#      and refuses when the other backend holds rules, which would stay in force;\n\
 #   - bounds every tool (timeout, iptables-restore -w 10); the backup goes to\n\
 #      $TMPDIR (default /tmp): set TMPDIR to choose another directory;\n";
 
-/// The script's choice of backend: `FIREWALL_BACKEND=nft|legacy` chooses it;
-/// otherwise it is what `iptables` is, and the other backend must hold no
-/// rules (they would stay in force beside the new ones, unseen): as
-/// `apply()`'s [`crate::apply::ApplyError::BackendMismatch`].
+/// The script's choice of backend, into `fw_backend`:
+/// `FIREWALL_BACKEND=nftables|iptables-nft|iptables-legacy` chooses it;
+/// otherwise `fw_detect_backend` (`lib.sh`, the detection `apply()` runs too)
+/// decides, and its refusals are `apply()`'s: the other iptables backend holds
+/// rules ([`crate::apply::ApplyError::BackendMismatch`]), `iptables -V` names
+/// no backend, no tool at all.
 pub const BACKEND: &str = r#"# Save, load and rollback must use one backend: rules loaded through
-# iptables-legacy are invisible to iptables-nft and the other way round.
-# FIREWALL_BACKEND=nft or FIREWALL_BACKEND=legacy chooses it; otherwise it is
-# what `iptables` is, and the other backend must not hold rules.
+# iptables-legacy are invisible to iptables-nft and the other way round, and
+# the nftables backend replaces only the firewall's own nftables tables.
+# FIREWALL_BACKEND=nftables, iptables-nft or iptables-legacy chooses it;
+# otherwise fw_detect_backend (the same detection as firewall-core's apply())
+# takes what this host already uses.
 case "${FIREWALL_BACKEND:-}" in
-nft | legacy) fw_backend=$FIREWALL_BACKEND ;;
+nftables | iptables-nft | iptables-legacy) fw_backend=$FIREWALL_BACKEND ;;
 '')
-  case "$(timeout 10 iptables -V)" in
-  *nf_tables*) fw_backend=nft ;;
-  *legacy*) fw_backend=legacy ;;
-  *) fw_die "cannot tell the iptables backend from 'iptables -V'; choose one: FIREWALL_BACKEND=nft (or legacy) bash $0" ;;
+  fw_status=0
+  fw_found=$(fw_detect_backend) || fw_status=$?
+  IFS=$'\t' read -r fw_what fw_selected fw_other fw_tool_seen fw_line <<<"$fw_found" || true
+  case $fw_status in
+  0) fw_backend=$fw_what ;;
+  3)
+    fw_die "refusing to apply: iptables here is the $fw_selected backend, but the $fw_other backend holds rules that would stay in force beside the new ones, unseen ($fw_tool_seen shows: $fw_line)
+  help: choose the backend: FIREWALL_BACKEND=$fw_other bash $0 replaces those rules; FIREWALL_BACKEND=$fw_selected bash $0 applies beside them (clear them first: ${fw_tool_seen%-save} -F; ${fw_tool_seen%-save} -X)"
+    ;;
+  4) fw_die "cannot tell the iptables backend from 'iptables -V' (${fw_selected:-no output}); choose one: FIREWALL_BACKEND=iptables-nft (or iptables-legacy, or nftables) bash $0" ;;
+  5) fw_die "neither iptables nor nft is installed (Debian/Ubuntu: apt-get install nftables, or iptables)" ;;
+  *) fw_die "cannot detect the firewall backend (${fw_found:-no output}); choose one: FIREWALL_BACKEND=nftables (or iptables-nft, or iptables-legacy) bash $0" ;;
   esac
-  fw_other=legacy
-  if [ "$fw_backend" = legacy ]; then
-    fw_other=nft
-  fi
-  for fw_f in iptables ip6tables; do
-    if command -v "$fw_f-$fw_other-save" >/dev/null 2>&1; then
-      fw_held=$(timeout 60 "$fw_f-$fw_other-save" 2>/dev/null | grep -E -m1 '^-A |^:[^ ]+ DROP' || true)
-      if [ -n "$fw_held" ]; then
-        fw_die "refusing to apply: iptables here is the $fw_backend backend, but the $fw_other backend holds rules that would stay in force beside the new ones, unseen ($fw_f-$fw_other-save shows: $fw_held)
-  help: choose the backend: FIREWALL_BACKEND=$fw_other bash $0 replaces those rules; FIREWALL_BACKEND=$fw_backend bash $0 applies beside them (clear them first: $fw_f-$fw_other -F; $fw_f-$fw_other -X)"
-      fi
-    fi
-  done
   ;;
-*) fw_die "FIREWALL_BACKEND must be nft or legacy, not '$FIREWALL_BACKEND'" ;;
+nft | legacy) fw_die "FIREWALL_BACKEND=$FIREWALL_BACKEND is ambiguous now that nftables is a backend too; use iptables-$FIREWALL_BACKEND (or nftables)" ;;
+*) fw_die "FIREWALL_BACKEND must be nftables, iptables-nft or iptables-legacy, not '$FIREWALL_BACKEND'" ;;
 esac
 "#;
 

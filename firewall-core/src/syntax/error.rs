@@ -1,21 +1,30 @@
-//! Parse errors carry a code and a help line through `syn::Error` (whose only
-//! payload is a message), and come back out as [`SpannedDiagnostic`]s.
+//! Parse errors are [`SpannedDiagnostic`]s from the start: every parse
+//! function returns [`PResult`], with the code, message and help as typed
+//! fields. syn's own errors (a token syn could not read) become diagnostics
+//! where they arise, through `?`.
 
 use crate::diagnostic::{Code, SpanRange, SpannedDiagnostic};
 use proc_macro2::{Span, TokenTree};
 use quote::ToTokens;
 
-/// Separates code, message and help inside a `syn::Error` message.
-const SEP: char = '\u{1f}';
+/// What a parse function returns: the value, or the diagnostic that ends the
+/// statement (the parser then skips to the next `;`).
+pub(crate) type PResult<T> = Result<T, SpannedDiagnostic>;
 
-/// A parse error at `tokens` (first to last token underlined).
+/// The help of an error syn reports itself.
+const SYN_HELP: &str = "see the statement table in the `firewall` crate docs";
+
+/// A parse error at `tokens`, first to last token underlined.
 pub(crate) fn error_spanned(
     tokens: impl ToTokens,
     code: Code,
     message: impl std::fmt::Display,
     help: impl std::fmt::Display,
-) -> syn::Error {
-    syn::Error::new_spanned(tokens, format!("{code}{SEP}{message}{SEP}{help}"))
+) -> SpannedDiagnostic {
+    let mut iter = tokens.into_token_stream().into_iter();
+    let start = iter.next().map_or_else(Span::call_site, |t| t.span());
+    let end = iter.last().map_or(start, |t| t.span());
+    error_range(SpanRange { start, end }, code, message, help)
 }
 
 /// A parse error at one span.
@@ -24,8 +33,8 @@ pub(crate) fn error_at(
     code: Code,
     message: impl std::fmt::Display,
     help: impl std::fmt::Display,
-) -> syn::Error {
-    syn::Error::new(span, format!("{code}{SEP}{message}{SEP}{help}"))
+) -> SpannedDiagnostic {
+    error_range(SpanRange::single(span), code, message, help)
 }
 
 /// A parse error from `range.start` to `range.end`.
@@ -34,39 +43,28 @@ pub(crate) fn error_range(
     code: Code,
     message: impl std::fmt::Display,
     help: impl std::fmt::Display,
-) -> syn::Error {
-    let a = proc_macro2::Ident::new("a", range.start);
-    let b = proc_macro2::Ident::new("b", range.end);
-    error_spanned(quote::quote!(#a #b), code, message, help)
+) -> SpannedDiagnostic {
+    SpannedDiagnostic::new(code, range, message.to_string(), help.to_string())
 }
 
-/// Unpacks every message of a `syn::Error` (ours or syn's own).
-pub(crate) fn to_diagnostics(error: syn::Error) -> Vec<SpannedDiagnostic> {
-    error
-        .into_iter()
-        .map(|e| {
-            let span = span_range_of(&e);
-            let text = e.to_string();
-            let mut parts = text.splitn(3, SEP);
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some(code), Some(message), Some(help)) => SpannedDiagnostic::new(
-                    Code::ALL
-                        .into_iter()
-                        .find(|c| c.as_str() == code)
-                        .unwrap_or(Code::Syntax),
-                    span,
-                    message,
-                    help,
-                ),
-                _ => SpannedDiagnostic::new(
-                    Code::Syntax,
-                    span,
-                    text,
-                    "see the statement table in the `firewall` crate docs",
-                ),
-            }
-        })
-        .collect()
+/// Every message of an error syn reports itself, as `syntax` diagnostics.
+pub(crate) fn from_syn(error: syn::Error) -> Vec<SpannedDiagnostic> {
+    error.into_iter().map(SpannedDiagnostic::from).collect()
+}
+
+/// An error syn reports itself (for `?` on syn's parse calls inside a
+/// `PResult` function) as a `syntax` diagnostic. Such an error holds one
+/// message: syn's errors hold more only when combined, which this parser
+/// never does (`from_syn` keeps each of them).
+impl From<syn::Error> for SpannedDiagnostic {
+    fn from(error: syn::Error) -> Self {
+        SpannedDiagnostic::new(
+            Code::Syntax,
+            span_range_of(&error),
+            error.to_string(),
+            SYN_HELP,
+        )
+    }
 }
 
 /// syn keeps the first and last span of an error but only exposes them through
@@ -125,5 +123,50 @@ mod tests {
         assert_eq!(did_you_mean("opne", &words), Some("open"));
         assert_eq!(did_you_mean("masqurade", &words), Some("masquerade"));
         assert_eq!(did_you_mean("zebra", &words), None);
+    }
+
+    #[test]
+    fn syn_own_errors_become_syntax_diagnostics_with_their_place() {
+        use std::str::FromStr;
+        let tokens = proc_macro2::TokenStream::from_str("open tcp").unwrap_or_default();
+        let spans: Vec<Span> = tokens.into_iter().map(|t| t.span()).collect();
+        let (first, last) = (spans[0], spans[1]);
+        let a = proc_macro2::Ident::new("a", first);
+        let b = proc_macro2::Ident::new("b", last);
+        let mut error = syn::Error::new_spanned(quote::quote!(#a #b), "expected something");
+        error.combine(syn::Error::new(last, "and something else"));
+        let ds = from_syn(error.clone());
+        assert_eq!(ds.len(), 2);
+        assert_eq!(ds[0].code, Code::Syntax);
+        assert_eq!(ds[0].message, "expected something");
+        assert_eq!(ds[0].help, SYN_HELP);
+        let (start, end) = (ds[0].located().start, ds[0].located().end);
+        assert_eq!((start.column, end.column), (1, 9));
+        assert_eq!(ds[1].message, "and something else");
+        assert_eq!(ds[1].located().start.column, 6);
+        // Through `?`: the first message, underlined from the first token.
+        let d = SpannedDiagnostic::from(error);
+        assert_eq!(d.message, "expected something");
+        assert_eq!(d.located().start.column, 1);
+    }
+
+    #[test]
+    fn a_message_keeps_every_character_of_the_policy() {
+        // Code, message and help once travelled in one string with U+001F
+        // between them: a policy quoting that character split the message.
+        let text = "extif eth0; open tcp 22; masquerade \"a\u{1f}b\";";
+        let ds = crate::compile::compile_str(text)
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {text}"));
+        assert_eq!(ds.len(), 1, "{ds:?}");
+        assert_eq!(ds[0].code, Code::Syntax);
+        assert_eq!(
+            ds[0].message,
+            "expected `;` at the end of the statement, found `\"a\u{1f}b\"`"
+        );
+        assert_eq!(
+            ds[0].help,
+            "end the statement with `;` (see the statement table in the docs)"
+        );
     }
 }

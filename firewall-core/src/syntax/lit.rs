@@ -2,10 +2,10 @@
 //! raw value and span; values are validated when the statement is lowered into
 //! the model, so that a bad value gets its own code (`port-range`, `address`, ...).
 
-use super::error::{did_you_mean, error_at, error_range, error_spanned};
-use crate::diagnostic::{Code, SpanRange};
+use super::error::{did_you_mean, error_at, error_range, error_spanned, PResult};
+use crate::diagnostic::{Code, SpanRange, SpannedDiagnostic};
 use proc_macro2::{Span, TokenTree};
-use syn::parse::{Parse, ParseStream};
+use syn::parse::ParseStream;
 use syn::{Ident, LitInt, LitStr, Token};
 
 /// A lowercase word of the language (`tcp`, `drop`, ...).
@@ -17,8 +17,9 @@ pub struct Word {
     pub span: Span,
 }
 
-impl Parse for Word {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+impl Word {
+    /// Parses one word (any identifier, Rust keywords included).
+    pub(crate) fn parse(input: ParseStream) -> PResult<Self> {
         let ident: Ident = input.call(<Ident as syn::ext::IdentExt>::parse_any)?;
         Ok(Word {
             text: ident.to_string(),
@@ -32,7 +33,7 @@ pub(crate) fn one_of(
     input: ParseStream,
     what: &str,
     choices: &[&'static str],
-) -> syn::Result<(&'static str, Span)> {
+) -> PResult<(&'static str, Span)> {
     let list = choices
         .iter()
         .map(|c| format!("`{c}`"))
@@ -45,7 +46,7 @@ pub(crate) fn one_of(
             &format!("write one of {list}"),
         ));
     }
-    let w: Word = input.parse()?;
+    let w = Word::parse(input)?;
     if let Some(c) = choices.iter().find(|c| **c == w.text) {
         return Ok((c, w.span));
     }
@@ -64,7 +65,7 @@ pub(crate) fn one_of(
 
 /// An error at the next token, or, at the end of the input, at the last token
 /// (the place where something is missing).
-pub(crate) fn unexpected(input: ParseStream, message: &str, help: &str) -> syn::Error {
+pub(crate) fn unexpected(input: ParseStream, message: &str, help: &str) -> SpannedDiagnostic {
     match input.cursor().token_tree() {
         Some((TokenTree::Punct(p), next)) if p.as_char() == '#' => {
             // `///` and `//!` arrive as `#[doc = ...]` / `#![doc = ...]`.
@@ -109,8 +110,9 @@ pub struct Num {
     pub span: Span,
 }
 
-impl Parse for Num {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+impl Num {
+    /// Parses a port number as written (its value is checked when lowering).
+    pub(crate) fn parse(input: ParseStream) -> PResult<Self> {
         if input.peek(Token![-]) && input.peek2(LitInt) {
             let minus: Token![-] = input.parse()?;
             let rest: TokenTree = input.parse()?;
@@ -195,15 +197,16 @@ impl PortItem {
     }
 }
 
-impl Parse for PortItem {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let start: Num = input.parse()?;
+impl PortItem {
+    /// Parses `PORT`, `PORT..=PORT` or `PORT..PORT`.
+    pub(crate) fn parse(input: ParseStream) -> PResult<Self> {
+        let start = Num::parse(input)?;
         let end = if input.peek(Token![..=]) {
             input.parse::<Token![..=]>()?;
-            Some((input.parse()?, true))
+            Some((Num::parse(input)?, true))
         } else if input.peek(Token![..]) && !input.peek(Token![...]) {
             input.parse::<Token![..]>()?;
-            Some((input.parse()?, false))
+            Some((Num::parse(input)?, false))
         } else {
             None
         };
@@ -212,11 +215,11 @@ impl Parse for PortItem {
 }
 
 /// `PORTS`: a comma list of [`PortItem`].
-pub(crate) fn parse_ports(input: ParseStream) -> syn::Result<Vec<PortItem>> {
-    let mut items = vec![input.parse::<PortItem>()?];
+pub(crate) fn parse_ports(input: ParseStream) -> PResult<Vec<PortItem>> {
+    let mut items = vec![PortItem::parse(input)?];
     while input.peek(Token![,]) {
         input.parse::<Token![,]>()?;
-        items.push(input.parse()?);
+        items.push(PortItem::parse(input)?);
     }
     Ok(items)
 }
@@ -230,8 +233,9 @@ pub struct IfaceName {
     pub span: SpanRange,
 }
 
-impl Parse for IfaceName {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+impl IfaceName {
+    /// Parses an interface name: a word, or a string.
+    pub(crate) fn parse(input: ParseStream) -> PResult<Self> {
         if input.peek(LitStr) {
             let s: LitStr = input.parse()?;
             return Ok(IfaceName {
@@ -246,7 +250,7 @@ impl Parse for IfaceName {
                 "write the name (`eth0`), or quote it (`\"br-lan\"`)",
             ));
         }
-        let w: Word = input.parse()?;
+        let w = Word::parse(input)?;
         // `br-lan` and `eth0.100` arrive as several tokens: ask for quotes.
         let mut text = w.text.clone();
         let mut end = w.span;
@@ -289,8 +293,9 @@ pub struct AddrText {
     pub quoted: bool,
 }
 
-impl Parse for AddrText {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+impl AddrText {
+    /// Parses an address or network: a string, or bare IPv4 tokens.
+    pub(crate) fn parse(input: ParseStream) -> PResult<Self> {
         if input.peek(LitStr) {
             let s: LitStr = input.parse()?;
             return Ok(AddrText {
@@ -408,8 +413,9 @@ pub struct DurationLit {
     pub span: Span,
 }
 
-impl Parse for DurationLit {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+impl DurationLit {
+    /// Parses a duration with its unit (`s` or `min`).
+    pub(crate) fn parse(input: ParseStream) -> PResult<Self> {
         if !input.peek(LitInt) {
             return Err(unexpected(
                 input,

@@ -1,42 +1,27 @@
 //! The parser: policy tokens in, a syntax tree with spans out.
 //!
-//! One `Parse` impl per grammar node (DSL.md section 2). Values are kept raw
-//! here and validated in [`crate::compile`], so each bad value gets the code of
-//! its check. After a bad statement the parser skips to the next `;` and goes
-//! on, so one compile reports every mistake.
+//! One `parse` function per grammar node (DSL.md section 2), each returning
+//! the node or a typed diagnostic; statements start with a [`Keyword`].
+//! Values are kept raw here and validated in [`crate::lowering`], so each bad
+//! value gets the code of its check. After a bad statement the parser skips
+//! to the next `;` and goes on, so one compile reports every mistake.
 
 pub mod depth;
 mod error;
+mod keyword;
 mod lit;
 pub mod whitespace;
 
-pub(crate) use error::to_diagnostics;
+pub use keyword::Keyword;
 pub use lit::{AddrText, DurationLit, IfaceName, Num, PortItem, Word};
 
-use crate::diagnostic::{Code, SpanRange};
+use crate::diagnostic::{Code, Sink, SpanRange};
 use crate::model::{Chain, Proto, Verdict};
-use error::{did_you_mean, error_at};
+use error::{did_you_mean, error_at, PResult};
 use lit::{one_of, parse_ports, unexpected};
-use proc_macro2::{Span, TokenTree};
-use syn::parse::{Parse, ParseStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::parse::{ParseStream, Parser};
 use syn::{Ident, Token};
-
-/// The statement keywords, in the order of the contract's table.
-pub const KEYWORDS: [&str; 13] = [
-    "extif",
-    "trust",
-    "policy",
-    "open",
-    "icmp",
-    "masquerade",
-    "dnat",
-    "redirect",
-    "forward",
-    "block",
-    "ssh",
-    "failsafe",
-    "log",
-];
 
 /// One statement with its span (keyword to last token, `;` excluded).
 #[derive(Debug, Clone)]
@@ -123,65 +108,89 @@ pub enum StmtKind {
 }
 
 impl StmtKind {
+    /// The keyword the statement starts with.
+    pub fn keyword(&self) -> Keyword {
+        match self {
+            StmtKind::Extif(_) => Keyword::Extif,
+            StmtKind::Trust(_) => Keyword::Trust,
+            StmtKind::Policy { .. } => Keyword::Policy,
+            StmtKind::Open { .. } => Keyword::Open,
+            StmtKind::Icmp(_) => Keyword::Icmp,
+            StmtKind::Masquerade => Keyword::Masquerade,
+            StmtKind::Dnat { .. } => Keyword::Dnat,
+            StmtKind::Redirect { .. } => Keyword::Redirect,
+            StmtKind::ForwardDrop => Keyword::Forward,
+            StmtKind::BlockOut { .. } => Keyword::Block,
+            StmtKind::Ssh(_) => Keyword::Ssh,
+            StmtKind::Failsafe(_) => Keyword::Failsafe,
+            StmtKind::LogDrops => Keyword::Log,
+        }
+    }
+
     /// The statement's name as the user knows it, for "given twice" messages.
     pub fn name(&self) -> String {
+        let keyword = self.keyword();
         match self {
-            StmtKind::Extif(_) => "extif".into(),
-            StmtKind::Trust(_) => "trust".into(),
-            StmtKind::Policy { chain, .. } => format!("policy {}", chain.value.as_str()),
-            StmtKind::Open { .. } => "open".into(),
-            StmtKind::Icmp(_) => "icmp".into(),
-            StmtKind::Masquerade => "masquerade".into(),
-            StmtKind::Dnat { .. } => "dnat".into(),
-            StmtKind::Redirect { .. } => "redirect".into(),
-            StmtKind::ForwardDrop => "forward drop".into(),
-            StmtKind::BlockOut { .. } => "block out".into(),
-            StmtKind::Ssh(_) => "ssh".into(),
-            StmtKind::Failsafe(_) => "failsafe".into(),
-            StmtKind::LogDrops => "log drops".into(),
+            StmtKind::Policy { chain, .. } => format!("{keyword} {}", chain.value.as_str()),
+            StmtKind::ForwardDrop => format!("{keyword} drop"),
+            StmtKind::BlockOut { .. } => format!("{keyword} out"),
+            StmtKind::LogDrops => format!("{keyword} drops"),
+            _ => keyword.to_string(),
         }
     }
 }
 
-/// A whole policy: the statements that parsed, and the errors of those that did not.
+/// A whole policy: the statements that parsed (the errors of those that did
+/// not are in the [`Sink`] given to [`parse`]).
 #[derive(Debug, Clone, Default)]
 pub struct PolicySyntax {
     /// Statements in source order.
     pub stmts: Vec<Stmt>,
-    /// Syntax errors (already recovered from).
-    pub errors: Vec<syn::Error>,
-    /// Keywords of the statements that failed to parse, `""` where there was
-    /// none (so that later checks do not report what those statements would
-    /// have provided).
-    pub failed: Vec<String>,
+    /// Keywords of the statements that failed to parse, `None` where there
+    /// was none (no word, or a misspelt one), so that later checks do not
+    /// report what those statements would have provided.
+    pub failed: Vec<Option<Keyword>>,
 }
 
-impl Parse for PolicySyntax {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let mut out = PolicySyntax::default();
-        while !input.is_empty() {
-            if input.peek(Token![;]) {
-                input.parse::<Token![;]>()?; // a stray `;` is harmless
-                continue;
+/// Parses a whole policy. Each statement that does not parse is reported to
+/// `diags` and skipped (to its `;`), so one run reports every mistake; `None`
+/// when the parser could not go on at all (its error is in `diags`).
+pub fn parse(tokens: TokenStream, diags: &mut Sink) -> Option<PolicySyntax> {
+    match (|input: ParseStream| policy(input, diags)).parse2(tokens) {
+        Ok(parsed) => Some(parsed),
+        Err(e) => {
+            for d in error::from_syn(e) {
+                diags.push(d);
             }
-            let keyword = input
-                .cursor()
-                .ident()
-                .map_or_else(String::new, |(id, _)| id.to_string());
-            match input.parse::<Stmt>() {
-                Ok(stmt) => {
-                    end_of_statement(input, &stmt, &mut out.errors)?;
-                    out.stmts.push(stmt);
-                }
-                Err(e) => {
-                    out.errors.push(e);
-                    out.failed.push(keyword);
-                    skip_past_semicolon(input)?;
-                }
+            None
+        }
+    }
+}
+
+fn policy(input: ParseStream, diags: &mut Sink) -> syn::Result<PolicySyntax> {
+    let mut out = PolicySyntax::default();
+    while !input.is_empty() {
+        if input.peek(Token![;]) {
+            input.parse::<Token![;]>()?; // a stray `;` is harmless
+            continue;
+        }
+        let keyword = input
+            .cursor()
+            .ident()
+            .and_then(|(id, _)| Keyword::from_word(&id.to_string()));
+        match Stmt::parse(input) {
+            Ok(stmt) => {
+                end_of_statement(input, &stmt, diags)?;
+                out.stmts.push(stmt);
+            }
+            Err(d) => {
+                diags.push(d);
+                out.failed.push(keyword);
+                skip_past_semicolon(input)?;
             }
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
 /// What a statement ends with, when that is a comma list: an item of it
@@ -203,11 +212,7 @@ fn list_item_example(stmt: &Stmt, next: &TokenTree) -> Option<&'static str> {
 }
 
 /// After a statement: `;`, or a "missing `;`" (or `,`) error and recovery.
-fn end_of_statement(
-    input: ParseStream,
-    stmt: &Stmt,
-    errors: &mut Vec<syn::Error>,
-) -> syn::Result<()> {
+fn end_of_statement(input: ParseStream, stmt: &Stmt, diags: &mut Sink) -> syn::Result<()> {
     if input.peek(Token![;]) {
         input.parse::<Token![;]>()?;
         return Ok(());
@@ -215,7 +220,7 @@ fn end_of_statement(
     let next = input.cursor().token_tree();
     match next {
         None => {
-            errors.push(error_at(
+            diags.push(error_at(
                 input.cursor().prev_span(),
                 Code::Syntax,
                 "missing `;` at the end of the last statement",
@@ -223,9 +228,9 @@ fn end_of_statement(
             ));
             Ok(())
         }
-        Some((TokenTree::Ident(ref id), _)) if KEYWORDS.contains(&id.to_string().as_str()) => {
+        Some((TokenTree::Ident(ref id), _)) if Keyword::from_word(&id.to_string()).is_some() => {
             // The next statement starts here: report and parse it normally.
-            errors.push(error_at(
+            diags.push(error_at(
                 id.span(),
                 Code::Syntax,
                 format!("missing `;` before `{id}`"),
@@ -235,14 +240,14 @@ fn end_of_statement(
         }
         Some((tt, _)) => {
             if let Some(example) = list_item_example(stmt, &tt) {
-                errors.push(error::error_spanned(
+                diags.push(error::error_spanned(
                     &tt,
                     Code::Syntax,
                     format!("missing `,` before `{tt}`"),
                     format!("separate the items with `,`, as in {example}"),
                 ));
             } else {
-                errors.push(lit::unexpected(
+                diags.push(lit::unexpected(
                     input,
                     "expected `;` at the end of the statement",
                     "end the statement with `;` (see the statement table in the docs)",
@@ -263,7 +268,7 @@ fn skip_past_semicolon(input: ParseStream) -> syn::Result<()> {
     Ok(())
 }
 
-fn proto(input: ParseStream) -> syn::Result<At<Proto>> {
+fn proto(input: ParseStream) -> PResult<At<Proto>> {
     let (word, span) = one_of(input, "protocol", &["tcp", "udp"])?;
     let value = if word == "tcp" {
         Proto::Tcp
@@ -274,7 +279,7 @@ fn proto(input: ParseStream) -> syn::Result<At<Proto>> {
 }
 
 /// `[tcp|udp]`: absent when the next token is a port.
-fn optional_proto(input: ParseStream) -> syn::Result<Option<At<Proto>>> {
+fn optional_proto(input: ParseStream) -> PResult<Option<At<Proto>>> {
     if input.peek(Ident) {
         proto(input).map(Some)
     } else {
@@ -282,7 +287,7 @@ fn optional_proto(input: ParseStream) -> syn::Result<Option<At<Proto>>> {
     }
 }
 
-fn arrow(input: ParseStream) -> syn::Result<()> {
+fn arrow(input: ParseStream) -> PResult<()> {
     if input.peek(Token![->]) {
         input.parse::<Token![->]>()?;
         Ok(())
@@ -295,20 +300,21 @@ fn arrow(input: ParseStream) -> syn::Result<()> {
     }
 }
 
-impl Parse for Stmt {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+impl Stmt {
+    /// Parses one statement, up to its `;` (not included).
+    pub(crate) fn parse(input: ParseStream) -> PResult<Self> {
         if !input.peek(Ident) {
             return Err(unexpected(
                 input,
                 "expected a statement",
-                "statements start with a word: extif, trust, policy, open, icmp, masquerade, dnat, redirect, forward, block, ssh, failsafe, log",
+                &format!("statements start with a word: {}", Keyword::list()),
             ));
         }
-        let kw: Word = input.parse()?;
-        let kind = match kw.text.as_str() {
-            "extif" => StmtKind::Extif(iface_list(input)?),
-            "trust" => StmtKind::Trust(iface_list(input)?),
-            "policy" => {
+        let kw = Word::parse(input)?;
+        let kind = match Keyword::from_word(&kw.text) {
+            Some(Keyword::Extif) => StmtKind::Extif(iface_list(input)?),
+            Some(Keyword::Trust) => StmtKind::Trust(iface_list(input)?),
+            Some(Keyword::Policy) => {
                 let (c, cs) = one_of(input, "chain", &["input", "forward", "output"])?;
                 let (v, vs) = one_of(input, "policy", &["drop", "reject", "accept"])?;
                 StmtKind::Policy {
@@ -330,36 +336,36 @@ impl Parse for Stmt {
                     },
                 }
             }
-            "open" => {
+            Some(Keyword::Open) => {
                 let proto = proto(input)?;
                 let ports = parse_ports(input)?;
                 let mut from = Vec::new();
                 if input.peek(Ident) {
                     one_of(input, "word", &["from"])?;
-                    from.push(input.parse::<AddrText>()?);
+                    from.push(AddrText::parse(input)?);
                     while input.peek(Token![,]) {
                         input.parse::<Token![,]>()?;
-                        from.push(input.parse()?);
+                        from.push(AddrText::parse(input)?);
                     }
                 }
                 StmtKind::Open { proto, ports, from }
             }
-            "icmp" => {
+            Some(Keyword::Icmp) => {
                 let (v, span) = one_of(input, "icmp policy", &["accept", "drop"])?;
                 StmtKind::Icmp(At {
                     value: v == "accept",
                     span,
                 })
             }
-            "masquerade" => StmtKind::Masquerade,
-            "dnat" => {
+            Some(Keyword::Masquerade) => StmtKind::Masquerade,
+            Some(Keyword::Dnat) => {
                 let proto = optional_proto(input)?;
-                let port: Num = input.parse()?;
+                let port = Num::parse(input)?;
                 arrow(input)?;
-                let to: AddrText = input.parse()?;
+                let to = AddrText::parse(input)?;
                 let to_port = if input.peek(Token![:]) {
                     input.parse::<Token![:]>()?;
-                    Some(input.parse()?)
+                    Some(Num::parse(input)?)
                 } else {
                     None
                 };
@@ -370,44 +376,45 @@ impl Parse for Stmt {
                     to_port,
                 }
             }
-            "redirect" => {
+            Some(Keyword::Redirect) => {
                 let proto = optional_proto(input)?;
-                let port: Num = input.parse()?;
+                let port = Num::parse(input)?;
                 arrow(input)?;
-                let to_port: Num = input.parse()?;
+                let to_port = Num::parse(input)?;
                 StmtKind::Redirect {
                     proto,
                     port,
                     to_port,
                 }
             }
-            "forward" => {
+            Some(Keyword::Forward) => {
                 one_of(input, "forward rule", &["drop"])?;
                 StmtKind::ForwardDrop
             }
-            "block" => {
+            Some(Keyword::Block) => {
                 one_of(input, "direction", &["out"])?;
                 let proto = proto(input)?;
                 let ports = parse_ports(input)?;
                 StmtKind::BlockOut { proto, ports }
             }
-            "ssh" => {
+            Some(Keyword::Ssh) => {
                 if input.peek(Ident) {
                     one_of(input, "ssh setting", &["none"])?;
                     StmtKind::Ssh(None)
                 } else {
-                    StmtKind::Ssh(Some(input.parse()?))
+                    StmtKind::Ssh(Some(Num::parse(input)?))
                 }
             }
-            "failsafe" => StmtKind::Failsafe(input.parse()?),
-            "log" => {
+            Some(Keyword::Failsafe) => StmtKind::Failsafe(DurationLit::parse(input)?),
+            Some(Keyword::Log) => {
                 one_of(input, "log setting", &["drops"])?;
                 StmtKind::LogDrops
             }
-            other => {
-                let help = match did_you_mean(&other.to_lowercase(), &KEYWORDS) {
+            None => {
+                let other = &kw.text;
+                let help = match did_you_mean(&other.to_lowercase(), &Keyword::words()) {
                     Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("statements are: {}", KEYWORDS.join(", ")),
+                    None => format!("statements are: {}", Keyword::list()),
                 };
                 return Err(error_at(
                     kw.span,
@@ -430,11 +437,11 @@ impl Parse for Stmt {
     }
 }
 
-fn iface_list(input: ParseStream) -> syn::Result<Vec<IfaceName>> {
-    let mut v = vec![input.parse::<IfaceName>()?];
+fn iface_list(input: ParseStream) -> PResult<Vec<IfaceName>> {
+    let mut v = vec![IfaceName::parse(input)?];
     while input.peek(Token![,]) {
         input.parse::<Token![,]>()?;
-        v.push(input.parse()?);
+        v.push(IfaceName::parse(input)?);
     }
     Ok(v)
 }
