@@ -7,6 +7,7 @@
 #   REPS=21 bash bench/apply.sh        # more repetitions (median is reported)
 #   LOOP_MAX=1000 bash bench/apply.sh  # skip the (slow) howto loop above 1000 ports
 #   BACKEND=nftables bash bench/apply.sh  # apply() with the nftables backend
+#   BACKEND=iptables-legacy bash bench/apply.sh  # restore and loop with the legacy tools
 #
 # What is timed, per policy `extif eth0; open tcp 22, 10000, 10001, ...;`:
 #   apply()  the library call, as measured inside the process (Applied::elapsed):
@@ -15,9 +16,11 @@
 #   restore  `iptables-restore -w <v4; ip6tables-restore -w <v6` of the very
 #            texts apply() loads, from the same starting state (BACKEND=nftables:
 #            `nft -f` of the policy's nftables file; apply() then saves and
-#            verifies the firewall's own tables only).
+#            verifies the firewall's own tables only; BACKEND=iptables-legacy:
+#            `iptables-legacy-restore`, `ip6tables-legacy-restore`).
 #   loop     the howto: `for p in $PORTS; do iptables -A INPUT -p tcp --dport $p
-#            -j ACCEPT; done` (IPv4 only, as in the howto), from a flushed table.
+#            -j ACCEPT; done` (IPv4 only, as in the howto), from a flushed table
+#            (`iptables-legacy -A` with BACKEND=iptables-legacy).
 # Medians of REPS runs (apply and restore alternate, so load on the machine
 # affects both alike); the loop runs once.
 set -euo pipefail
@@ -27,6 +30,11 @@ BACKEND=${BACKEND:-iptables-nft}
 LOOP_MAX=${LOOP_MAX:-5000}
 SIZES=${SIZES:-"10 1000 5000"}
 here=$(cd "$(dirname "$0")/.." && pwd)
+# The tools of the bare restore and the loop: those of the backend apply() uses.
+case $BACKEND in
+  iptables-legacy) restore=(iptables-legacy-restore ip6tables-legacy-restore) loop=iptables-legacy ;;
+  *) restore=(iptables-restore ip6tables-restore) loop=iptables ;;
+esac
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "bench/apply.sh: needs root (it creates a network namespace)" >&2
@@ -82,8 +90,8 @@ for n in $SIZES; do
     else
       # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
       inns bash -c 's=${EPOCHREALTIME//[!0-9]/}
-        iptables-restore -w <"$1"; ip6tables-restore -w <"$2"
-        e=${EPOCHREALTIME//[!0-9]/}; echo $((e - s))' _ "$work/e$n/v4.rules" "$work/e$n/v6.rules" >>"$work/restore.$n"
+        "$3" -w <"$1"; "$4" -w <"$2"
+        e=${EPOCHREALTIME//[!0-9]/}; echo $((e - s))' _ "$work/e$n/v4.rules" "$work/e$n/v6.rules" "${restore[@]}" >>"$work/restore.$n"
     fi
   done
   a=$(median <"$work/apply.$n")
@@ -92,10 +100,11 @@ for n in $SIZES; do
   if [ "$n" -le "$LOOP_MAX" ]; then
     ports=$(seq 10000 $((10000 + n - 2)) | tr '\n' ' ')
     # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
-    l=$(inns bash -c 'iptables -P INPUT ACCEPT; iptables -F; iptables -X; iptables -t nat -F
+    l=$(inns bash -c 'ipt=$2
+      $ipt -P INPUT ACCEPT; $ipt -F; $ipt -X; $ipt -t nat -F
       s=${EPOCHREALTIME//[!0-9]/}
-      for p in 22 $1; do iptables -A INPUT -p tcp --dport "$p" -j ACCEPT; done
-      e=${EPOCHREALTIME//[!0-9]/}; echo $((e - s))' _ "$ports")
+      for p in 22 $1; do $ipt -A INPUT -p tcp --dport "$p" -j ACCEPT; done
+      e=${EPOCHREALTIME//[!0-9]/}; echo $((e - s))' _ "$ports" "$loop")
     speed=$(awk -v l="$l" -v a="$a" 'BEGIN {printf "%.0fx", l/a}')
     l=$(ms "$l")
   else
