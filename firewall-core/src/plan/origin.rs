@@ -7,7 +7,7 @@ use crate::model::{Chain, Iface, StmtId};
 use std::fmt;
 
 /// The statement or default a rule comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Origin {
     /// A statement the model keeps with its index (`open`, `dnat`,
     /// `redirect`, `block out`), and its text as written back by its `Display`.
@@ -50,7 +50,7 @@ impl fmt::Display for Origin {
 
 /// A derived cause: a setting of the policy that the model keeps without a
 /// statement index, or a default every policy gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Cause {
     /// Replies to accepted connections (`RELATED,ESTABLISHED`).
     Established,

@@ -45,7 +45,7 @@ use super::{Family, Matches, Origin, Plan, Rule, TableKind, Target, L4};
 use std::fmt;
 
 /// Why a [`Requirement`] is there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reason {
     /// Every policy needs it with this backend (its tables and base chains).
     EveryPolicy,
@@ -95,7 +95,7 @@ impl fmt::Display for Requirement {
 
 /// The known requirements, in output order. The `as usize` of a variant
 /// indexes [`CATALOGUE`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Req {
     NfTables,
     NfTablesInet,
@@ -271,19 +271,21 @@ pub fn catalogue() -> Vec<Requirement> {
         .collect()
 }
 
-/// Collects requirements with their reasons, deduplicated.
+/// Collects requirements with their reasons, deduplicated. `seen` makes a
+/// repeated (requirement, reason) pair cost a hash lookup, not a scan of the
+/// reasons so far (10,000 one-host statements are 10,000 reasons).
 struct Needs {
     found: Vec<(Req, Vec<Reason>)>,
+    seen: std::collections::HashSet<(Req, Reason)>,
 }
 
 impl Needs {
     fn add(&mut self, req: Req, reason: &Reason) {
+        if !self.seen.insert((req, reason.clone())) {
+            return;
+        }
         match self.found.iter_mut().find(|(r, _)| *r == req) {
-            Some((_, reasons)) => {
-                if !reasons.contains(reason) {
-                    reasons.push(reason.clone());
-                }
-            }
+            Some((_, reasons)) => reasons.push(reason.clone()),
             None => self.found.push((req, vec![reason.clone()])),
         }
     }
@@ -307,7 +309,10 @@ impl Needs {
 
 /// The kernel requirements of `plan` loaded by `backend`.
 pub fn of(plan: &Plan, backend: Backend) -> Vec<Requirement> {
-    let mut needs = Needs { found: Vec::new() };
+    let mut needs = Needs {
+        found: Vec::new(),
+        seen: std::collections::HashSet::new(),
+    };
     let every = Reason::EveryPolicy;
     match backend {
         Backend::IptablesLegacy | Backend::IptablesNft => {
