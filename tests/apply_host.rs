@@ -13,7 +13,7 @@ mod common;
 use common::env_of;
 use common::policy::parse;
 use common::scratch::Scratch;
-use common::script_backend::{self, nft_ruleset};
+use common::script_backend::{self, nft_ruleset, state};
 use common::{Ns, Topology};
 use firewall_core::apply::{self, ApplyError, Options, Rollback};
 use firewall_core::model::Iface;
@@ -128,103 +128,79 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Item 7: `extif eht0` (a typo) on a host with eth0: apply() and the script
-/// refuse before changing anything and name the host's interfaces; with the
-/// override they apply; a wildcard passes.
-#[test]
-fn missing_extif_is_refused_by_apply_and_script() {
-    if !common::kernel_tests_available("missing_extif_is_refused_by_apply_and_script") {
-        return;
+both_backends! {
+    /// Item 7: `extif eht0` (a typo) on a host with eth0: apply() and the script
+    /// refuse before changing anything and name the host's interfaces; with the
+    /// override they apply (the same rules); a wildcard passes.
+    fn missing_extif_is_refused_by_apply_and_script(backend, test) {
+        let scratch = Scratch::new("fw-host", test);
+        let t = Topology::new(test);
+        let before = state(&t, backend);
+        let typo = "extif eht0;\nopen tcp 22;\n";
+        let use_backend = ("FW_HOST_BACKEND", backend);
+        let script_backend = ("FIREWALL_BACKEND", backend);
+
+        let out = apply_in(&t, &scratch, typo, &[("FW_HOST_EXPECT", "missing"), use_backend]);
+        assert!(out.contains("eht0") && out.contains("eth0, eth1"), "{out}");
+        assert_eq!(state(&t, backend), before, "a refused apply changed rules");
+
+        let out = script_in(&t, &scratch, typo, &[script_backend]);
+        assert!(!out.status.success(), "the script applied a missing extif");
+        let err = stderr(&out);
+        assert!(
+            err.contains("eht0") && err.contains("eth0") && err.contains("eth1"),
+            "{err}"
+        );
+        assert!(err.contains("FIREWALL_ALLOW_MISSING"), "{err}");
+        assert_eq!(state(&t, backend), before, "a refused script changed rules");
+
+        // The override (an interface that appears later).
+        apply_in(
+            &t,
+            &scratch,
+            typo,
+            &[
+                ("FW_HOST_EXPECT", "ok"),
+                ("FW_HOST_ALLOW_MISSING", "eht0"),
+                use_backend,
+            ],
+        );
+        let applied = state(&t, backend);
+        let matched = match backend {
+            "nftables" => "iifname \"eht0\" goto ext-in",
+            _ => "-i eht0 ",
+        };
+        assert!(applied.contains(matched), "{applied}");
+        reset(&t, backend);
+        let out = script_in(
+            &t,
+            &scratch,
+            typo,
+            &[("FIREWALL_ALLOW_MISSING", "ppp0,eht0"), script_backend],
+        );
+        assert!(out.status.success(), "{}", common::describe("script", &out));
+        assert_eq!(state(&t, backend), applied);
+
+        // A wildcard need not match anything.
+        let wild = "extif \"ppp+\";\nopen tcp 22;\n";
+        apply_in(&t, &scratch, wild, &[("FW_HOST_EXPECT", "ok"), use_backend]);
+        let out = script_in(&t, &scratch, wild, &[script_backend]);
+        assert!(out.status.success(), "{}", common::describe("script", &out));
     }
-    let scratch = Scratch::new("fw-host", "missing");
-    let t = Topology::new("host_missing");
-    let before = t.ruleset(Ns::Firewall);
-    let typo = "extif eht0;\nopen tcp 22;\n";
-
-    let out = apply_in(&t, &scratch, typo, &[("FW_HOST_EXPECT", "missing")]);
-    assert!(out.contains("eht0") && out.contains("eth0, eth1"), "{out}");
-    assert_eq!(
-        t.ruleset(Ns::Firewall),
-        before,
-        "a refused apply changed rules"
-    );
-
-    let out = script_in(&t, &scratch, typo, &[]);
-    assert!(!out.status.success(), "the script applied a missing extif");
-    let err = stderr(&out);
-    assert!(
-        err.contains("eht0") && err.contains("eth0") && err.contains("eth1"),
-        "{err}"
-    );
-    assert!(err.contains("FIREWALL_ALLOW_MISSING"), "{err}");
-    assert_eq!(
-        t.ruleset(Ns::Firewall),
-        before,
-        "a refused script changed rules"
-    );
-
-    // The override (an interface that appears later).
-    apply_in(
-        &t,
-        &scratch,
-        typo,
-        &[("FW_HOST_EXPECT", "ok"), ("FW_HOST_ALLOW_MISSING", "eht0")],
-    );
-    let applied = t.ruleset(Ns::Firewall);
-    assert!(applied.contains("-i eht0 "), "{applied}");
-    t.load_rules(EMPTY, EMPTY);
-    let out = script_in(
-        &t,
-        &scratch,
-        typo,
-        &[("FIREWALL_ALLOW_MISSING", "ppp0,eht0")],
-    );
-    assert!(out.status.success(), "{}", common::describe("script", &out));
-    assert_eq!(t.ruleset(Ns::Firewall), applied);
-
-    // A wildcard need not match anything.
-    let wild = "extif \"ppp+\";\nopen tcp 22;\n";
-    apply_in(&t, &scratch, wild, &[("FW_HOST_EXPECT", "ok")]);
-    let out = script_in(&t, &scratch, wild, &[]);
-    assert!(out.status.success(), "{}", common::describe("script", &out));
-
-    // The nftables script: the same refusal, nothing changed; the override applies.
-    if !script_backend::available("missing_extif_nftables", "nftables") {
-        return;
-    }
-    let nft = ("FIREWALL_BACKEND", "nftables");
-    let before = nft_ruleset(&t);
-    let out = script_in(&t, &scratch, typo, &[nft]);
-    assert!(
-        !out.status.success(),
-        "the nftables script applied a missing extif"
-    );
-    let err = stderr(&out);
-    assert!(
-        err.contains("eht0") && err.contains("FIREWALL_ALLOW_MISSING"),
-        "{err}"
-    );
-    assert_eq!(
-        nft_ruleset(&t),
-        before,
-        "a refused nftables script changed rules"
-    );
-    let out = script_in(
-        &t,
-        &scratch,
-        typo,
-        &[nft, ("FIREWALL_ALLOW_MISSING", "eht0")],
-    );
-    assert!(out.status.success(), "{}", common::describe("script", &out));
-    assert!(
-        nft_ruleset(&t).contains("iifname \"eht0\" goto ext-in"),
-        "{}",
-        nft_ruleset(&t)
-    );
 }
 
 const EMPTY: &str =
     "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+
+/// Empties what `backend` loads into the firewall namespace (iptables:
+/// empty filter tables accepting everything; nftables: no table at all).
+fn reset(t: &Topology, backend: &str) {
+    if backend == "nftables" {
+        t.sh(Ns::Firewall, "timeout 10 nft flush ruleset");
+    } else {
+        t.load_rules(EMPTY, EMPTY);
+    }
+}
 
 /// One session-guard case: a session from the outside host (`client`, to
 /// `server` port `port`) and a policy; `accepted` is what the guard must say.
@@ -240,214 +216,169 @@ struct Case {
     accepted: bool,
 }
 
-/// Item 8: apply() and the script, run in a (simulated) SSH session from the
-/// outside host, refuse exactly the policies under which a new connection like
-/// the session's is not accepted; and real traffic agrees: after an accepted
-/// apply a new connection from the client to that port is established, and
-/// after an overridden refusal it is not.
-#[test]
-fn session_guard_agrees_with_real_traffic() {
-    if !common::kernel_tests_available("session_guard_agrees_with_real_traffic") {
-        return;
-    }
-    use common::addr::{FW_EXT_V4, FW_EXT_V6, OUTSIDE_V4, OUTSIDE_V6};
-    let cases = [
-        Case {
-            name: "opened to the client's network, IPv4",
-            policy:
-                "extif eth0; open tcp 2222 from 198.51.100.0/24, \"2001:db8:1::/64\"; ssh none;",
-            client: OUTSIDE_V4,
-            server: FW_EXT_V4,
-            port: 2222,
-            connect: 2222,
-            accepted: true,
-        },
-        Case {
-            name: "opened to the client's network, IPv6",
-            policy:
-                "extif eth0; open tcp 2222 from 198.51.100.0/24, \"2001:db8:1::/64\"; ssh none;",
-            client: OUTSIDE_V6,
-            server: FW_EXT_V6,
-            port: 2222,
-            connect: 2222,
-            accepted: true,
-        },
-        Case {
-            name: "opened to other networks only, IPv4",
-            policy: "extif eth0; open tcp 2222 from 192.0.2.0/24, \"2001:db8:9::/64\"; ssh none;",
-            client: OUTSIDE_V4,
-            server: FW_EXT_V4,
-            port: 2222,
-            connect: 2222,
-            accepted: false,
-        },
-        Case {
-            name: "opened to other networks only, IPv6",
-            policy: "extif eth0; open tcp 2222 from 192.0.2.0/24, \"2001:db8:9::/64\"; ssh none;",
-            client: OUTSIDE_V6,
-            server: FW_EXT_V6,
-            port: 2222,
-            connect: 2222,
-            accepted: false,
-        },
-        // The session arrives on eth0, which is neither external nor trusted:
-        // the open (external interfaces only) does not apply. The old guard
-        // let this through.
-        Case {
-            name: "over an untrusted interface, IPv4",
-            policy: "extif eth1; trust wg0; open tcp 2222; ssh none;",
-            client: OUTSIDE_V4,
-            server: FW_EXT_V4,
-            port: 2222,
-            connect: 2222,
-            accepted: false,
-        },
-        Case {
-            name: "over an untrusted interface, IPv6",
-            policy: "extif eth1; trust wg0; open tcp 2222; ssh none;",
-            client: OUTSIDE_V6,
-            server: FW_EXT_V6,
-            port: 2222,
-            connect: 2222,
-            accepted: false,
-        },
-        // sshd on 2222 reached through `redirect 22 -> 2222`: the session shows 2222.
-        Case {
-            name: "through a redirect, IPv4",
-            policy: "extif eth0; redirect 22 -> 2222; ssh none;",
-            client: OUTSIDE_V4,
-            server: FW_EXT_V4,
-            port: 2222,
-            connect: 22,
-            accepted: true,
-        },
-    ];
-    let scratch = Scratch::new("fw-host", "guard");
-    let t = Topology::new("host_guard");
-    let listener = t.listen_tcp(Ns::Firewall, 2222);
-    // The nftables script, in a topology of its own (no iptables rules there).
-    let nft = script_backend::available("session_guard_nftables", "nftables")
-        .then(|| Topology::new("host_guard_nft"));
-    let nft_listener = nft.as_ref().map(|tn| tn.listen_tcp(Ns::Firewall, 2222));
-    for c in &cases {
-        let session = format!("{} 50000 {} {}", c.client, c.server, c.port);
-        let conn: &[(&str, &str)] = &[("SSH_CONNECTION", &session)];
-        // apply()
-        t.load_rules(EMPTY, EMPTY);
-        let before = t.ruleset(Ns::Firewall);
-        let expect = if c.accepted { "ok" } else { "lockout" };
-        let mut env = vec![("FW_HOST_EXPECT", expect)];
-        env.extend_from_slice(conn);
-        let out = apply_in(&t, &scratch, c.policy, &env);
-        if !c.accepted {
-            assert!(out.contains(c.client), "{}: {out}", c.name);
-            assert_eq!(
-                t.ruleset(Ns::Firewall),
-                before,
-                "{}: refused but changed",
-                c.name
-            );
-            let mut env = vec![("FW_HOST_EXPECT", "ok"), ("FW_HOST_ALLOW_LOCKOUT", "1")];
+both_backends! {
+    /// Item 8: apply() and the script, run in a (simulated) SSH session from the
+    /// outside host, refuse exactly the policies under which a new connection like
+    /// the session's is not accepted; and real traffic agrees: after an accepted
+    /// apply a new connection from the client to that port is established, and
+    /// after an overridden refusal it is not; apply() and the script leave the
+    /// same rules.
+    fn session_guard_agrees_with_real_traffic(backend, test) {
+        use common::addr::{FW_EXT_V4, FW_EXT_V6, OUTSIDE_V4, OUTSIDE_V6};
+        let cases = [
+            Case {
+                name: "opened to the client's network, IPv4",
+                policy:
+                    "extif eth0; open tcp 2222 from 198.51.100.0/24, \"2001:db8:1::/64\"; ssh none;",
+                client: OUTSIDE_V4,
+                server: FW_EXT_V4,
+                port: 2222,
+                connect: 2222,
+                accepted: true,
+            },
+            Case {
+                name: "opened to the client's network, IPv6",
+                policy:
+                    "extif eth0; open tcp 2222 from 198.51.100.0/24, \"2001:db8:1::/64\"; ssh none;",
+                client: OUTSIDE_V6,
+                server: FW_EXT_V6,
+                port: 2222,
+                connect: 2222,
+                accepted: true,
+            },
+            Case {
+                name: "opened to other networks only, IPv4",
+                policy: "extif eth0; open tcp 2222 from 192.0.2.0/24, \"2001:db8:9::/64\"; ssh none;",
+                client: OUTSIDE_V4,
+                server: FW_EXT_V4,
+                port: 2222,
+                connect: 2222,
+                accepted: false,
+            },
+            Case {
+                name: "opened to other networks only, IPv6",
+                policy: "extif eth0; open tcp 2222 from 192.0.2.0/24, \"2001:db8:9::/64\"; ssh none;",
+                client: OUTSIDE_V6,
+                server: FW_EXT_V6,
+                port: 2222,
+                connect: 2222,
+                accepted: false,
+            },
+            // The session arrives on eth0, which is neither external nor trusted:
+            // the open (external interfaces only) does not apply. The old guard
+            // let this through.
+            Case {
+                name: "over an untrusted interface, IPv4",
+                policy: "extif eth1; trust wg0; open tcp 2222; ssh none;",
+                client: OUTSIDE_V4,
+                server: FW_EXT_V4,
+                port: 2222,
+                connect: 2222,
+                accepted: false,
+            },
+            Case {
+                name: "over an untrusted interface, IPv6",
+                policy: "extif eth1; trust wg0; open tcp 2222; ssh none;",
+                client: OUTSIDE_V6,
+                server: FW_EXT_V6,
+                port: 2222,
+                connect: 2222,
+                accepted: false,
+            },
+            // sshd on 2222 reached through `redirect 22 -> 2222`: the session shows 2222.
+            Case {
+                name: "through a redirect, IPv4",
+                policy: "extif eth0; redirect 22 -> 2222; ssh none;",
+                client: OUTSIDE_V4,
+                server: FW_EXT_V4,
+                port: 2222,
+                connect: 22,
+                accepted: true,
+            },
+        ];
+        let scratch = Scratch::new("fw-host", test);
+        let t = Topology::new(test);
+        let listener = t.listen_tcp(Ns::Firewall, 2222);
+        for c in &cases {
+            let session = format!("{} 50000 {} {}", c.client, c.server, c.port);
+            let conn: &[(&str, &str)] = &[("SSH_CONNECTION", &session)];
+            // apply()
+            reset(&t, backend);
+            let before = state(&t, backend);
+            let expect = if c.accepted { "ok" } else { "lockout" };
+            let mut env = vec![("FW_HOST_EXPECT", expect), ("FW_HOST_BACKEND", backend)];
             env.extend_from_slice(conn);
-            apply_in(&t, &scratch, c.policy, &env);
-        }
-        let by_apply = t.ruleset(Ns::Firewall);
-        assert_eq!(
-            t.tcp_connects(Ns::Outside, c.server, c.connect),
-            c.accepted,
-            "{}: after apply(), the guard's verdict ({}) is not what the rules do",
-            c.name,
-            c.accepted
-        );
-        // The script.
-        t.load_rules(EMPTY, EMPTY);
-        let out = script_in(&t, &scratch, c.policy, conn);
-        assert_eq!(
-            out.status.success(),
-            c.accepted,
-            "{}: {}",
-            c.name,
-            common::describe("script", &out)
-        );
-        if !c.accepted {
-            let err = stderr(&out);
-            assert!(
-                err.contains("refusing to apply") && err.contains(c.client),
-                "{}: {err}",
-                c.name
-            );
-            assert!(err.contains("FIREWALL_ALLOW_SESSION_LOCKOUT=1"), "{err}");
+            let out = apply_in(&t, &scratch, c.policy, &env);
+            if !c.accepted {
+                assert!(out.contains(c.client), "{}: {out}", c.name);
+                assert_eq!(state(&t, backend), before, "{}: refused but changed", c.name);
+                let mut env = vec![
+                    ("FW_HOST_EXPECT", "ok"),
+                    ("FW_HOST_ALLOW_LOCKOUT", "1"),
+                    ("FW_HOST_BACKEND", backend),
+                ];
+                env.extend_from_slice(conn);
+                apply_in(&t, &scratch, c.policy, &env);
+            }
+            let by_apply = state(&t, backend);
             assert_eq!(
-                t.ruleset(Ns::Firewall),
-                before,
-                "{}: script refused but changed",
-                c.name
+                t.tcp_connects(Ns::Outside, c.server, c.connect),
+                c.accepted,
+                "{}: after apply(), the guard's verdict ({}) is not what the rules do",
+                c.name,
+                c.accepted
             );
+            // The script.
+            reset(&t, backend);
             let mut exports = conn.to_vec();
-            exports.push(("FIREWALL_ALLOW_SESSION_LOCKOUT", "1"));
+            exports.push(("FIREWALL_BACKEND", backend));
             let out = script_in(&t, &scratch, c.policy, &exports);
-            assert!(
+            assert_eq!(
                 out.status.success(),
+                c.accepted,
                 "{}: {}",
                 c.name,
                 common::describe("script", &out)
             );
-        }
-        assert_eq!(
-            t.ruleset(Ns::Firewall),
-            by_apply,
-            "{}: script and apply() differ",
-            c.name
-        );
-        assert_eq!(
-            t.tcp_connects(Ns::Outside, c.server, c.connect),
-            c.accepted,
-            "{}: after the script, the guard's verdict ({}) is not what the rules do",
-            c.name,
-            c.accepted
-        );
-        // The nftables script: the same verdict, the same traffic.
-        let Some(t) = nft.as_ref() else {
-            continue;
-        };
-        let mut exports = conn.to_vec();
-        exports.push(("FIREWALL_BACKEND", "nftables"));
-        let out = script_in(t, &scratch, c.policy, &exports);
-        assert_eq!(
-            out.status.success(),
-            c.accepted,
-            "{}: {}",
-            c.name,
-            common::describe("nftables script", &out)
-        );
-        if !c.accepted {
-            let err = stderr(&out);
-            assert!(
-                err.contains("refusing to apply") && err.contains(c.client),
-                "{}: {err}",
+            if !c.accepted {
+                let err = stderr(&out);
+                assert!(
+                    err.contains("refusing to apply") && err.contains(c.client),
+                    "{}: {err}",
+                    c.name
+                );
+                assert!(err.contains("FIREWALL_ALLOW_SESSION_LOCKOUT=1"), "{err}");
+                assert_eq!(
+                    state(&t, backend),
+                    before,
+                    "{}: script refused but changed",
+                    c.name
+                );
+                exports.push(("FIREWALL_ALLOW_SESSION_LOCKOUT", "1"));
+                let out = script_in(&t, &scratch, c.policy, &exports);
+                assert!(
+                    out.status.success(),
+                    "{}: {}",
+                    c.name,
+                    common::describe("script", &out)
+                );
+            }
+            assert_eq!(
+                state(&t, backend),
+                by_apply,
+                "{}: script and apply() differ",
                 c.name
             );
-            assert_eq!(nft_ruleset(t), "", "{}: refused but changed", c.name);
-            exports.push(("FIREWALL_ALLOW_SESSION_LOCKOUT", "1"));
-            let out = script_in(t, &scratch, c.policy, &exports);
-            assert!(
-                out.status.success(),
-                "{}: {}",
+            assert_eq!(
+                t.tcp_connects(Ns::Outside, c.server, c.connect),
+                c.accepted,
+                "{}: after the script, the guard's verdict ({}) is not what the rules do",
                 c.name,
-                common::describe("nftables script", &out)
+                c.accepted
             );
         }
-        assert_eq!(
-            t.tcp_connects(Ns::Outside, c.server, c.connect),
-            c.accepted,
-            "{}: after the nftables script, the guard's verdict ({}) is not what the rules do",
-            c.name,
-            c.accepted
-        );
-        t.sh(Ns::Firewall, "timeout 10 nft flush ruleset");
+        drop(listener);
     }
-    drop(nft_listener);
-    drop(listener);
 }
 
 /// The link-local IPv6 address of `dev` in `ns`, once it is usable (not
@@ -480,255 +411,226 @@ fn link_local(t: &Topology, ns: Ns, dev: &str) -> String {
     }
 }
 
-/// An SSH session from the outside host's IPv6 link-local address over the
-/// firewall's eth0 (`SSH_CONNECTION=fe80::a%eth0 50000 fe80::b%eth0 2222`):
-/// apply() and the script refuse a policy that does not open the port and
-/// accept one that does, and real traffic from that link-local address
-/// agrees. Before, the `%eth0` made the session unparsable and the guard was
-/// skipped in both. A variable that is set but unreadable is refused by both,
-/// naming it and the override.
-#[test]
-fn link_local_session_is_guarded() {
-    if !common::kernel_tests_available("link_local_session_is_guarded") {
-        return;
-    }
-    let scratch = Scratch::new("fw-host", "linklocal");
-    let t = Topology::new("host_linklocal");
-    let client = link_local(&t, Ns::Outside, "eth0");
-    let server = link_local(&t, Ns::Firewall, "eth0");
-    let listener = t.listen_tcp(Ns::Firewall, 2222);
-    let session = format!("{client}%eth0 50000 {server}%eth0 2222");
-    let conn: &[(&str, &str)] = &[("SSH_CONNECTION", &session)];
-    let target = format!("{server}%eth0");
-    for (policy, accepted) in [
-        ("extif eth0; open tcp 80; ssh none;", false),
-        ("extif eth0; open tcp 2222; ssh none;", true),
-    ] {
-        // apply()
-        t.load_rules(EMPTY, EMPTY);
-        let before = t.ruleset(Ns::Firewall);
-        let mut env = vec![("FW_HOST_EXPECT", if accepted { "ok" } else { "lockout" })];
-        env.extend_from_slice(conn);
-        let out = apply_in(&t, &scratch, policy, &env);
-        if !accepted {
-            assert!(out.contains(&format!("{client}%eth0")), "{policy}: {out}");
-            assert!(out.contains("arriving on eth0"), "{policy}: {out}");
-            assert_eq!(
-                t.ruleset(Ns::Firewall),
-                before,
-                "{policy}: refused but changed"
-            );
-            let mut env = vec![("FW_HOST_EXPECT", "ok"), ("FW_HOST_ALLOW_LOCKOUT", "1")];
+both_backends! {
+    /// An SSH session from the outside host's IPv6 link-local address over the
+    /// firewall's eth0 (`SSH_CONNECTION=fe80::a%eth0 50000 fe80::b%eth0 2222`):
+    /// apply() and the script refuse a policy that does not open the port and
+    /// accept one that does, and real traffic from that link-local address
+    /// agrees. Before, the `%eth0` made the session unparsable and the guard was
+    /// skipped in both. A variable that is set but unreadable is refused by both,
+    /// naming it and the override.
+    fn link_local_session_is_guarded(backend, test) {
+        let scratch = Scratch::new("fw-host", test);
+        let t = Topology::new(test);
+        let client = link_local(&t, Ns::Outside, "eth0");
+        let server = link_local(&t, Ns::Firewall, "eth0");
+        let listener = t.listen_tcp(Ns::Firewall, 2222);
+        let session = format!("{client}%eth0 50000 {server}%eth0 2222");
+        let conn: &[(&str, &str)] = &[("SSH_CONNECTION", &session)];
+        let target = format!("{server}%eth0");
+        for (policy, accepted) in [
+            ("extif eth0; open tcp 80; ssh none;", false),
+            ("extif eth0; open tcp 2222; ssh none;", true),
+        ] {
+            // apply()
+            reset(&t, backend);
+            let before = state(&t, backend);
+            let mut env = vec![
+                ("FW_HOST_EXPECT", if accepted { "ok" } else { "lockout" }),
+                ("FW_HOST_BACKEND", backend),
+            ];
             env.extend_from_slice(conn);
-            apply_in(&t, &scratch, policy, &env);
+            let out = apply_in(&t, &scratch, policy, &env);
+            if !accepted {
+                assert!(out.contains(&format!("{client}%eth0")), "{policy}: {out}");
+                assert!(out.contains("arriving on eth0"), "{policy}: {out}");
+                assert_eq!(
+                    state(&t, backend),
+                    before,
+                    "{policy}: refused but changed"
+                );
+                let mut env = vec![
+                    ("FW_HOST_EXPECT", "ok"),
+                    ("FW_HOST_ALLOW_LOCKOUT", "1"),
+                    ("FW_HOST_BACKEND", backend),
+                ];
+                env.extend_from_slice(conn);
+                apply_in(&t, &scratch, policy, &env);
+            }
+            let by_apply = state(&t, backend);
+            assert_eq!(
+                t.tcp_connects(Ns::Outside, &target, 2222),
+                accepted,
+                "{policy}: after apply(), the guard's verdict ({accepted}) is not what the rules do"
+            );
+            // The script.
+            reset(&t, backend);
+            let before = state(&t, backend);
+            let mut exports = conn.to_vec();
+            exports.push(("FIREWALL_BACKEND", backend));
+            let out = script_in(&t, &scratch, policy, &exports);
+            assert_eq!(
+                out.status.success(),
+                accepted,
+                "{policy}: {}",
+                common::describe("script", &out)
+            );
+            if !accepted {
+                let err = stderr(&out);
+                assert!(
+                    err.contains("refusing to apply") && err.contains(&format!("{client}%eth0")),
+                    "{policy}: {err}"
+                );
+                assert!(err.contains("arriving on eth0"), "{err}");
+                assert_eq!(
+                    state(&t, backend),
+                    before,
+                    "{policy}: script refused but changed"
+                );
+                exports.push(("FIREWALL_ALLOW_SESSION_LOCKOUT", "1"));
+                let out = script_in(&t, &scratch, policy, &exports);
+                assert!(out.status.success(), "{}", common::describe("script", &out));
+            }
+            assert_eq!(
+                state(&t, backend),
+                by_apply,
+                "{policy}: script and apply() differ"
+            );
+            assert_eq!(
+                t.tcp_connects(Ns::Outside, &target, 2222),
+                accepted,
+                "{policy}: after the script, the guard's verdict ({accepted}) is not what the rules do"
+            );
         }
-        let by_apply = t.ruleset(Ns::Firewall);
-        assert_eq!(
-            t.tcp_connects(Ns::Outside, &target, 2222),
-            accepted,
-            "{policy}: after apply(), the guard's verdict ({accepted}) is not what the rules do"
-        );
-        // The script.
-        t.load_rules(EMPTY, EMPTY);
-        let before = t.ruleset(Ns::Firewall);
-        let out = script_in(&t, &scratch, policy, conn);
-        assert_eq!(
-            out.status.success(),
-            accepted,
-            "{policy}: {}",
-            common::describe("script", &out)
-        );
-        if !accepted {
+        drop(listener);
+
+        // Set but unreadable (a zone naming no interface, a mangled value): refused.
+        let policy = "extif eth0; open tcp 2222; ssh none;";
+        for bad in [
+            format!("{client}%nosuchif0 50000 {server}%eth0 2222"),
+            "garbage 50000".to_string(),
+        ] {
+            reset(&t, backend);
+            let before = state(&t, backend);
+            let conn: &[(&str, &str)] = &[("SSH_CONNECTION", &bad)];
+            let mut env = vec![("FW_HOST_EXPECT", "unreadable"), ("FW_HOST_BACKEND", backend)];
+            env.extend_from_slice(conn);
+            let out = apply_in(&t, &scratch, policy, &env);
+            assert!(
+                out.contains("SSH_CONNECTION") && out.contains("allow_session_lockout"),
+                "{bad}: {out}"
+            );
+            let out = script_in(&t, &scratch, policy, &[conn[0], ("FIREWALL_BACKEND", backend)]);
+            assert!(!out.status.success(), "{bad}: the script applied");
             let err = stderr(&out);
             assert!(
-                err.contains("refusing to apply") && err.contains(&format!("{client}%eth0")),
-                "{policy}: {err}"
+                err.contains("SSH_CONNECTION") && err.contains("cannot be read"),
+                "{bad}: {err}"
             );
-            assert!(err.contains("arriving on eth0"), "{err}");
+            assert!(err.contains("FIREWALL_ALLOW_SESSION_LOCKOUT=1"), "{err}");
             assert_eq!(
-                t.ruleset(Ns::Firewall),
+                state(&t, backend),
                 before,
-                "{policy}: script refused but changed"
+                "{bad}: refused but changed"
             );
-            let mut exports = conn.to_vec();
-            exports.push(("FIREWALL_ALLOW_SESSION_LOCKOUT", "1"));
-            let out = script_in(&t, &scratch, policy, &exports);
-            assert!(out.status.success(), "{}", common::describe("script", &out));
         }
-        assert_eq!(
-            t.ruleset(Ns::Firewall),
-            by_apply,
-            "{policy}: script and apply() differ"
-        );
-        assert_eq!(
-            t.tcp_connects(Ns::Outside, &target, 2222),
-            accepted,
-            "{policy}: after the script, the guard's verdict ({accepted}) is not what the rules do"
-        );
     }
-    drop(listener);
+}
 
-    // Set but unreadable (a zone naming no interface, a mangled value): refused.
-    let policy = "extif eth0; open tcp 2222; ssh none;";
-    for bad in [
-        format!("{client}%nosuchif0 50000 {server}%eth0 2222"),
-        "garbage 50000".to_string(),
-    ] {
-        t.load_rules(EMPTY, EMPTY);
-        let before = t.ruleset(Ns::Firewall);
-        let conn: &[(&str, &str)] = &[("SSH_CONNECTION", &bad)];
-        let mut env = vec![("FW_HOST_EXPECT", "unreadable")];
-        env.extend_from_slice(conn);
-        let out = apply_in(&t, &scratch, policy, &env);
-        assert!(
-            out.contains("SSH_CONNECTION") && out.contains("allow_session_lockout"),
-            "{bad}: {out}"
+/// A `PATH` whose load tool of `backend` always fails, in a load and in a
+/// rollback's restore alike: iptables: `ip6tables(-nft)-restore` (IPv4
+/// loads, IPv6 fails); nftables: `nft -f` (the one transaction).
+fn failing_restore_tool(scratch: &Scratch, backend: &str) -> String {
+    let dir = scratch.0.join("fakebin");
+    match backend {
+        "nftables" => common::wrappers::wrap_tool(
+            &dir,
+            &["nft"],
+            "case \"$1\" in\n-f) cat >/dev/null; echo 'fake nft: failing on purpose' >&2; exit 1 ;;\nesac\nexec REAL \"$@\"\n",
+        ),
+        _ => common::wrappers::wrap_tool(
+            &dir,
+            &["ip6tables-nft-restore", "ip6tables-restore"],
+            "echo 'fake ip6tables-restore: failing on purpose' >&2\nexit 1\n",
+        ),
+    }
+}
+
+both_backends! {
+    /// Item 13: the load fails (iptables: the IPv6 step; nftables: the one
+    /// `nft -f`) and so does the same tool during the rollback, but those rules
+    /// never changed: apply() and the script report the host unchanged (it is,
+    /// byte for byte), not "RESTORING ... FAILED"; no backup is left.
+    fn failing_restore_tool_in_rollback_reports_unchanged_host(backend, test) {
+        let scratch = Scratch::new("fw-host", test);
+        let path = failing_restore_tool(&scratch, backend);
+        let t = Topology::new(test);
+        script_backend::populate(&t, backend);
+        // Compared without counters: the IPv6 restore (which would put the saved
+        // counters back) is the step that fails, and packets keep counting.
+        let before = state(&t, backend);
+        let policy = common::SECTION5_POLICY;
+        let out = apply_in(
+            &t,
+            &scratch,
+            policy,
+            &[
+                ("FW_HOST_EXPECT", "restored"),
+                ("PATH", &path),
+                ("FW_HOST_BACKEND", backend),
+            ],
         );
-        let out = script_in(&t, &scratch, policy, conn);
-        assert!(!out.status.success(), "{bad}: the script applied");
+        assert!(out.contains("FAILED AND RESTORED AS EXPECTED"), "{out}");
+        assert_eq!(state(&t, backend), before, "apply() rollback");
+        assert!(!t.ip_forward());
+
+        let out = script_in(
+            &t,
+            &scratch,
+            policy,
+            &[("PATH", &path), ("FIREWALL_BACKEND", backend)],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            common::describe("the script with a failing load tool", &out)
+        );
         let err = stderr(&out);
+        assert!(err.contains("failing on purpose"), "{err}");
         assert!(
-            err.contains("SSH_CONNECTION") && err.contains("cannot be read"),
-            "{bad}: {err}"
+            err.contains("previous rules and ip_forward restored"),
+            "{err}"
         );
-        assert!(err.contains("FIREWALL_ALLOW_SESSION_LOCKOUT=1"), "{err}");
+        if backend != "nftables" {
+            // IPv4 was loaded and restored; IPv6 needs no restore.
+            assert!(err.contains("already equal the saved ones"), "{err}");
+        }
+        assert!(!err.contains("ROLLBACK FAILED"), "{err}");
+        assert_eq!(state(&t, backend), before, "script rollback");
+        assert!(!t.ip_forward());
+        // Nothing left behind.
+        let left: Vec<_> = std::fs::read_dir(&scratch.0)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
         assert_eq!(
-            t.ruleset(Ns::Firewall),
-            before,
-            "{bad}: refused but changed"
+            left,
+            vec![std::ffi::OsString::from("fakebin")],
+            "backup dirs left"
         );
     }
 }
 
-/// A directory with a fake `ip6tables-nft-restore` and `ip6tables-restore`
-/// that always fail, for the front of PATH.
-fn failing_ip6tables_restore(scratch: &Scratch) -> String {
-    common::wrappers::wrap_tool(
-        &scratch.0.join("fakebin"),
-        &["ip6tables-nft-restore", "ip6tables-restore"],
-        "echo 'fake ip6tables-restore: failing on purpose' >&2\nexit 1\n",
-    )
-}
-
-/// Item 13: the IPv6 load fails and so does ip6tables-restore during the
-/// rollback, but the IPv6 rules never changed: apply() and the script report
-/// the host unchanged (it is, byte for byte), not "RESTORING ... FAILED".
-#[test]
-fn failing_ip6tables_restore_in_rollback_reports_unchanged_host() {
-    if !common::kernel_tests_available(
-        "failing_ip6tables_restore_in_rollback_reports_unchanged_host",
-    ) {
-        return;
-    }
-    let scratch = Scratch::new("fw-host", "ip6fail");
-    let path = failing_ip6tables_restore(&scratch);
-    let t = Topology::new("host_ip6fail");
-    t.load_rules(
-        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n",
-        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n",
-    );
-    // Compared without counters: the IPv6 restore (which would put the saved
-    // counters back) is the step that fails, and packets keep counting.
-    let before = t.ruleset(Ns::Firewall);
-    let policy = common::SECTION5_POLICY;
-    let out = apply_in(
-        &t,
-        &scratch,
-        policy,
-        &[("FW_HOST_EXPECT", "restored"), ("PATH", &path)],
-    );
-    assert!(out.contains("FAILED AND RESTORED AS EXPECTED"), "{out}");
-    assert_eq!(t.ruleset(Ns::Firewall), before, "apply() rollback");
-    assert!(!t.ip_forward());
-
-    let out = script_in(&t, &scratch, policy, &[("PATH", &path)]);
-    assert!(
-        !out.status.success(),
-        "the script succeeded with a failing ip6tables-restore"
-    );
-    let err = stderr(&out);
-    assert!(
-        err.contains("previous rules and ip_forward restored"),
-        "{err}"
-    );
-    assert!(err.contains("already equal the saved ones"), "{err}");
-    assert!(!err.contains("ROLLBACK FAILED"), "{err}");
-    assert_eq!(t.ruleset(Ns::Firewall), before, "script rollback");
-    assert!(!t.ip_forward());
-    // Nothing left behind.
-    let left: Vec<_> = std::fs::read_dir(&scratch.0)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert_eq!(
-        left,
-        vec![std::ffi::OsString::from("fakebin")],
-        "backup dirs left"
-    );
-
-    // The nftables script with an `nft -f` that always fails (load and
-    // restore): the failed load changed nothing (one transaction), so the
-    // rollback finds the tables equal to the backup and needs no restore:
-    // "restored", exit 1, not "ROLLBACK FAILED".
-    if !script_backend::available("failing_nft_in_rollback", "nftables") {
-        return;
-    }
-    script_backend::populate_nft(&t);
-    let before = script_backend::state(&t, "nftables");
-    let path = common::wrappers::wrap_tool(
-        &scratch.0.join("fakebin"),
-        &["nft"],
-        "case \"$1\" in\n-f) echo 'fake nft: failing on purpose' >&2; exit 1 ;;\nesac\nexec REAL \"$@\"\n",
-    );
-    let out = script_in(
-        &t,
-        &scratch,
-        policy,
-        &[("PATH", &path), ("FIREWALL_BACKEND", "nftables")],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        common::describe("script", &out)
-    );
-    let err = stderr(&out);
-    assert!(err.contains("fake nft: failing on purpose"), "{err}");
-    assert!(
-        err.contains("previous rules and ip_forward restored"),
-        "{err}"
-    );
-    assert!(!err.contains("ROLLBACK FAILED"), "{err}");
-    assert_eq!(
-        script_backend::state(&t, "nftables"),
-        before,
-        "nftables script rollback"
-    );
-    assert!(!t.ip_forward());
-    let left: Vec<_> = std::fs::read_dir(&scratch.0)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert_eq!(
-        left,
-        vec![std::ffi::OsString::from("fakebin")],
-        "backup dirs left"
-    );
-}
-
-/// Item 13: a read-only or full backup location: apply() and the script refuse
-/// before changing anything, naming the directory and how to choose another.
-#[test]
-fn unusable_backup_location_names_the_directory() {
-    if !common::kernel_tests_available("unusable_backup_location_names_the_directory") {
-        return;
-    }
-    let scratch = Scratch::new("fw-host", "backup");
-    let t = Topology::new("host_backup");
-    let before = t.ruleset(Ns::Firewall);
-    let policy = common::SECTION5_POLICY;
-    let nft_before = t.sh(Ns::Firewall, "nft list ruleset");
-    // Read-only (a tmpfs mounted in the inner process's own mount namespace),
-    // with either backend.
-    for backend in ["iptables-nft", "nftables"] {
+both_backends! {
+    /// Item 13: a read-only or full backup location: apply() and the script refuse
+    /// before changing anything, naming the directory and how to choose another.
+    fn unusable_backup_location_names_the_directory(backend, test) {
+        let scratch = Scratch::new("fw-host", test);
+        let t = Topology::new(test);
+        script_backend::populate(&t, backend);
+        let before = script_backend::state(&t, "nftables");
+        let policy = common::SECTION5_POLICY;
+        // Read-only (a tmpfs mounted in the inner process's own mount namespace).
         let out = apply_in(
             &t,
             &scratch,
@@ -740,25 +642,14 @@ fn unusable_backup_location_names_the_directory() {
             ],
         );
         assert!(out.contains("read-only"), "{backend}: {out}");
-        assert_eq!(t.ruleset(Ns::Firewall), before, "{backend}");
-        assert_eq!(
-            t.sh(Ns::Firewall, "nft list ruleset"),
-            nft_before,
-            "{backend}"
-        );
-    }
-    for (mount, what) in [
-        ("mount -t tmpfs -o ro,size=64k fw-ro \"$TMPDIR\"", "read-only"),
-        (
-            "mount -t tmpfs -o size=4k fw-full \"$TMPDIR\" && mkdir \"$TMPDIR/x\" && { head -c 1M /dev/zero >\"$TMPDIR/x/fill\" || true; }",
-            "full",
-        ),
-    ] {
-        for backend in script_backend::BACKENDS {
-            if !script_backend::available("unusable_backup_location", backend) {
-                continue;
-            }
-            let nft_before = nft_ruleset(&t);
+        assert_eq!(script_backend::state(&t, "nftables"), before, "apply()");
+        for (mount, what) in [
+            ("mount -t tmpfs -o ro,size=64k fw-ro \"$TMPDIR\"", "read-only"),
+            (
+                "mount -t tmpfs -o size=4k fw-full \"$TMPDIR\" && mkdir \"$TMPDIR/x\" && { head -c 1M /dev/zero >\"$TMPDIR/x/fill\" || true; }",
+                "full",
+            ),
+        ] {
             // `ip netns exec` runs the script in its own mount namespace: the mount stays there.
             let text = format!(
                 "export TMPDIR={}\n{mount}\nexport FIREWALL_ALLOW_SESSION_LOCKOUT=1 FIREWALL_BACKEND={backend}\n{}",
@@ -766,18 +657,21 @@ fn unusable_backup_location_names_the_directory() {
                 parse(policy).bash()
             );
             let out = t.run_script_in_firewall(&text);
-            assert!(!out.status.success(), "{what}, {backend}: the script succeeded");
+            assert!(!out.status.success(), "{what}: the script succeeded");
             let err = stderr(&out);
             assert!(
                 err.contains(scratch.path()) && err.contains("TMPDIR="),
-                "{what}, {backend}: {err}"
+                "{what}: {err}"
             );
-            assert!(err.contains("nothing was changed"), "{what}, {backend}: {err}");
-            assert_eq!(t.ruleset(Ns::Firewall), before, "{what}, {backend}");
-            assert_eq!(nft_ruleset(&t), nft_before, "{what}, {backend}");
+            assert!(err.contains("nothing was changed"), "{what}: {err}");
+            // Both views (iptables and nftables): nothing changed anywhere.
+            assert_eq!(script_backend::state(&t, "nftables"), before, "{what}");
         }
     }
 }
+
+// Single-backend on purpose: this test and the next are about the iptables
+// tools (legacy rules under iptables-nft) and the script's own detection.
 
 /// Item 13: rules loaded through iptables-legacy while `iptables` is nft: an
 /// apply through nft would leave them in force. apply() and the script refuse;
@@ -851,43 +745,41 @@ fn rules_in_the_other_backend_are_refused() {
     assert_ne!(t.ruleset(Ns::Firewall), before);
 }
 
-/// Item 8, the `sudo` case: the script's own environment has no
-/// `SSH_CONNECTION` (sudo drops it), its parent's has; the guard still finds
-/// the session and refuses.
-#[test]
-fn script_guard_finds_the_session_in_an_ancestor() {
-    if !common::kernel_tests_available("script_guard_finds_the_session_in_an_ancestor") {
-        return;
+both_backends! {
+    /// Item 8, the `sudo` case: the script's own environment has no
+    /// `SSH_CONNECTION` (sudo drops it), its parent's has; the guard still finds
+    /// the session and refuses.
+    fn script_guard_finds_the_session_in_an_ancestor(backend, test) {
+        let scratch = Scratch::new("fw-host", test);
+        let t = Topology::new(test);
+        let before = state(&t, backend);
+        let policy = "extif eth0; open tcp 2222 from 192.0.2.0/24; ssh none;";
+        let file = scratch.0.join("firewall.sh");
+        std::fs::write(&file, parse(policy).bash()).expect("writing the script");
+        let session = format!(
+            "{} 50000 {} 2222",
+            common::addr::OUTSIDE_V4,
+            common::addr::FW_EXT_V4
+        );
+        // `; true` keeps the middle bash (whose environment has the session) as
+        // the script's parent instead of exec'ing into it.
+        let text = format!(
+            "export TMPDIR={} FIREWALL_BACKEND={backend}\nSSH_CONNECTION='{session}' bash -c 'env -u SSH_CONNECTION -u SSH_CLIENT bash {}; exit $?'\n",
+            scratch.path(),
+            file.display()
+        );
+        let out = t.run_script_in_firewall(&text);
+        assert!(
+            !out.status.success(),
+            "the script cut an ancestor's session"
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains("refusing to apply") && err.contains(common::addr::OUTSIDE_V4),
+            "{err}"
+        );
+        assert_eq!(state(&t, backend), before);
     }
-    let scratch = Scratch::new("fw-host", "ancestor");
-    let t = Topology::new("host_ancestor");
-    let before = t.ruleset(Ns::Firewall);
-    let policy = "extif eth0; open tcp 2222 from 192.0.2.0/24; ssh none;";
-    let file = scratch.0.join("firewall.sh");
-    std::fs::write(&file, parse(policy).bash()).expect("writing the script");
-    let session = format!(
-        "{} 50000 {} 2222",
-        common::addr::OUTSIDE_V4,
-        common::addr::FW_EXT_V4
-    );
-    // `; true` keeps the middle bash (whose environment has the session) as
-    // the script's parent instead of exec'ing into it.
-    let text = format!(
-        "export TMPDIR={}\nSSH_CONNECTION='{session}' bash -c 'env -u SSH_CONNECTION -u SSH_CLIENT bash {}; exit $?'\n",
-        scratch.path(),
-        file.display()
-    );
-    let out = t.run_script_in_firewall(&text);
-    assert!(
-        !out.status.success(),
-        "the script cut an ancestor's session"
-    );
-    let err = stderr(&out);
-    assert!(
-        err.contains("refusing to apply") && err.contains(common::addr::OUTSIDE_V4),
-        "{err}"
-    );
-    assert_eq!(t.ruleset(Ns::Firewall), before);
 }
 
 /// The script's backend detection (`fw_detect_backend`, the one apply()

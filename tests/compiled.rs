@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::scratch::Scratch;
+use common::script_backend;
 use common::{addr, Ns, Topology};
 use firewall::{apply::Options, Firewall, Policy};
 use std::path::PathBuf;
@@ -90,21 +92,20 @@ fn compiled_apply_inner() {
     }
 }
 
-#[test]
-fn compiled_constant_texts_are_what_is_applied() {
-    if !common::kernel_tests_available("compiled_constant_texts_are_what_is_applied") {
-        return;
-    }
-    for backend in ["iptables-nft", "nftables"] {
-        let t = Topology::new(&format!("compiled_{backend}"));
-        let backups = std::env::temp_dir().join(format!("fw-compiled-{}", std::process::id()));
-        std::fs::create_dir_all(&backups).expect("a scratch directory");
+both_backends! {
+    /// The edited constant is refused and changes nothing (iptables and
+    /// nftables rules alike); the faithful one is applied, its rules in force
+    /// over IPv4 and IPv6.
+    fn compiled_constant_texts_are_what_is_applied(backend, test) {
+        let t = Topology::new(test);
+        let scratch = Scratch::new("fw-compiled", test);
+        let backups = scratch.dir();
         let _ssh = t.listen_tcp(Ns::Firewall, 22);
         let _extra = t.listen_tcp(Ns::Firewall, 4444);
         let _closed = t.listen_tcp(Ns::Firewall, 4445);
         let fresh = (
             t.ruleset(Ns::Firewall),
-            t.sh(Ns::Firewall, "nft list ruleset"),
+            script_backend::nft_ruleset(&t),
         );
         let run = |edited: &str| {
             t.run_test_in(
@@ -127,14 +128,13 @@ fn compiled_constant_texts_are_what_is_applied() {
         assert_eq!(
             (
                 t.ruleset(Ns::Firewall),
-                t.sh(Ns::Firewall, "nft list ruleset")
+                script_backend::nft_ruleset(&t)
             ),
             fresh,
             "{backend}: a refused constant changed the rules"
         );
         // The faithful constant: applied, its rules in force.
         let out = run("0");
-        let _ = std::fs::remove_dir_all(&backups);
         assert!(
             out.status.success(),
             "{}",

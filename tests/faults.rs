@@ -6,14 +6,15 @@
 //! its prompt (`y` confirms, silence reverts with exit status 3), and no
 //! backup directory left behind.
 //!
-//! Loads are slowed down with a wrapper `ip6tables-nft-restore` earlier in
-//! `PATH` (per process) that sleeps before it execs the real one, so that a
-//! signal lands while IPv4 is new and IPv6 still old. Its rollbacks
-//! (`-c`, counters) are not slowed. The script's tests run with
-//! `FIREWALL_BACKEND=iptables-nft` and `FIREWALL_BACKEND=nftables` (a
-//! wrapper `nft` then slows, breaks or thins out `nft -f FILE`, the load, or
-//! `nft -f -`, the restore; the nftables starting state has a foreign table
-//! beside the firewall's own, which must stay untouched).
+//! Every test runs with both backends (`<test>::iptables_nft`,
+//! `<test>::nftables`: `both_backends!`), apply() and the script alike.
+//! Loads are slowed down, thinned out or their restores slowed by one family
+//! of wrapper tools earlier in `PATH` (per process, [`Scratch::tool_path`]):
+//! iptables: `ip(6)tables(-nft)-restore` (a slowed load slows the IPv6 step,
+//! so that a signal lands while IPv4 is new and IPv6 still old); nftables:
+//! `nft -f` of a policy's file (the one transaction). The nftables starting
+//! state has a foreign table beside the firewall's own, which must stay
+//! untouched.
 //!
 //! `apply()` runs inside the namespace by re-executing this test binary
 //! (`common::Topology::run_test_in`, the ignored test [`faults_inner`]).
@@ -22,9 +23,8 @@ mod common;
 
 use common::env_of;
 use common::policy::parse;
-use common::save::{Counters, Family, Tools};
 use common::scratch::{alive, wait_until};
-use common::script_backend::{self, own_tables};
+use common::script_backend;
 use common::wrappers::wrap_tool;
 use common::{Ns, Topology, SECTION5_POLICY};
 use firewall::Policy;
@@ -102,6 +102,19 @@ fn faults_inner() {
 // Helpers
 // ---------------------------------------------------------------------------
 
+/// What a wrapped load does ([`Scratch::tool_path`]).
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    /// Unchanged.
+    Plain,
+    /// Touches [`Scratch::load_mark`], then sleeps this long, then loads.
+    Slow(f64),
+    /// Loads, then touches [`Scratch::load_mark`] and sleeps this long.
+    SlowAfterCommit(f64),
+    /// Loses the rule of `open tcp 22, 80` (iptables: of IPv4).
+    Lossy,
+}
+
 /// A private directory (backups, wrapper tools), removed on drop, and the
 /// applier state files of the test's firewall namespace in /run/firewall.
 struct Scratch {
@@ -134,59 +147,104 @@ impl Scratch {
         PathBuf::from(s)
     }
 
-    /// A `PATH` whose `ip6tables-nft-restore` (and `ip6tables-restore`) sleeps
-    /// `secs` before loading (not before a rollback's `-c` restore).
-    fn slow_ip6_path(&self, secs: f64) -> String {
-        wrap_tool(
-            &self.tmp.dir().join("bin"),
-            &["ip6tables-nft-restore", "ip6tables-restore"],
-            &format!(
-                "case \" $* \" in\n*\" -c \"*) ;;\n*) sleep {secs} ;;\nesac\nexec REAL \"$@\"\n"
-            ),
-        )
+    /// The one family of slowed, lossy and failing tool wrappers: a `PATH`
+    /// whose tools of `backend` (in `<scratch>/<name>`) do `load` when they
+    /// load a policy's rules and sleep `restore_secs` before a restore (a
+    /// rollback's or a watchdog's), every other use unchanged.
+    ///
+    /// iptables: a load is an `ip(6)tables(-nft)-restore` without `-c`, a
+    /// restore one with `-c`; a slowed load slows the IPv6 step (IPv4 is new
+    /// meanwhile), a lossy one loses the rule of IPv4. nftables: a load is an
+    /// `nft -f` of a policy's file (it starts with the printer's header:
+    /// `apply()` gives it on stdin, the script names its file), a restore
+    /// any other `nft -f`; the one transaction is slowed or thinned out.
+    fn tool_path(&self, name: &str, backend: &str, load: Load, restore_secs: f64) -> String {
+        let mark = self.load_mark();
+        let mark = mark.display();
+        if backend == "nftables" {
+            let plain = "printf '%s\\n' \"$input\" | REAL -f -";
+            let load = match load {
+                Load::Plain => plain.to_string(),
+                Load::Slow(secs) => format!(": >'{mark}'; sleep {secs}; {plain}"),
+                Load::SlowAfterCommit(secs) => {
+                    format!("{plain}; rc=$?; : >'{mark}'; sleep {secs}; exit $rc")
+                }
+                Load::Lossy => {
+                    "printf '%s\\n' \"$input\" | sed '/open tcp 22, 80/d' | REAL -f -".to_string()
+                }
+            };
+            wrap_tool(
+                &self.tmp.dir().join(name),
+                &["nft"],
+                &format!(
+                    "if [ \"$1\" != -f ]; then exec REAL \"$@\"; fi\n\
+                     if [ \"$2\" = - ]; then input=$(cat); else input=$(cat -- \"$2\"); fi\n\
+                     case $input in\n\
+                     '{}'*) {load} ;;\n\
+                     *) sleep {restore_secs}; {plain} ;;\n\
+                     esac\n",
+                    firewall_core::render::nft::HEADER
+                ),
+            )
+        } else {
+            let load = match load {
+                Load::Plain => "exec REAL \"$@\"".to_string(),
+                Load::Slow(secs) => format!(
+                    "case $tool in ip6*) : >'{mark}'; sleep {secs} ;; esac\nexec REAL \"$@\""
+                ),
+                Load::SlowAfterCommit(secs) => format!(
+                    "REAL \"$@\"; rc=$?\ncase $tool in ip6*) : >'{mark}'; sleep {secs} ;; esac\nexit $rc"
+                ),
+                Load::Lossy => "case $tool in ip6*) exec REAL \"$@\" ;; esac\n\
+                                sed '/open tcp 22, 80/d' | REAL \"$@\""
+                    .to_string(),
+            };
+            wrap_tool(
+                &self.tmp.dir().join(name),
+                &[
+                    "iptables-nft-restore",
+                    "iptables-restore",
+                    "ip6tables-nft-restore",
+                    "ip6tables-restore",
+                ],
+                &format!(
+                    "tool=${{0##*/}}\n\
+                     case \" $* \" in\n*\" -c \"*) sleep {restore_secs}; exec REAL \"$@\" ;;\nesac\n\
+                     {load}\n"
+                ),
+            )
+        }
     }
 
-    /// A `PATH` whose IPv4 load (`iptables-restore` without `-c`) fails, and
-    /// whose IPv4 rollback restore (`-c`) takes `secs` longer.
-    fn failing_ip4_slow_rollback_path(&self, secs: f64) -> String {
-        self.ip4_slow_rollback_path(
-            "failing",
-            "cat >/dev/null\necho 'iptables-restore: line 1 failed' >&2\nexit 1\n",
-            secs,
-        )
+    /// Touched by a slowed load ([`Load::Slow`]) when it begins (iptables:
+    /// when the IPv6 step begins, IPv4 new by then).
+    fn load_mark(&self) -> PathBuf {
+        self.tmp.dir().join("load-began")
     }
 
-    /// A `PATH` whose IPv4 load silently loses the rule of `open tcp 22, 80`
-    /// (the read-back fails after both families are loaded), and whose IPv4
-    /// rollback restore (`-c`) takes `secs` longer.
-    fn lossy_ip4_slow_rollback_path(&self, secs: f64) -> String {
-        self.ip4_slow_rollback_path(
-            "lossy_slow",
-            "sed '/open tcp 22, 80/d' | REAL \"$@\"\n",
-            secs,
-        )
+    /// A `PATH` whose load through `backend` takes `secs` longer
+    /// ([`Scratch::tool_path`], [`Load::Slow`]).
+    fn slow_load_path(&self, backend: &str, secs: f64) -> String {
+        let _ = std::fs::remove_file(self.load_mark());
+        self.tool_path("slow_load", backend, Load::Slow(secs), 0.0)
     }
 
-    /// Wrappers for the IPv4 restore tools in `<scratch>/name`: a load runs
-    /// `load` (shell text, `REAL` is the real tool), a `-c` restore sleeps `secs` first.
-    fn ip4_slow_rollback_path(&self, name: &str, load: &str, secs: f64) -> String {
-        wrap_tool(
-            &self.tmp.dir().join(name),
-            &["iptables-nft-restore", "iptables-restore"],
-            &format!(
-                "case \" $* \" in\n*\" -c \"*) sleep {secs}; exec REAL \"$@\" ;;\nesac\n{load}"
-            ),
-        )
+    /// Whether the slowed load has begun ([`Scratch::load_mark`] exists).
+    fn load_began(&self) -> bool {
+        self.load_mark().exists()
     }
 
-    /// A `PATH` whose IPv4 restore silently drops the rule of `open tcp 22, 80`
-    /// (what a concurrent change would do): the read-back must notice.
-    fn lossy_ip4_path(&self) -> String {
-        wrap_tool(
-            &self.tmp.dir().join("lossy"),
-            &["iptables-nft-restore", "iptables-restore"],
-            "case \" $* \" in\n*\" -c \"*) exec REAL \"$@\" ;;\nesac\nsed '/open tcp 22, 80/d' | REAL \"$@\"\n",
-        )
+    /// A `PATH` whose load through `backend` silently loses the rule of
+    /// `open tcp 22, 80` (the read-back must notice), and whose restores
+    /// take `secs` longer.
+    fn lossy_load_path(&self, backend: &str, secs: f64) -> String {
+        self.tool_path("lossy_load", backend, Load::Lossy, secs)
+    }
+
+    /// A `PATH` whose loads through `backend` are unchanged and whose
+    /// restores take `secs` longer.
+    fn slow_rollback_path(&self, backend: &str, secs: f64) -> String {
+        self.tool_path("slow_rollback", backend, Load::Plain, secs)
     }
 
     /// A `PATH` whose `bash` touches `mark` and sleeps `secs` before it runs
@@ -198,104 +256,6 @@ impl Scratch {
             &format!(
                 "case \" $* \" in\n*\" takeover \"*) : >'{}'; sleep {secs} ;;\nesac\nexec REAL \"$@\"\n",
                 mark.display()
-            ),
-        )
-    }
-
-    /// Wrappers `nft` in `<scratch>/name`: `nft -f FILE` (the script's load)
-    /// runs `load` (shell text: `REAL` is the real nft, `$2` the file),
-    /// `nft -f -` (a restore) sleeps `secs` first; everything else is the real nft.
-    fn nft_path(&self, name: &str, load: &str, secs: f64) -> String {
-        wrap_tool(
-            &self.tmp.dir().join(name),
-            &["nft"],
-            &format!(
-                "case \"$*\" in\n'-f -') sleep {secs} ;;\n'-f '*)\n{load}\n;;\nesac\nexec REAL \"$@\"\n"
-            ),
-        )
-    }
-
-    /// A `PATH` whose `nft` touches `mark` and sleeps `secs` before any
-    /// `nft -f` (a load, or a rollback's restore), every other use unchanged.
-    fn slow_nft_path(&self, secs: f64, mark: &Path) -> String {
-        wrap_tool(
-            &self.tmp.dir().join("slow_nft"),
-            &["nft"],
-            &format!(
-                "case \" $* \" in\n*\" -f \"*) : >'{}'; sleep {secs} ;;\nesac\nexec REAL \"$@\"\n",
-                mark.display()
-            ),
-        )
-    }
-
-    /// Touched by the slowed nftables load when it begins ([`Scratch::slow_load_path`]).
-    fn load_mark(&self) -> PathBuf {
-        self.tmp.dir().join("nft-load-began")
-    }
-
-    /// A `PATH` whose load through `backend` takes `secs` longer: iptables:
-    /// the IPv6 restore (IPv4 is new meanwhile); nftables: `nft -f FILE`, the
-    /// one transaction, after touching [`Scratch::load_mark`].
-    fn slow_load_path(&self, backend: &str, secs: f64) -> String {
-        if backend == "nftables" {
-            let mark = self.load_mark();
-            self.nft_path(
-                "slow_nft",
-                &format!(": >'{}'; sleep {secs}", mark.display()),
-                0.0,
-            )
-        } else {
-            self.slow_ip6_path(secs)
-        }
-    }
-
-    /// Whether the slowed load ([`Scratch::slow_load_path`]) has begun:
-    /// iptables: IPv4 holds section 5's rules; nftables: the mark exists.
-    fn load_began(&self, t: &Topology, backend: &str) -> bool {
-        if backend == "nftables" {
-            self.load_mark().exists()
-        } else {
-            ipv4_has_section5(t)
-        }
-    }
-
-    /// A `PATH` whose load through `backend` silently loses the rule of
-    /// `open tcp 22, 80` (IPv4 only, for iptables; the read-back must
-    /// notice), and whose restores take `secs` longer.
-    fn lossy_load_path(&self, backend: &str, secs: f64) -> String {
-        if backend == "nftables" {
-            self.nft_path(
-                "lossy_nft",
-                "sed '/open tcp 22, 80/d' \"$2\" >\"$2.lossy\" && exec REAL -f \"$2.lossy\"",
-                secs,
-            )
-        } else if secs > 0.0 {
-            self.lossy_ip4_slow_rollback_path(secs)
-        } else {
-            self.lossy_ip4_path()
-        }
-    }
-
-    /// A `PATH` whose loads through `backend` are unchanged and whose
-    /// restores take `secs` longer.
-    fn slow_rollback_path(&self, backend: &str, secs: f64) -> String {
-        if backend == "nftables" {
-            self.nft_path("slow_nft_rollback", "exec REAL \"$@\"", secs)
-        } else {
-            self.ip4_slow_rollback_path("slow_rollback", "exec REAL \"$@\"\n", secs)
-        }
-    }
-
-    /// A `PATH` whose `nft -f` of a policy file (it starts with the
-    /// printer's header) silently loses the rule of `open tcp 22, 80` (the
-    /// read-back fails), and whose `nft -f` of a rollback's restore takes
-    /// `secs` longer.
-    fn lossy_nft_slow_rollback_path(&self, secs: f64) -> String {
-        wrap_tool(
-            &self.tmp.dir().join("lossy_nft"),
-            &["nft"],
-            &format!(
-                "if [ \"$1\" != -f ]; then exec REAL \"$@\"; fi\ninput=$(cat)\ncase $input in\n'# Generated'*) printf '%s\\n' \"$input\" | sed '/open tcp 22, 80/d' | REAL \"$@\" ;;\n*) sleep {secs}; printf '%s\\n' \"$input\" | REAL \"$@\" ;;\nesac\n"
             ),
         )
     }
@@ -546,18 +506,12 @@ fn run_script(
     (code, p.seen.join("\n"))
 }
 
-/// The rulesets a policy leaves when applied alone (both families).
-fn reference(t: &Topology, s: &Scratch, policy: &str) -> String {
-    apply(t, s, policy, &[]);
-    t.ruleset(Ns::Firewall)
-}
-
-/// Whether the IPv4 ruleset has the rule of the section 5 policy already.
-fn ipv4_has_section5(t: &Topology) -> bool {
-    // A dump may fail while a commit is under way; that is a "not yet".
-    t.netns(Ns::Firewall)
-        .iptables_save(Family::V4, Tools::Default, Counters::Strip)
-        .is_ok_and(|s| s.contains("open tcp 22, 80"))
+/// The rules `policy` leaves, applied with `backend` over the starting
+/// state ([`populate`]) and seen as `backend` sees them ([`state`]).
+fn reference(t: &Topology, s: &Scratch, policy: &str, backend: &str) -> String {
+    populate(t, backend);
+    apply(t, s, policy, &[("FW_F_BACKEND", backend)]);
+    state(t, backend)
 }
 
 /// The pid written into the lock file.
@@ -571,24 +525,9 @@ fn lock_holder(s: &Scratch) -> Option<u32> {
         .ok()
 }
 
-/// A starting state: rules in both families and `ip_forward` off.
-fn populate(t: &Topology) {
-    t.load_rules(
-        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n",
-        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n",
-    );
-    t.set_ip_forward(false);
-}
-
-/// The starting state for `backend`: [`populate`] (iptables), or the
-/// firewall's own tables of an earlier ruleset beside a foreign table
-/// ([`script_backend::populate_nft`]).
-fn populate_for(t: &Topology, backend: &str) {
-    if backend == "nftables" {
-        script_backend::populate_nft(t);
-    } else {
-        populate(t);
-    }
+/// The starting state for `backend` ([`script_backend::populate`]).
+fn populate(t: &Topology, backend: &str) {
+    script_backend::populate(t, backend);
 }
 
 /// The rules as `backend` sees them ([`script_backend::state`]).
@@ -596,719 +535,345 @@ fn state(t: &Topology, backend: &str) -> String {
     script_backend::state(t, backend)
 }
 
-/// Whether the script tests of `backend` can run here.
-fn available(test: &str, backend: &str) -> bool {
-    common::kernel_tests_available(test) && script_backend::available(test, backend)
-}
-
 // ---------------------------------------------------------------------------
 // Item 10: one applier at a time
 // ---------------------------------------------------------------------------
 
-/// Two apply()s at once: while A (slowed) holds the lock, B with a short
-/// wait fails with Busy naming A's pid and changes nothing; with a long wait B
-/// runs after A. Either way the final ruleset is exactly one policy, complete.
-#[test]
-fn concurrent_applies_one_waits_or_is_busy() {
-    if !common::kernel_tests_available("concurrent_applies_one_waits_or_is_busy") {
-        return;
-    }
-    let t = Topology::new("faults_two_applies");
-    let s = Scratch::new("two", &t);
-    let ref_b = reference(&t, &s, OTHER_POLICY);
-    let ref_a = reference(&t, &s, SECTION5_POLICY);
-    populate(&t);
-    let slow = s.slow_ip6_path(2.0);
+both_backends! {
+    /// Two apply()s at once: while A (its load slowed) holds the lock, B with a
+    /// short wait fails with Busy naming A's pid and changes nothing; with a long
+    /// wait B runs after A. Either way the final ruleset is exactly one policy,
+    /// complete (nftables: a foreign table beside it untouched).
+    fn concurrent_applies_one_waits_or_is_busy(backend, test) {
+        let t = Topology::new(test);
+        let s = Scratch::new(test, &t);
+        let ref_b = reference(&t, &s, OTHER_POLICY, backend);
+        let ref_a = reference(&t, &s, SECTION5_POLICY, backend);
+        assert_ne!(ref_a, ref_b);
+        populate(&t, backend);
+        let slow = s.slow_load_path(backend, 2.0);
+        let use_backend = ("FW_F_BACKEND", backend);
 
-    // B gives up after 1 s.
-    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("PATH", &slow)]);
-    let a_pid = a.pid();
-    assert!(
-        wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)),
-        "A never took the lock: {:?}",
-        a.seen
-    );
-    let out = apply(
-        &t,
-        &s,
-        OTHER_POLICY,
-        &[("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy")],
-    );
-    assert!(out.contains("BUSY another apply is running"), "{out}");
-    assert!(out.contains(&format!("(pid {a_pid})")), "{out}");
-    assert!(
-        a.line("APPLIED", Duration::from_secs(20)).is_some(),
-        "{:?}",
-        a.seen
-    );
-    assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
-    assert_eq!(t.ruleset(Ns::Firewall), ref_a, "A's rules are not complete");
-
-    // B waits for A.
-    populate(&t);
-    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("PATH", &slow)]);
-    let a_pid = a.pid();
-    assert!(wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)));
-    let started = Instant::now();
-    let out = apply(&t, &s, OTHER_POLICY, &[("FW_F_LOCK_WAIT", "30")]);
-    assert!(out.contains("APPLIED"), "{out}");
-    assert!(
-        started.elapsed() > Duration::from_millis(500),
-        "B did not wait for A"
-    );
-    assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
-    assert_eq!(
-        t.ruleset(Ns::Firewall),
-        ref_b,
-        "B ran after A: B's rules, complete"
-    );
-    s.assert_no_backup_left();
-}
-
-/// apply() and the bash script exclude each other through the same lock:
-/// the script (slowed) holds it, apply() with a short wait is Busy; apply()
-/// (slowed) holds it, the script with FIREWALL_LOCK_WAIT=1 exits 4, nothing changed.
-#[test]
-fn apply_and_the_script_exclude_each_other() {
-    if !common::kernel_tests_available("apply_and_the_script_exclude_each_other") {
-        return;
-    }
-    let t = Topology::new("faults_apply_script");
-    let s = Scratch::new("mixed", &t);
-    let ref_b = reference(&t, &s, OTHER_POLICY);
-    let ref_a = reference(&t, &s, SECTION5_POLICY);
-    populate(&t);
-    let slow = s.slow_ip6_path(2.0);
-    let script_a = script_file(&s, SECTION5_POLICY, "a.sh");
-
-    let mut sa = start_script(&t, &s, &script_a, &[("PATH", &slow)]);
-    assert!(
-        wait_until(Duration::from_secs(10), || lock_holder(&s)
-            == Some(sa.pid())),
-        "the script never took the lock"
-    );
-    let out = apply(
-        &t,
-        &s,
-        OTHER_POLICY,
-        &[("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy")],
-    );
-    assert!(out.contains("BUSY another apply is running"), "{out}");
-    assert_eq!(sa.wait(Duration::from_secs(20)), Some(0), "{:?}", sa.seen);
-    assert_eq!(t.ruleset(Ns::Firewall), ref_a);
-
-    populate(&t);
-    let before = t.ruleset(Ns::Firewall);
-    let mut a = start_apply(&t, &s, OTHER_POLICY, &[("PATH", &slow)]);
-    let a_pid = a.pid();
-    assert!(wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)));
-    let (code, text) = run_script(&t, &s, &script_a, &[("FIREWALL_LOCK_WAIT", "1")]);
-    assert_eq!(code, Some(4), "{text}");
-    assert!(text.contains("another apply is running"), "{text}");
-    assert!(text.contains(&format!("pid {a_pid}")), "{text}");
-    assert_ne!(
-        t.ruleset(Ns::Firewall),
-        ref_a,
-        "the refused script changed rules"
-    );
-    assert!(a.line("APPLIED", Duration::from_secs(20)).is_some());
-    assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
-    assert_ne!(t.ruleset(Ns::Firewall), before);
-    assert_eq!(t.ruleset(Ns::Firewall), ref_b);
-    s.assert_no_backup_left();
-}
-
-/// The same lock with the nftables script: the script (its `nft -f` slowed)
-/// holds it and apply() with a short wait is Busy; apply() (slowed) holds it
-/// and the script with FIREWALL_LOCK_WAIT=1 exits 4, the firewall's own
-/// tables (and the foreign one) unchanged.
-#[test]
-fn apply_and_the_nftables_script_exclude_each_other() {
-    if !available(
-        "apply_and_the_nftables_script_exclude_each_other",
-        "nftables",
-    ) {
-        return;
-    }
-    let t = Topology::new("faults_apply_nft_script");
-    let s = Scratch::new("mixed_nft", &t);
-    let script_a = script_file(&s, SECTION5_POLICY, "a.sh");
-    let nft = [("FIREWALL_BACKEND", "nftables")];
-    populate_for(&t, "nftables");
-    let (code, text) = run_script(&t, &s, &script_a, &nft);
-    assert_eq!(code, Some(0), "{text}");
-    let ref_a = script_backend::nft_ruleset(&t);
-    populate_for(&t, "nftables");
-    let before = script_backend::nft_ruleset(&t);
-
-    let slow = s.slow_load_path("nftables", 2.0);
-    let mut sa = start_script(
-        &t,
-        &s,
-        &script_a,
-        &[("PATH", &slow), ("FIREWALL_BACKEND", "nftables")],
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), || lock_holder(&s)
-            == Some(sa.pid())),
-        "the script never took the lock"
-    );
-    let out = apply(
-        &t,
-        &s,
-        OTHER_POLICY,
-        &[("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy")],
-    );
-    assert!(out.contains("BUSY another apply is running"), "{out}");
-    assert_eq!(sa.wait(Duration::from_secs(20)), Some(0), "{:?}", sa.seen);
-    assert_eq!(script_backend::nft_ruleset(&t), ref_a);
-    assert_eq!(t.ruleset(Ns::Firewall), "", "the Busy apply() loaded rules");
-
-    populate_for(&t, "nftables");
-    let slow6 = s.slow_ip6_path(2.0);
-    // apply() with iptables-nft (chosen: detection would pick nftables, as
-    // the own tables exist) holds the lock while the script asks for it.
-    let mut a = start_apply(
-        &t,
-        &s,
-        OTHER_POLICY,
-        &[("PATH", &slow6), ("FW_F_BACKEND", "iptables-nft")],
-    );
-    let a_pid = a.pid();
-    assert!(wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)));
-    let (code, text) = run_script(
-        &t,
-        &s,
-        &script_a,
-        &[
-            ("FIREWALL_LOCK_WAIT", "1"),
-            ("FIREWALL_BACKEND", "nftables"),
-        ],
-    );
-    assert_eq!(code, Some(4), "{text}");
-    assert!(text.contains(&format!("pid {a_pid}")), "{text}");
-    assert!(a.line("APPLIED", Duration::from_secs(20)).is_some());
-    assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
-    assert_eq!(
-        own_tables(&script_backend::nft_ruleset(&t)),
-        own_tables(&before),
-        "the refused script changed the firewall's own tables"
-    );
-    assert!(
-        script_backend::nft_ruleset(&t).contains(script_backend::FOREIGN_TABLE),
-        "the foreign table changed"
-    );
-    s.assert_no_backup_left();
-}
-
-// ---------------------------------------------------------------------------
-// Item 11: a pending failsafe is taken over
-// ---------------------------------------------------------------------------
-
-/// A with a failsafe, not confirmed; B inside A's window: B takes A's
-/// failsafe over, and A's deadline does not undo B (IPv4 and IPv6). With a
-/// failsafe of its own that is not confirmed, B's deadline brings back the
-/// rules from before A (the last confirmed ones). The script's pending
-/// failsafe is taken over by apply() the same way.
-#[test]
-fn a_later_apply_takes_a_pending_failsafe_over() {
-    if !common::kernel_tests_available("a_later_apply_takes_a_pending_failsafe_over") {
-        return;
-    }
-    let t = Topology::new("faults_takeover");
-    let s = Scratch::new("takeover", &t);
-    let ref_b = reference(&t, &s, OTHER_POLICY);
-    populate(&t);
-
-    // Timing: a taken-over failsafe has a long window (60 s), so that a slow
-    // process start on a loaded machine cannot pass its deadline before the
-    // next apply comes; the test waits for its watchdog to exit (after which
-    // its deadline can change nothing) instead of sleeping past the deadline.
-    // Only a deadline the test waits for (B's, not confirmed) is short.
-
-    // A (failsafe), then B without failsafe: final.
-    let out = apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "60")]);
-    assert!(out.contains("APPLIED took_over=false"), "{out}");
-    let wd_a = s.pending_watchdog();
-    let out = apply(&t, &s, OTHER_POLICY, &[]);
-    assert!(out.contains("APPLIED took_over=true"), "{out}");
-    assert_eq!(t.ruleset(Ns::Firewall), ref_b);
-    assert!(
-        watchdog_exits(wd_a),
-        "A's watchdog still runs: its deadline would undo B"
-    );
-    assert_eq!(
-        t.ruleset(Ns::Firewall),
-        ref_b,
-        "A's watchdog undid B (IPv4/IPv6 shown above)"
-    );
-    s.assert_no_backup_left();
-
-    // A (failsafe), then B with failsafe 6 s, not confirmed: back to before A.
-    populate(&t);
-    let before = t.ruleset(Ns::Firewall);
-    apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "60")]);
-    let wd_a = s.pending_watchdog();
-    let out = apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "6")]);
-    assert!(out.contains("APPLIED took_over=true"), "{out}");
-    assert_eq!(t.ruleset(Ns::Firewall), ref_b);
-    assert!(watchdog_exits(wd_a), "A's watchdog still runs");
-    assert!(
-        wait_until(Duration::from_secs(20), || t.ruleset(Ns::Firewall)
-            == before),
-        "B's deadline did not restore the rules from before A"
-    );
-    assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
-    s.assert_no_backup_left();
-
-    // The script's failsafe (no terminal: pending when it exits), then apply().
-    populate(&t);
-    let script = script_file(&s, &format!("{SECTION5_POLICY}failsafe 60s;\n"), "fs.sh");
-    let (code, text) = run_script(&t, &s, &script, &[]);
-    assert_eq!(code, Some(0), "{text}");
-    let wd_script = s.pending_watchdog();
-    let out = apply(&t, &s, OTHER_POLICY, &[]);
-    assert!(out.contains("APPLIED took_over=true"), "{out}");
-    assert!(
-        watchdog_exits(wd_script),
-        "the script's watchdog still runs: its deadline would undo B"
-    );
-    assert_eq!(
-        t.ruleset(Ns::Firewall),
-        ref_b,
-        "the script's watchdog undid B"
-    );
-    s.assert_no_backup_left();
-
-    // apply()'s failsafe, then the script (no failsafe): the script takes it over.
-    populate(&t);
-    apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "60")]);
-    let wd_a = s.pending_watchdog();
-    let script = script_file(&s, SECTION5_POLICY, "plain.sh");
-    let (code, text) = run_script(&t, &s, &script, &[]);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("took over"), "{text}");
-    let applied = t.ruleset(Ns::Firewall);
-    assert!(
-        watchdog_exits(wd_a),
-        "apply()'s watchdog still runs: its deadline would undo the script"
-    );
-    assert_eq!(
-        t.ruleset(Ns::Firewall),
-        applied,
-        "apply()'s watchdog undid the script"
-    );
-    assert!(t.ip_forward());
-    s.assert_no_backup_left();
-}
-
-/// The nftables script's pending failsafe is taken over by the next
-/// nftables script: A (failsafe, not confirmed), then B without failsafe:
-/// B stays, A's watchdog exits without undoing it. A again, then B with a
-/// failsafe of its own that expires: the rules from before A come back (the
-/// last confirmed ones), the firewall's own tables as they were and the
-/// foreign table untouched. A failsafe of another backend pending (apply()'s,
-/// iptables-nft) is not taken over: the nftables script refuses, nothing changed.
-#[test]
-fn the_nftables_script_takes_a_pending_failsafe_over() {
-    if !available(
-        "the_nftables_script_takes_a_pending_failsafe_over",
-        "nftables",
-    ) {
-        return;
-    }
-    let t = Topology::new("faults_nft_takeover");
-    let s = Scratch::new("nft_takeover", &t);
-    let nft = [("FIREWALL_BACKEND", "nftables")];
-    let script_a = script_file(&s, &format!("{SECTION5_POLICY}failsafe 60s;\n"), "a.sh");
-    let script_b = script_file(&s, OTHER_POLICY, "b.sh");
-    let script_b_fs = script_file(&s, &format!("{OTHER_POLICY}failsafe 3s;\n"), "b_fs.sh");
-    populate_for(&t, "nftables");
-    let (code, text) = run_script(&t, &s, &script_b, &nft);
-    assert_eq!(code, Some(0), "{text}");
-    let ref_b = state(&t, "nftables");
-
-    // A (failsafe), then B without failsafe: final.
-    populate_for(&t, "nftables");
-    let (code, text) = run_script(&t, &s, &script_a, &nft);
-    assert_eq!(code, Some(0), "{text}");
-    let wd_a = s.pending_watchdog();
-    let (code, text) = run_script(&t, &s, &script_b, &nft);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("took over"), "{text}");
-    assert!(
-        watchdog_exits(wd_a),
-        "A's watchdog still runs: its deadline would undo B"
-    );
-    assert_eq!(state(&t, "nftables"), ref_b, "A's watchdog undid B");
-    s.assert_no_backup_left();
-
-    // A (failsafe), then B with a failsafe that expires: back to before A.
-    populate_for(&t, "nftables");
-    let before = state(&t, "nftables");
-    let (code, text) = run_script(&t, &s, &script_a, &nft);
-    assert_eq!(code, Some(0), "{text}");
-    let wd_a = s.pending_watchdog();
-    assert!(t.ip_forward());
-    let (code, text) = run_script(&t, &s, &script_b_fs, &nft);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("took over"), "{text}");
-    assert_eq!(state(&t, "nftables"), ref_b);
-    assert!(watchdog_exits(wd_a), "A's watchdog still runs");
-    assert!(
-        wait_until(Duration::from_secs(20), || state(&t, "nftables") == before),
-        "B's deadline did not restore the rules from before A:\n{}",
-        state(&t, "nftables")
-    );
-    assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
-    s.assert_no_backup_left();
-
-    // apply()'s failsafe (iptables-nft) pending: the nftables script refuses.
-    populate_for(&t, "nftables");
-    apply(
-        &t,
-        &s,
-        OTHER_POLICY,
-        &[("FW_F_FAILSAFE", "60"), ("FW_F_BACKEND", "iptables-nft")],
-    );
-    let wd = s.pending_watchdog();
-    let with_apply = state(&t, "nftables");
-    let (code, text) = run_script(&t, &s, &script_b, &nft);
-    assert_eq!(code, Some(1), "{text}");
-    assert!(
-        text.contains("a failsafe of another backend is pending"),
-        "{text}"
-    );
-    assert_eq!(
-        state(&t, "nftables"),
-        with_apply,
-        "the refused script changed rules"
-    );
-    // apply()'s failsafe is still pending: its deadline is not this test's.
-    assert!(alive(wd), "the refused script ended apply()'s failsafe");
-}
-
-/// apply() B SIGKILLed while it takes A's pending failsafe over (the
-/// take-over slowed by a wrapper): the orphaned take-over holds the applier
-/// lock until it is done (another apply meanwhile is Busy), and only then
-/// does B's watchdog revert, to the rules from before A (the last confirmed
-/// ones), IPv4 and IPv6. Before, B's watchdog reverted at once (to A's rules)
-/// while the orphan went on superseding A: A's unconfirmed rules stayed for
-/// good, its failsafe lost.
-#[test]
-fn a_kill_during_the_takeover_still_restores_the_last_confirmed_rules() {
-    if !common::kernel_tests_available(
-        "a_kill_during_the_takeover_still_restores_the_last_confirmed_rules",
-    ) {
-        return;
-    }
-    let t = Topology::new("faults_kill_takeover");
-    let s = Scratch::new("kill_takeover", &t);
-    populate(&t);
-    let before = t.ruleset(Ns::Firewall);
-    // A: a failsafe far beyond this test, not confirmed.
-    let out = apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "300")]);
-    assert!(out.contains("APPLIED took_over=false"), "{out}");
-    let with_a = t.ruleset(Ns::Firewall);
-    assert_ne!(with_a, before);
-
-    let mark = s.tmp.dir().join("takeover-started");
-    let slow = s.slow_takeover_path(5.0, &mark);
-    let mut b = start_apply(&t, &s, OTHER_POLICY, &[("PATH", &slow)]);
-    assert!(
-        wait_until(Duration::from_secs(20), || mark.exists()),
-        "B never started its take-over: {:?}",
-        b.seen
-    );
-    b.signal("KILL");
-    let _ = b.wait(Duration::from_secs(5));
-    assert!(
-        b.line("APPLIED", Duration::ZERO).is_none(),
-        "B finished before the kill: {:?}",
-        b.seen
-    );
-    // The orphaned take-over still holds the lock.
-    let out = apply(
-        &t,
-        &s,
-        OTHER_POLICY,
-        &[("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy")],
-    );
-    assert!(
-        out.contains("BUSY another apply is running"),
-        "the orphaned take-over did not hold the lock: {out}"
-    );
-    assert!(
-        wait_until(Duration::from_secs(20), || t.ruleset(Ns::Firewall)
-            == before),
-        "B died during its take-over: the rules from before A did not come back (A's failsafe lost)"
-    );
-    assert!(!t.ip_forward());
-    assert!(
-        s.no_backup_left(Duration::from_secs(5)),
-        "{:?}",
-        s.backup_dirs()
-    );
-}
-
-// ---------------------------------------------------------------------------
-// Item 12: interrupted applies
-// ---------------------------------------------------------------------------
-
-/// SIGTERM, SIGINT and SIGKILL of apply() while IPv4 is loaded and IPv6 is
-/// not yet (a router policy, so ip_forward is not set yet either): the old
-/// rules come back, both families, and stay so after the slowed IPv6 load
-/// would have committed; ip_forward stays off; no backup is left. SIGKILL
-/// after the apply returned keeps the complete new rules.
-#[test]
-fn interrupted_apply_leaves_the_old_rules_or_the_complete_new_ones() {
-    if !common::kernel_tests_available(
-        "interrupted_apply_leaves_the_old_rules_or_the_complete_new_ones",
-    ) {
-        return;
-    }
-    let t = Topology::new("faults_signals");
-    let s = Scratch::new("signals", &t);
-    let ref_a = reference(&t, &s, SECTION5_POLICY);
-    let slow = s.slow_ip6_path(2.0);
-    for sig in ["TERM", "INT", "KILL"] {
-        populate(&t);
-        let before = t.ruleset(Ns::Firewall);
-        let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("PATH", &slow)]);
+        // B gives up after 1 s.
+        let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("PATH", &slow), use_backend]);
+        let a_pid = a.pid();
         assert!(
-            wait_until(Duration::from_secs(10), || ipv4_has_section5(&t)),
-            "SIG{sig}: IPv4 never loaded: {:?}",
+            wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)),
+            "A never took the lock: {:?}",
             a.seen
         );
-        let killed_at = Instant::now();
-        a.signal(sig);
-        let _ = a.wait(Duration::from_secs(5));
-        assert!(
-            a.line("APPLIED", Duration::from_millis(100)).is_none(),
-            "SIG{sig} came too late: {:?}",
-            a.seen
-        );
-        assert!(
-            wait_until(Duration::from_secs(10), || t.ruleset(Ns::Firewall)
-                == before),
-            "SIG{sig} mid-load: the old rules did not come back"
-        );
-        // The slowed IPv6 load (2 s) is over by now: nothing landed late.
-        let settle = Duration::from_millis(2500).saturating_sub(killed_at.elapsed());
-        std::thread::sleep(settle + Duration::from_millis(500));
-        assert_eq!(
-            t.ruleset(Ns::Firewall),
-            before,
-            "SIG{sig} mid-load: a mixture is left"
-        );
-        assert!(!t.ip_forward(), "SIG{sig}: ip_forward left on");
-        assert!(
-            s.no_backup_left(Duration::from_secs(3)),
-            "SIG{sig}: {:?}",
-            s.backup_dirs()
-        );
-    }
-
-    // SIGKILL once apply() has returned: the complete new rules stay.
-    populate(&t);
-    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("FW_F_HOLD", "1")]);
-    assert!(
-        a.line("APPLIED", Duration::from_secs(20)).is_some(),
-        "{:?}",
-        a.seen
-    );
-    a.signal("KILL");
-    let _ = a.wait(Duration::from_secs(5));
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(t.ruleset(Ns::Firewall), ref_a);
-    assert!(t.ip_forward());
-    s.assert_no_backup_left();
-}
-
-/// The bash script killed mid-load (iptables: IPv4 new, IPv6 not yet;
-/// nftables: before its one `nft -f` commits): SIGKILL (its watchdog
-/// restores) and SIGTERM (its trap restores) both leave the old rules, also
-/// after the slowed load would have committed; ip_forward off.
-fn interrupted_script_leaves_the_old_rules(backend: &str) {
-    let t = Topology::new(&format!("faults_script_signals_{backend}"));
-    let s = Scratch::new(&format!("script_signals_{backend}"), &t);
-    let slow = s.slow_load_path(backend, 2.0);
-    let script = script_file(&s, SECTION5_POLICY, "router.sh");
-    for sig in ["KILL", "TERM"] {
-        populate_for(&t, backend);
-        let before = state(&t, backend);
-        let _ = std::fs::remove_file(s.load_mark());
-        let mut p = start_script(
+        let out = apply(
             &t,
             &s,
-            &script,
-            &[("PATH", &slow), ("FIREWALL_BACKEND", backend)],
+            OTHER_POLICY,
+            &[("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy"), use_backend],
         );
+        assert!(out.contains("BUSY another apply is running"), "{out}");
+        assert!(out.contains(&format!("(pid {a_pid})")), "{out}");
         assert!(
-            wait_until(Duration::from_secs(10), || s.load_began(&t, backend)),
-            "SIG{sig}: the load never began: {:?}",
-            p.seen
+            a.line("APPLIED", Duration::from_secs(20)).is_some(),
+            "{:?}",
+            a.seen
         );
-        let killed_at = Instant::now();
-        p.signal(sig);
-        let code = p.wait(Duration::from_secs(10));
-        if sig == "TERM" {
-            // Its trap rolled back: "interrupted, the previous rules restored".
-            assert_eq!(code, Some(130), "{:?}", p.seen);
-        }
+        assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
+        assert_eq!(state(&t, backend), ref_a, "A's rules are not complete");
+
+        // B waits for A.
+        populate(&t, backend);
+        let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("PATH", &slow), use_backend]);
+        let a_pid = a.pid();
+        assert!(wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)));
+        let started = Instant::now();
+        let out = apply(&t, &s, OTHER_POLICY, &[("FW_F_LOCK_WAIT", "30"), use_backend]);
+        assert!(out.contains("APPLIED"), "{out}");
         assert!(
-            wait_until(Duration::from_secs(10), || state(&t, backend) == before),
-            "SIG{sig} of the script mid-load: the old rules did not come back: {:?}",
-            p.seen
+            started.elapsed() > Duration::from_millis(500),
+            "B did not wait for A"
         );
-        let settle = Duration::from_millis(2500).saturating_sub(killed_at.elapsed());
-        std::thread::sleep(settle + Duration::from_millis(500));
+        assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
         assert_eq!(
             state(&t, backend),
-            before,
-            "SIG{sig} of the script mid-load: a mixture is left"
+            ref_b,
+            "B ran after A: B's rules, complete"
         );
-        assert!(!t.ip_forward(), "SIG{sig}: ip_forward left on");
+        s.assert_no_backup_left();
+    }
+
+    /// apply() and the bash script (the same backend) exclude each other through
+    /// the same lock: the script (its load slowed) holds it, apply() with a
+    /// short wait is Busy and loads nothing; apply() (slowed) holds it, the
+    /// script with FIREWALL_LOCK_WAIT=1 exits 4 naming apply()'s pid and changes
+    /// nothing; the rules in the end are apply()'s, complete.
+    fn apply_and_the_script_exclude_each_other(backend, test) {
+        let t = Topology::new(test);
+        let s = Scratch::new(test, &t);
+        let ref_b = reference(&t, &s, OTHER_POLICY, backend);
+        let ref_a = reference(&t, &s, SECTION5_POLICY, backend);
+        populate(&t, backend);
+        let slow = s.slow_load_path(backend, 2.0);
+        let script_a = script_file(&s, SECTION5_POLICY, "a.sh");
+        let use_backend = ("FW_F_BACKEND", backend);
+        let script_backend = ("FIREWALL_BACKEND", backend);
+
+        let mut sa = start_script(&t, &s, &script_a, &[("PATH", &slow), script_backend]);
         assert!(
-            s.no_backup_left(Duration::from_secs(3)),
-            "SIG{sig}: {:?}",
+            wait_until(Duration::from_secs(10), || lock_holder(&s)
+                == Some(sa.pid())),
+            "the script never took the lock"
+        );
+        let out = apply(
+            &t,
+            &s,
+            OTHER_POLICY,
+            &[("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy"), use_backend],
+        );
+        assert!(out.contains("BUSY another apply is running"), "{out}");
+        assert_eq!(sa.wait(Duration::from_secs(20)), Some(0), "{:?}", sa.seen);
+        assert_eq!(
+            state(&t, backend),
+            ref_a,
+            "the script's rules are not complete, or the Busy apply() loaded rules"
+        );
+
+        populate(&t, backend);
+        let before = state(&t, backend);
+        let mut a = start_apply(&t, &s, OTHER_POLICY, &[("PATH", &slow), use_backend]);
+        let a_pid = a.pid();
+        assert!(wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)));
+        let (code, text) = run_script(
+            &t,
+            &s,
+            &script_a,
+            &[("FIREWALL_LOCK_WAIT", "1"), script_backend],
+        );
+        assert_eq!(code, Some(4), "{text}");
+        assert!(text.contains("another apply is running"), "{text}");
+        assert!(text.contains(&format!("pid {a_pid}")), "{text}");
+        assert_ne!(state(&t, backend), ref_a, "the refused script changed rules");
+        assert!(a.line("APPLIED", Duration::from_secs(20)).is_some());
+        assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
+        assert_ne!(state(&t, backend), before);
+        assert_eq!(state(&t, backend), ref_b);
+        s.assert_no_backup_left();
+    }
+
+    // ---------------------------------------------------------------------------
+    // Item 11: a pending failsafe is taken over
+    // ---------------------------------------------------------------------------
+
+    /// A with a failsafe, not confirmed; B inside A's window: B takes A's
+    /// failsafe over, and A's deadline does not undo B (IPv4 and IPv6). With a
+    /// failsafe of its own that is not confirmed, B's deadline brings back the
+    /// rules from before A (the last confirmed ones). The same between
+    /// apply()s, from the script to apply(), from apply() to the script and
+    /// between scripts. A failsafe of the other backend pending is not taken
+    /// over: the script refuses, nothing changed, that failsafe still pending.
+    fn a_later_apply_takes_a_pending_failsafe_over(backend, test) {
+        let t = Topology::new(test);
+        let s = Scratch::new(test, &t);
+        let ref_b = reference(&t, &s, OTHER_POLICY, backend);
+        let use_backend = ("FW_F_BACKEND", backend);
+        let script_backend = ("FIREWALL_BACKEND", backend);
+        populate(&t, backend);
+
+        // Timing: a taken-over failsafe has a long window (60 s), so that a slow
+        // process start on a loaded machine cannot pass its deadline before the
+        // next apply comes; the test waits for its watchdog to exit (after which
+        // its deadline can change nothing) instead of sleeping past the deadline.
+        // Only a deadline the test waits for (B's, not confirmed) is short.
+
+        // A (failsafe), then B without failsafe: final.
+        let out = apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "60"), use_backend]);
+        assert!(out.contains("APPLIED took_over=false"), "{out}");
+        let wd_a = s.pending_watchdog();
+        let out = apply(&t, &s, OTHER_POLICY, &[use_backend]);
+        assert!(out.contains("APPLIED took_over=true"), "{out}");
+        assert_eq!(state(&t, backend), ref_b);
+        assert!(
+            watchdog_exits(wd_a),
+            "A's watchdog still runs: its deadline would undo B"
+        );
+        assert_eq!(
+            state(&t, backend),
+            ref_b,
+            "A's watchdog undid B (IPv4/IPv6 shown above)"
+        );
+        s.assert_no_backup_left();
+
+        // A (failsafe), then B with failsafe 6 s, not confirmed: back to before A.
+        populate(&t, backend);
+        let before = state(&t, backend);
+        apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "60"), use_backend]);
+        assert!(t.ip_forward());
+        let wd_a = s.pending_watchdog();
+        let out = apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "6"), use_backend]);
+        assert!(out.contains("APPLIED took_over=true"), "{out}");
+        assert_eq!(state(&t, backend), ref_b);
+        assert!(watchdog_exits(wd_a), "A's watchdog still runs");
+        assert!(
+            wait_until(Duration::from_secs(20), || state(&t, backend) == before),
+            "B's deadline did not restore the rules from before A"
+        );
+        assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
+        s.assert_no_backup_left();
+
+        // The script's failsafe (no terminal: pending when it exits), then apply().
+        populate(&t, backend);
+        let script = script_file(&s, &format!("{SECTION5_POLICY}failsafe 60s;\n"), "fs.sh");
+        let (code, text) = run_script(&t, &s, &script, &[script_backend]);
+        assert_eq!(code, Some(0), "{text}");
+        let wd_script = s.pending_watchdog();
+        let out = apply(&t, &s, OTHER_POLICY, &[use_backend]);
+        assert!(out.contains("APPLIED took_over=true"), "{out}");
+        assert!(
+            watchdog_exits(wd_script),
+            "the script's watchdog still runs: its deadline would undo B"
+        );
+        assert_eq!(state(&t, backend), ref_b, "the script's watchdog undid B");
+        s.assert_no_backup_left();
+
+        // apply()'s failsafe, then the script (no failsafe): the script takes it over.
+        populate(&t, backend);
+        apply(&t, &s, OTHER_POLICY, &[("FW_F_FAILSAFE", "60"), use_backend]);
+        let wd_a = s.pending_watchdog();
+        let plain = script_file(&s, SECTION5_POLICY, "plain.sh");
+        let (code, text) = run_script(&t, &s, &plain, &[script_backend]);
+        assert_eq!(code, Some(0), "{text}");
+        assert!(text.contains("took over"), "{text}");
+        let applied = state(&t, backend);
+        assert!(
+            watchdog_exits(wd_a),
+            "apply()'s watchdog still runs: its deadline would undo the script"
+        );
+        assert_eq!(
+            state(&t, backend),
+            applied,
+            "apply()'s watchdog undid the script"
+        );
+        assert!(t.ip_forward());
+        s.assert_no_backup_left();
+
+        // Script A (failsafe), then script B without failsafe: final.
+        let script_b = script_file(&s, OTHER_POLICY, "b.sh");
+        populate(&t, backend);
+        let (code, text) = run_script(&t, &s, &script, &[script_backend]);
+        assert_eq!(code, Some(0), "{text}");
+        let wd_a = s.pending_watchdog();
+        let (code, text) = run_script(&t, &s, &script_b, &[script_backend]);
+        assert_eq!(code, Some(0), "{text}");
+        assert!(text.contains("took over"), "{text}");
+        assert!(
+            watchdog_exits(wd_a),
+            "A's watchdog still runs: its deadline would undo B"
+        );
+        assert_eq!(state(&t, backend), ref_b, "A's watchdog undid B");
+        s.assert_no_backup_left();
+
+        // Script A (failsafe), then script B with a failsafe that expires: back
+        // to before A.
+        let script_b_fs = script_file(&s, &format!("{OTHER_POLICY}failsafe 3s;\n"), "b_fs.sh");
+        populate(&t, backend);
+        let before = state(&t, backend);
+        let (code, text) = run_script(&t, &s, &script, &[script_backend]);
+        assert_eq!(code, Some(0), "{text}");
+        let wd_a = s.pending_watchdog();
+        assert!(t.ip_forward());
+        let (code, text) = run_script(&t, &s, &script_b_fs, &[script_backend]);
+        assert_eq!(code, Some(0), "{text}");
+        assert!(text.contains("took over"), "{text}");
+        assert_eq!(state(&t, backend), ref_b);
+        assert!(watchdog_exits(wd_a), "A's watchdog still runs");
+        assert!(
+            wait_until(Duration::from_secs(20), || state(&t, backend) == before),
+            "B's deadline did not restore the rules from before A:\n{}",
+            state(&t, backend)
+        );
+        assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
+        s.assert_no_backup_left();
+
+        // apply()'s failsafe with the other backend pending: the script refuses.
+        let other = if backend == "nftables" { "iptables-nft" } else { "nftables" };
+        populate(&t, backend);
+        apply(
+            &t,
+            &s,
+            OTHER_POLICY,
+            &[("FW_F_FAILSAFE", "60"), ("FW_F_BACKEND", other)],
+        );
+        let wd = s.pending_watchdog();
+        let with_apply = state(&t, backend);
+        let (code, text) = run_script(&t, &s, &script_b, &[script_backend]);
+        assert_eq!(code, Some(1), "{text}");
+        assert!(
+            text.contains("a failsafe of another backend is pending"),
+            "{text}"
+        );
+        assert_eq!(
+            state(&t, backend),
+            with_apply,
+            "the refused script changed rules"
+        );
+        // apply()'s failsafe is still pending: its deadline is not this test's.
+        assert!(alive(wd), "the refused script ended apply()'s failsafe");
+    }
+
+    /// apply() B SIGKILLed while it takes A's pending failsafe over (the
+    /// take-over slowed by a wrapper): the orphaned take-over holds the applier
+    /// lock until it is done (another apply meanwhile is Busy), and only then
+    /// does B's watchdog revert, to the rules from before A (the last confirmed
+    /// ones), IPv4 and IPv6. Before, B's watchdog reverted at once (to A's rules)
+    /// while the orphan went on superseding A: A's unconfirmed rules stayed for
+    /// good, its failsafe lost.
+    fn a_kill_during_the_takeover_still_restores_the_last_confirmed_rules(backend, test) {
+        let t = Topology::new(test);
+        let s = Scratch::new(test, &t);
+        let use_backend = ("FW_F_BACKEND", backend);
+        populate(&t, backend);
+        let before = state(&t, backend);
+        // A: a failsafe far beyond this test, not confirmed.
+        let out = apply(&t, &s, SECTION5_POLICY, &[("FW_F_FAILSAFE", "300"), use_backend]);
+        assert!(out.contains("APPLIED took_over=false"), "{out}");
+        let with_a = state(&t, backend);
+        assert_ne!(with_a, before);
+
+        let mark = s.tmp.dir().join("takeover-started");
+        let slow = s.slow_takeover_path(5.0, &mark);
+        let mut b = start_apply(&t, &s, OTHER_POLICY, &[("PATH", &slow), use_backend]);
+        assert!(
+            wait_until(Duration::from_secs(20), || mark.exists()),
+            "B never started its take-over: {:?}",
+            b.seen
+        );
+        b.signal("KILL");
+        let _ = b.wait(Duration::from_secs(5));
+        assert!(
+            b.line("APPLIED", Duration::ZERO).is_none(),
+            "B finished before the kill: {:?}",
+            b.seen
+        );
+        // The orphaned take-over still holds the lock.
+        let out = apply(
+            &t,
+            &s,
+            OTHER_POLICY,
+            &[("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy"), use_backend],
+        );
+        assert!(
+            out.contains("BUSY another apply is running"),
+            "the orphaned take-over did not hold the lock: {out}"
+        );
+        assert!(
+            wait_until(Duration::from_secs(20), || state(&t, backend) == before),
+            "B died during its take-over: the rules from before A did not come back (A's failsafe lost)"
+        );
+        assert!(!t.ip_forward());
+        assert!(
+            s.no_backup_left(Duration::from_secs(5)),
+            "{:?}",
             s.backup_dirs()
         );
     }
 }
-
-#[test]
-fn interrupted_script_leaves_the_old_rules_iptables_nft() {
-    if available("interrupted_script_iptables_nft", "iptables-nft") {
-        interrupted_script_leaves_the_old_rules("iptables-nft");
-    }
-}
-
-#[test]
-fn interrupted_script_leaves_the_old_rules_nftables() {
-    if available("interrupted_script_nftables", "nftables") {
-        interrupted_script_leaves_the_old_rules("nftables");
-    }
-}
-
-/// The nftables script SIGKILLed around its one `nft -f` (the kill lands
-/// before the transaction commits, or after it and before the read-back):
-/// every listing taken meanwhile, until the watchdog has restored, is the
-/// old ruleset or the complete new one (both tables), never a mixture; in
-/// the end the old one, foreign table included.
-#[test]
-fn a_killed_nftables_script_leaves_old_or_new_never_a_mixture() {
-    if !available("killed_nftables_script_old_or_new", "nftables") {
-        return;
-    }
-    let t = Topology::new("faults_nft_old_or_new");
-    let s = Scratch::new("nft_old_or_new", &t);
-    let script = script_file(&s, SECTION5_POLICY, "router.sh");
-    populate_for(&t, "nftables");
-    let (code, text) = run_script(&t, &s, &script, &[("FIREWALL_BACKEND", "nftables")]);
-    assert_eq!(code, Some(0), "{text}");
-    let new = script_backend::nft_ruleset(&t);
-    assert!(new.contains("table ip firewall_nat {"), "{new}");
-    let mark = s.load_mark();
-    for (i, (when, load)) in [
-        (
-            "before the commit",
-            format!(": >'{}'; sleep 2", mark.display()),
-        ),
-        (
-            "after the commit",
-            format!(
-                "REAL \"$@\"; rc=$?; : >'{}'; sleep 2; exit $rc",
-                mark.display()
-            ),
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        populate_for(&t, "nftables");
-        let before = script_backend::nft_ruleset(&t);
-        let _ = std::fs::remove_file(&mark);
-        let path = s.nft_path(&format!("kill_{i}"), &load, 0.0);
-        let mut p = start_script(
-            &t,
-            &s,
-            &script,
-            &[("PATH", &path), ("FIREWALL_BACKEND", "nftables")],
-        );
-        assert!(
-            wait_until(Duration::from_secs(10), || mark.exists()),
-            "{when}: the load never began: {:?}",
-            p.seen
-        );
-        p.signal("KILL");
-        let _ = p.wait(Duration::from_secs(5));
-        let mut seen_new = false;
-        let restored = wait_until(Duration::from_secs(15), || {
-            let now = script_backend::nft_ruleset(&t);
-            assert!(
-                now == before || now == new,
-                "SIGKILL {when}: neither the old nor the new ruleset:\n{now}"
-            );
-            seen_new |= now == new;
-            now == before && s.backup_dirs().is_empty()
-        });
-        assert!(restored, "SIGKILL {when}: the old rules did not come back");
-        std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(script_backend::nft_ruleset(&t), before, "SIGKILL {when}");
-        assert!(!t.ip_forward(), "SIGKILL {when}: ip_forward left on");
-        eprintln!("SIGKILL {when}: the new ruleset was seen meanwhile: {seen_new}");
-    }
-}
-
-/// The script reads its rules back like apply(): a load that silently loses
-/// a rule (iptables: of IPv4; nftables: of the one file) makes it roll back
-/// (exit 1), old rules in place.
-fn the_script_verifies_the_rules_it_loaded(backend: &str) {
-    let t = Topology::new(&format!("faults_verify_{backend}"));
-    let s = Scratch::new(&format!("verify_{backend}"), &t);
-    populate_for(&t, backend);
-    let before = state(&t, backend);
-    let lossy = s.lossy_load_path(backend, 0.0);
-    let script = script_file(&s, SECTION5_POLICY, "verify.sh");
-    let (code, text) = run_script(
-        &t,
-        &s,
-        &script,
-        &[("PATH", &lossy), ("FIREWALL_BACKEND", backend)],
-    );
-    assert_eq!(code, Some(1), "{text}");
-    let differ = match backend {
-        "nftables" => "nftables tables read back differ",
-        _ => "IPv4 rules read back differ",
-    };
-    assert!(text.contains(differ), "{text}");
-    assert!(
-        text.contains("previous rules and ip_forward restored"),
-        "{text}"
-    );
-    assert_eq!(state(&t, backend), before);
-    assert!(!t.ip_forward());
-    s.assert_no_backup_left();
-}
-
-#[test]
-fn the_script_verifies_the_rules_it_loaded_iptables_nft() {
-    if available("the_script_verifies_iptables_nft", "iptables-nft") {
-        the_script_verifies_the_rules_it_loaded("iptables-nft");
-    }
-}
-
-#[test]
-fn the_script_verifies_the_rules_it_loaded_nftables() {
-    if available("the_script_verifies_nftables", "nftables") {
-        the_script_verifies_the_rules_it_loaded("nftables");
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Item 9: the failsafe as a user meets it (the script's prompt)
-// ---------------------------------------------------------------------------
 
 /// Runs the script under script(1) (a terminal), feeding `input`; its exit code.
 fn script_on_a_terminal(
@@ -1346,596 +911,491 @@ fn start_on_a_terminal(t: &Topology, s: &Scratch, file: &str, env: &[(&str, &str
     )
 }
 
-/// At the script's prompt `y` confirms (exit 0, the new rules stay, no backup
-/// left); no answer reverts with exit status 3 (the old rules, no backup left).
-/// (nftables: the foreign table stays as it was throughout.)
-fn script_prompt_y_confirms_silence_reverts_with_status_3(backend: &str) {
-    if !common::wrappers::script_tool_available() {
-        return;
-    }
-    let t = Topology::new(&format!("faults_prompt_{backend}"));
-    let s = Scratch::new(&format!("prompt_{backend}"), &t);
-    // `y`: a long window, so that a slow start on a loaded machine cannot
-    // pass the deadline before the answer; the test waits for the watchdog
-    // to exit (then no deadline can revert) instead of sleeping past it.
-    let file = script_file(
-        &s,
-        &format!("{SECTION5_POLICY}failsafe 60s;\n"),
-        "prompt.sh",
-    );
-
-    populate_for(&t, backend);
-    let before = state(&t, backend);
-    let mut p = start_on_a_terminal(&t, &s, &file, &[("FIREWALL_BACKEND", backend)]);
-    assert!(
-        p.line("firewall: to keep the new rules", Duration::from_secs(20))
-            .is_some(),
-        "{:?}",
-        p.seen
-    );
-    let wd = s.pending_watchdog();
-    if let Some(stdin) = p.child.stdin.as_mut() {
-        let _ = stdin.write_all(b"y\n");
-        let _ = stdin.flush();
-    }
-    let code = p.wait(Duration::from_secs(40));
-    while p.line("\u{0}", Duration::from_millis(200)).is_some() {}
-    let text = p.seen.join("\n");
-    assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("confirmed, the new rules stay"), "{text}");
-    let applied = state(&t, backend);
-    assert_ne!(applied, before);
-    if backend == "nftables" {
-        assert!(
-            applied.contains(script_backend::FOREIGN_TABLE),
-            "the foreign table changed: {applied}"
-        );
-    }
-    assert!(
-        watchdog_exits(wd),
-        "confirmed with y, the watchdog still runs"
-    );
-    assert_eq!(
-        state(&t, backend),
-        applied,
-        "confirmed with y, then reverted"
-    );
-    assert!(t.ip_forward());
-    s.assert_no_backup_left();
-
-    // No answer: the deadline (short: the test waits for it) reverts, status 3.
-    let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 3s;\n"), "silent.sh");
-    populate_for(&t, backend);
-    let before = state(&t, backend);
-    let (code, text) = script_on_a_terminal(&t, &s, &file, backend, None);
-    assert_eq!(code, Some(3), "{text}");
-    assert!(
-        wait_until(Duration::from_secs(5), || state(&t, backend) == before),
-        "unanswered prompt: the previous rules are not back"
-    );
-    assert!(!t.ip_forward());
-    s.assert_no_backup_left();
-}
-
-#[test]
-fn script_prompt_y_confirms_silence_reverts_with_status_3_iptables_nft() {
-    if available("script_prompt_iptables_nft", "iptables-nft") {
-        script_prompt_y_confirms_silence_reverts_with_status_3("iptables-nft");
-    }
-}
-
-#[test]
-fn script_prompt_y_confirms_silence_reverts_with_status_3_nftables() {
-    if available("script_prompt_nftables", "nftables") {
-        script_prompt_y_confirms_silence_reverts_with_status_3("nftables");
-    }
-}
-
-/// Ctrl-C at the script's prompt (a real ^C through the terminal) is a "no":
-/// the previous rules come back at once, long before the failsafe deadline,
-/// and the script exits 130 ("interrupted, the previous rules restored"), with
-/// no backup left.
-fn script_prompt_ctrl_c_restores_at_once_with_status_130(backend: &str) {
-    if !common::wrappers::script_tool_available() {
-        return;
-    }
-    let t = Topology::new(&format!("faults_prompt_int_{backend}"));
-    let s = Scratch::new(&format!("prompt_int_{backend}"), &t);
-    let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 60s;\n"), "int.sh");
-    populate_for(&t, backend);
-    let before = state(&t, backend);
-    let started = Instant::now();
-    let (code, text) = script_on_a_terminal(&t, &s, &file, backend, Some("\u{3}"));
-    assert_eq!(code, Some(130), "{text}");
-    assert_eq!(
-        state(&t, backend),
-        before,
-        "Ctrl-C at the prompt: the new rules are still in force: {text}"
-    );
-    assert!(!t.ip_forward());
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "not at once: {:?}",
-        started.elapsed()
-    );
-    s.assert_no_backup_left();
-}
-
-#[test]
-fn script_prompt_ctrl_c_restores_at_once_with_status_130_iptables_nft() {
-    if available("script_prompt_ctrl_c_iptables_nft", "iptables-nft") {
-        script_prompt_ctrl_c_restores_at_once_with_status_130("iptables-nft");
-    }
-}
-
-#[test]
-fn script_prompt_ctrl_c_restores_at_once_with_status_130_nftables() {
-    if available("script_prompt_ctrl_c_nftables", "nftables") {
-        script_prompt_ctrl_c_restores_at_once_with_status_130("nftables");
-    }
-}
-
-/// apply() killed (SIGKILL) while it rolls back a failed load: the rollback
-/// it started goes on, and holds the applier lock until it is done, so the
-/// next apply waits for it instead of being undone by it (IPv4 and IPv6).
-#[test]
-fn a_rollback_outliving_its_apply_keeps_the_lock() {
-    if !common::kernel_tests_available("a_rollback_outliving_its_apply_keeps_the_lock") {
-        return;
-    }
-    let t = Topology::new("faults_orphan_rollback");
-    let s = Scratch::new("orphan", &t);
-    let ref_b = reference(&t, &s, OTHER_POLICY);
-    populate(&t);
-    let failing = s.failing_ip4_slow_rollback_path(3.0);
-    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("PATH", &failing)]);
-    let reverting = || {
-        s.backup_dirs()
-            .iter()
-            .any(|d| Path::new(&s.backups()).join(d).join("reverting").exists())
-    };
-    assert!(
-        wait_until(Duration::from_secs(20), reverting),
-        "A never rolled back: {:?}",
-        a.seen
-    );
-    a.signal("KILL");
-    let _ = a.wait(Duration::from_secs(5));
-    let out = apply(&t, &s, OTHER_POLICY, &[("FW_F_LOCK_WAIT", "30")]);
-    assert!(out.contains("APPLIED"), "{out}");
-    // A's rollback (3 s slower) is over by now.
-    std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(
-        t.ruleset(Ns::Firewall),
-        ref_b,
-        "the rollback of the killed apply undid the next one"
-    );
-    s.assert_no_backup_left();
-}
-
-/// The bash script killed (SIGKILL) while it rolls back a failed apply
-/// (iptables: IPv4 restored only halfway, IPv6 still new; nftables: before
-/// the restoring transaction): the rollback goes on in its own session and
-/// completes, all rules and ip_forward, with no backup left.
-fn a_script_killed_during_its_rollback_still_restores_everything(backend: &str) {
-    let t = Topology::new(&format!("faults_script_rollback_kill_{backend}"));
-    let s = Scratch::new(&format!("script_rollback_kill_{backend}"), &t);
-    populate_for(&t, backend);
-    let before = state(&t, backend);
-    let lossy = s.lossy_load_path(backend, 3.0);
-    let script = script_file(&s, SECTION5_POLICY, "router.sh");
-    let mut p = start_script(
-        &t,
-        &s,
-        &script,
-        &[("PATH", &lossy), ("FIREWALL_BACKEND", backend)],
-    );
-    assert!(
-        p.line("stderr: firewall: applying failed", Duration::from_secs(20))
-            .is_some(),
-        "the script never rolled back: {:?}",
-        p.seen
-    );
-    p.signal("KILL");
-    let _ = p.wait(Duration::from_secs(5));
-    // Done when the rules are back and the backup is gone: ip_forward is
-    // restored after the rules, the backup removed last.
-    assert!(
-        wait_until(Duration::from_secs(15), || state(&t, backend) == before
-            && s.backup_dirs().is_empty()),
-        "SIGKILL during the rollback: a mixture is left: {:?}",
-        p.seen
-    );
-    assert!(!t.ip_forward(), "ip_forward left on");
-    s.assert_no_backup_left();
-}
-
-#[test]
-fn a_script_killed_during_its_rollback_still_restores_everything_iptables_nft() {
-    if available("script_killed_during_rollback_iptables_nft", "iptables-nft") {
-        a_script_killed_during_its_rollback_still_restores_everything("iptables-nft");
-    }
-}
-
-#[test]
-fn a_script_killed_during_its_rollback_still_restores_everything_nftables() {
-    if available("script_killed_during_rollback_nftables", "nftables") {
-        a_script_killed_during_its_rollback_still_restores_everything("nftables");
-    }
-}
-
-/// The script killed (SIGKILL) while it restores the previous rules after a
-/// "no" at its prompt (IPv4 restored only halfway, IPv6 still new): that
-/// restore goes on in its own session and completes, with no backup left.
-/// (nftables: the restoring transaction is slowed instead.)
-fn a_script_killed_while_reverting_at_the_prompt_still_restores_everything(backend: &str) {
-    if !common::wrappers::script_tool_available() {
-        return;
-    }
-    let t = Topology::new(&format!("faults_prompt_kill_{backend}"));
-    let s = Scratch::new(&format!("prompt_kill_{backend}"), &t);
-    let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 60s;\n"), "no.sh");
-    populate_for(&t, backend);
-    let before = state(&t, backend);
-    let slow = s.slow_rollback_path(backend, 3.0);
-    let mut p = start_on_a_terminal(
-        &t,
-        &s,
-        &file,
-        &[("PATH", &slow), ("FIREWALL_BACKEND", backend)],
-    );
-    assert!(
-        p.line("firewall: to keep the new rules", Duration::from_secs(20))
-            .is_some(),
-        "{:?}",
-        p.seen
-    );
-    if let Some(stdin) = p.child.stdin.as_mut() {
-        let _ = stdin.write_all(b"n\n");
-        let _ = stdin.flush();
-    }
-    assert!(
-        p.line_containing("firewall: not confirmed", Duration::from_secs(10))
-            .is_some(),
-        "{:?}",
-        p.seen
-    );
-    // Reverting (`armed` renamed), with the lock the script took to revert,
-    // which names its pid.
-    let reverting = || {
-        s.backup_dirs()
-            .iter()
-            .any(|d| Path::new(&s.backups()).join(d).join("reverting").exists())
-    };
-    assert!(
-        wait_until(Duration::from_secs(5), reverting),
-        "never reverting: {:?}",
-        p.seen
-    );
-    let mut pid = None;
-    assert!(
-        wait_until(Duration::from_secs(5), || {
-            pid = lock_holder(&s).filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("no.sh"))
-            });
-            pid.is_some()
-        }),
-        "the script never took the lock to revert: {:?}",
-        p.seen
-    );
-    let pid = pid.map(|p| p.to_string()).unwrap_or_default();
-    let killed = Command::new("kill").args(["-s", "KILL", &pid]).status();
-    assert!(killed.is_ok_and(|s| s.success()), "kill -s KILL {pid}");
-    // Done when the rules are back and the backup is gone: ip_forward is
-    // restored after the rules, the backup removed last.
-    assert!(
-        wait_until(Duration::from_secs(15), || state(&t, backend) == before
-            && s.backup_dirs().is_empty()),
-        "SIGKILL while reverting: a mixture is left: {:?}\n{}",
-        p.seen,
-        state(&t, backend)
-    );
-    assert!(!t.ip_forward(), "ip_forward left on");
-    s.assert_no_backup_left();
-}
-
-#[test]
-fn a_script_killed_while_reverting_at_the_prompt_still_restores_everything_iptables_nft() {
-    if available("script_killed_reverting_iptables_nft", "iptables-nft") {
-        a_script_killed_while_reverting_at_the_prompt_still_restores_everything("iptables-nft");
-    }
-}
-
-#[test]
-fn a_script_killed_while_reverting_at_the_prompt_still_restores_everything_nftables() {
-    if available("script_killed_reverting_nftables", "nftables") {
-        a_script_killed_while_reverting_at_the_prompt_still_restores_everything("nftables");
-    }
-}
-
 // ---------------------------------------------------------------------------
-// The nftables backend (issue 7): the lock, the take-over, interruptions
+// Item 12: interrupted applies
 // ---------------------------------------------------------------------------
 
-const NFT: (&str, &str) = ("FW_F_BACKEND", "nftables");
-
-/// The firewall's own nftables tables (what an nftables apply replaces):
-/// these tests' namespaces hold no other tables, so the whole `nft list
-/// ruleset`, one consistent read (nft retries a dump a commit interrupted;
-/// two `nft list table` runs could straddle a commit).
-fn own_tables_listed(t: &Topology) -> String {
-    t.sh(Ns::Firewall, "nft list ruleset")
-}
-
-/// The own tables a policy leaves when applied alone with nftables.
-fn nft_reference(t: &Topology, s: &Scratch, policy: &str) -> String {
-    apply(t, s, policy, &[NFT]);
-    own_tables_listed(t)
-}
-
-/// nftables, two apply()s at once: while A (its `nft -f` slowed) holds the
-/// lock, B with a short wait is Busy naming A's pid and changes nothing;
-/// with a long wait B runs after A. The final tables are exactly one policy's.
-#[test]
-fn nftables_concurrent_applies_one_waits_or_is_busy() {
-    if !common::kernel_tests_available("nftables_concurrent_applies_one_waits_or_is_busy") {
-        return;
-    }
-    let t = Topology::new("faults_nft_two");
-    let s = Scratch::new("nft_two", &t);
-    let ref_b = nft_reference(&t, &s, OTHER_POLICY);
-    let ref_a = nft_reference(&t, &s, SECTION5_POLICY);
-    apply(&t, &s, NON_ROUTER, &[NFT]);
-    let mark = s.tmp.dir().join("nft-load-started");
-    let slow = s.slow_nft_path(2.0, &mark);
-
-    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[NFT, ("PATH", &slow)]);
-    let a_pid = a.pid();
-    assert!(
-        wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)),
-        "A never took the lock: {:?}",
-        a.seen
-    );
-    let out = apply(
-        &t,
-        &s,
-        OTHER_POLICY,
-        &[NFT, ("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy")],
-    );
-    assert!(out.contains("BUSY another apply is running"), "{out}");
-    assert!(out.contains(&format!("(pid {a_pid})")), "{out}");
-    assert!(
-        a.line("APPLIED", Duration::from_secs(20)).is_some(),
-        "{:?}",
-        a.seen
-    );
-    assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
-    assert_eq!(own_tables_listed(&t), ref_a, "A's tables are not complete");
-
-    let mut a = start_apply(&t, &s, OTHER_POLICY, &[NFT, ("PATH", &slow)]);
-    let a_pid = a.pid();
-    assert!(wait_until(Duration::from_secs(10), || lock_holder(&s) == Some(a_pid)));
-    let started = Instant::now();
-    let out = apply(&t, &s, SECTION5_POLICY, &[NFT, ("FW_F_LOCK_WAIT", "30")]);
-    assert!(out.contains("APPLIED"), "{out}");
-    assert!(
-        started.elapsed() > Duration::from_millis(500),
-        "B did not wait for A"
-    );
-    assert_eq!(a.wait(Duration::from_secs(10)), Some(0));
-    assert_eq!(
-        own_tables_listed(&t),
-        ref_a,
-        "B ran after A: B's tables, complete"
-    );
-    assert_ne!(ref_a, ref_b);
-    s.assert_no_backup_left();
-}
-
-const NON_ROUTER: &str = common::NON_ROUTER_POLICY;
-
-/// nftables, a pending failsafe is taken over: A (failsafe) then B without
-/// failsafe is final, A's deadline does not undo it; A (failsafe) then B
-/// with a failsafe of its own, not confirmed: B's deadline brings back the
-/// tables from before A (the last confirmed ones).
-#[test]
-fn nftables_a_later_apply_takes_a_pending_failsafe_over() {
-    if !common::kernel_tests_available("nftables_a_later_apply_takes_a_pending_failsafe_over") {
-        return;
-    }
-    let t = Topology::new("faults_nft_takeover");
-    let s = Scratch::new("nft_takeover", &t);
-    let ref_b = nft_reference(&t, &s, OTHER_POLICY);
-    let out = apply(&t, &s, SECTION5_POLICY, &[NFT, ("FW_F_FAILSAFE", "60")]);
-    assert!(out.contains("APPLIED took_over=false"), "{out}");
-    let wd_a = s.pending_watchdog();
-    let out = apply(&t, &s, OTHER_POLICY, &[NFT]);
-    assert!(out.contains("APPLIED took_over=true"), "{out}");
-    assert_eq!(own_tables_listed(&t), ref_b);
-    assert!(
-        watchdog_exits(wd_a),
-        "A's watchdog still runs: its deadline would undo B"
-    );
-    assert_eq!(own_tables_listed(&t), ref_b, "A's watchdog undid B");
-    s.assert_no_backup_left();
-
-    apply(&t, &s, NON_ROUTER, &[NFT]);
-    t.set_ip_forward(false);
-    let before = own_tables_listed(&t);
-    apply(&t, &s, SECTION5_POLICY, &[NFT, ("FW_F_FAILSAFE", "60")]);
-    assert!(t.ip_forward());
-    let wd_a = s.pending_watchdog();
-    let out = apply(&t, &s, OTHER_POLICY, &[NFT, ("FW_F_FAILSAFE", "6")]);
-    assert!(out.contains("APPLIED took_over=true"), "{out}");
-    assert_eq!(own_tables_listed(&t), ref_b);
-    assert!(watchdog_exits(wd_a), "A's watchdog still runs");
-    assert!(
-        wait_until(Duration::from_secs(20), || own_tables_listed(&t) == before),
-        "B's deadline did not restore the tables from before A"
-    );
-    assert!(wait_until(Duration::from_secs(2), || !t.ip_forward()));
-    s.assert_no_backup_left();
-}
-
-/// nftables: SIGTERM, SIGINT and SIGKILL of apply() during its `nft -f`
-/// (slowed): the old tables stay or come back, never a mixture; sampled all
-/// along, the own tables are always the old ones or the complete new ones
-/// (one transaction), and the old ones in the end, after the orphaned load
-/// would have committed; ip_forward off; no backup left. SIGKILL after the
-/// apply returned keeps the complete new tables.
-#[test]
-fn nftables_interrupted_apply_leaves_the_old_tables_or_the_complete_new_ones() {
-    if !common::kernel_tests_available(
-        "nftables_interrupted_apply_leaves_the_old_tables_or_the_complete_new_ones",
-    ) {
-        return;
-    }
-    let t = Topology::new("faults_nft_signals");
-    let s = Scratch::new("nft_signals", &t);
-    let ref_a = nft_reference(&t, &s, SECTION5_POLICY);
-    let mark = s.tmp.dir().join("nft-load-started");
-    let slow = s.slow_nft_path(1.5, &mark);
-    for sig in ["TERM", "INT", "KILL"] {
-        apply(&t, &s, NON_ROUTER, &[NFT]);
-        t.set_ip_forward(false);
-        let before = own_tables_listed(&t);
-        let _ = std::fs::remove_file(&mark);
-        let mut a = start_apply(&t, &s, SECTION5_POLICY, &[NFT, ("PATH", &slow)]);
-        assert!(
-            wait_until(Duration::from_secs(10), || mark.exists()),
-            "SIG{sig}: the load never started: {:?}",
-            a.seen
-        );
-        a.signal(sig);
-        let _ = a.wait(Duration::from_secs(5));
-        assert!(
-            a.line("APPLIED", Duration::from_millis(100)).is_none(),
-            "SIG{sig} came too late: {:?}",
-            a.seen
-        );
-        // The orphaned load (1.5 s) and the watchdog's restore (slowed too).
-        let until = Instant::now() + Duration::from_secs(6);
-        while Instant::now() < until {
-            let now = own_tables_listed(&t);
+both_backends! {
+    /// SIGTERM, SIGINT and SIGKILL of apply() in the middle of its load
+    /// (iptables: IPv4 loaded, IPv6 not yet; nftables: during its one `nft -f`;
+    /// a router policy, so ip_forward is not set yet either): the old rules
+    /// come back, both families, and stay so after the slowed load would have
+    /// committed; with nftables every listing taken meanwhile is the old
+    /// ruleset or the complete new one, never a mixture (one transaction);
+    /// ip_forward stays off; no backup is left. SIGKILL after the apply
+    /// returned keeps the complete new rules.
+    fn interrupted_apply_leaves_the_old_rules_or_the_complete_new_ones(backend, test) {
+        let t = Topology::new(test);
+        let s = Scratch::new(test, &t);
+        let use_backend = ("FW_F_BACKEND", backend);
+        let ref_a = reference(&t, &s, SECTION5_POLICY, backend);
+        for sig in ["TERM", "INT", "KILL"] {
+            populate(&t, backend);
+            let before = state(&t, backend);
+            let slow = s.slow_load_path(backend, 2.0);
+            let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("PATH", &slow), use_backend]);
             assert!(
-                now == before || now == ref_a,
-                "SIG{sig}: a mixture of old and new tables:\n{now}"
+                wait_until(Duration::from_secs(10), || s.load_began()),
+                "SIG{sig}: the load never began: {:?}",
+                a.seen
             );
-            std::thread::sleep(Duration::from_millis(100));
+            let killed_at = Instant::now();
+            a.signal(sig);
+            let _ = a.wait(Duration::from_secs(5));
+            assert!(
+                a.line("APPLIED", Duration::from_millis(100)).is_none(),
+                "SIG{sig} came too late: {:?}",
+                a.seen
+            );
+            if backend == "nftables" {
+                // Until the orphaned load (2 s) is over: old or new, never a mixture.
+                while killed_at.elapsed() < Duration::from_millis(2500) {
+                    let now = state(&t, backend);
+                    assert!(
+                        now == before || now == ref_a,
+                        "SIG{sig}: a mixture of old and new tables:\n{now}"
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            assert!(
+                wait_until(Duration::from_secs(10), || state(&t, backend) == before),
+                "SIG{sig} mid-load: the old rules did not come back"
+            );
+            // The slowed load (2 s) is over by now: nothing landed late.
+            let settle = Duration::from_millis(2500).saturating_sub(killed_at.elapsed());
+            std::thread::sleep(settle + Duration::from_millis(500));
+            assert_eq!(
+                state(&t, backend),
+                before,
+                "SIG{sig} mid-load: a mixture is left"
+            );
+            assert!(!t.ip_forward(), "SIG{sig}: ip_forward left on");
+            assert!(
+                s.no_backup_left(Duration::from_secs(3)),
+                "SIG{sig}: {:?}",
+                s.backup_dirs()
+            );
+        }
+
+        // SIGKILL once apply() has returned: the complete new rules stay.
+        populate(&t, backend);
+        let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("FW_F_HOLD", "1"), use_backend]);
+        assert!(
+            a.line("APPLIED", Duration::from_secs(20)).is_some(),
+            "{:?}",
+            a.seen
+        );
+        a.signal("KILL");
+        let _ = a.wait(Duration::from_secs(5));
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(state(&t, backend), ref_a);
+        assert!(t.ip_forward());
+        s.assert_no_backup_left();
+    }
+
+    /// The bash script killed mid-load (iptables: IPv4 new, IPv6 not yet;
+    /// nftables: before its one `nft -f` commits): SIGKILL (its watchdog
+    /// restores) and SIGTERM (its trap restores) both leave the old rules, also
+    /// after the slowed load would have committed; ip_forward off.
+    fn interrupted_script_leaves_the_old_rules(backend, test) {
+        let t = Topology::new(test);
+        let s = Scratch::new(test, &t);
+        let script = script_file(&s, SECTION5_POLICY, "router.sh");
+        for sig in ["KILL", "TERM"] {
+            populate(&t, backend);
+            let before = state(&t, backend);
+            let slow = s.slow_load_path(backend, 2.0);
+            let mut p = start_script(
+                &t,
+                &s,
+                &script,
+                &[("PATH", slow.as_str()), ("FIREWALL_BACKEND", backend)],
+            );
+            assert!(
+                wait_until(Duration::from_secs(10), || s.load_began()),
+                "SIG{sig}: the load never began: {:?}",
+                p.seen
+            );
+            let killed_at = Instant::now();
+            p.signal(sig);
+            let code = p.wait(Duration::from_secs(10));
+            if sig == "TERM" {
+                // Its trap rolled back: "interrupted, the previous rules restored".
+                assert_eq!(code, Some(130), "{:?}", p.seen);
+            }
+            assert!(
+                wait_until(Duration::from_secs(10), || state(&t, backend) == before),
+                "SIG{sig} of the script mid-load: the old rules did not come back: {:?}",
+                p.seen
+            );
+            let settle = Duration::from_millis(2500).saturating_sub(killed_at.elapsed());
+            std::thread::sleep(settle + Duration::from_millis(500));
+            assert_eq!(
+                state(&t, backend),
+                before,
+                "SIG{sig} of the script mid-load: a mixture is left"
+            );
+            assert!(!t.ip_forward(), "SIG{sig}: ip_forward left on");
+            assert!(
+                s.no_backup_left(Duration::from_secs(3)),
+                "SIG{sig}: {:?}",
+                s.backup_dirs()
+            );
+        }
+    }
+
+    /// The script reads its rules back like apply(): a load that silently loses
+    /// a rule (iptables: of IPv4; nftables: of the one file) makes it roll back
+    /// (exit 1), old rules in place.
+    fn the_script_verifies_the_rules_it_loaded(backend, test) {
+        let t = Topology::new(test);
+        let s = Scratch::new(test, &t);
+        populate(&t, backend);
+        let before = state(&t, backend);
+        let lossy = s.lossy_load_path(backend, 0.0);
+        let script = script_file(&s, SECTION5_POLICY, "verify.sh");
+        let (code, text) = run_script(
+            &t,
+            &s,
+            &script,
+            &[("PATH", &lossy), ("FIREWALL_BACKEND", backend)],
+        );
+        assert_eq!(code, Some(1), "{text}");
+        let differ = match backend {
+            "nftables" => "nftables tables read back differ",
+            _ => "IPv4 rules read back differ",
+        };
+        assert!(text.contains(differ), "{text}");
+        assert!(
+            text.contains("previous rules and ip_forward restored"),
+            "{text}"
+        );
+        assert_eq!(state(&t, backend), before);
+        assert!(!t.ip_forward());
+        s.assert_no_backup_left();
+    }
+
+    // ---------------------------------------------------------------------------
+    // Item 9: the failsafe as a user meets it (the script's prompt)
+    // ---------------------------------------------------------------------------
+
+    /// At the script's prompt `y` confirms (exit 0, the new rules stay, no backup
+    /// left); no answer reverts with exit status 3 (the old rules, no backup left).
+    /// (nftables: the foreign table stays as it was throughout.)
+    fn script_prompt_y_confirms_silence_reverts_with_status_3(backend, test) {
+        if !common::wrappers::script_tool_available() {
+            return;
+        }
+        let t = Topology::new(test);
+        let s = Scratch::new(test, &t);
+        // `y`: a long window, so that a slow start on a loaded machine cannot
+        // pass the deadline before the answer; the test waits for the watchdog
+        // to exit (then no deadline can revert) instead of sleeping past it.
+        let file = script_file(
+            &s,
+            &format!("{SECTION5_POLICY}failsafe 60s;\n"),
+            "prompt.sh",
+        );
+
+        populate(&t, backend);
+        let before = state(&t, backend);
+        let mut p = start_on_a_terminal(&t, &s, &file, &[("FIREWALL_BACKEND", backend)]);
+        assert!(
+            p.line("firewall: to keep the new rules", Duration::from_secs(20))
+                .is_some(),
+            "{:?}",
+            p.seen
+        );
+        let wd = s.pending_watchdog();
+        if let Some(stdin) = p.child.stdin.as_mut() {
+            let _ = stdin.write_all(b"y\n");
+            let _ = stdin.flush();
+        }
+        let code = p.wait(Duration::from_secs(40));
+        while p.line("\u{0}", Duration::from_millis(200)).is_some() {}
+        let text = p.seen.join("\n");
+        assert_eq!(code, Some(0), "{text}");
+        assert!(text.contains("confirmed, the new rules stay"), "{text}");
+        let applied = state(&t, backend);
+        assert_ne!(applied, before);
+        if backend == "nftables" {
+            assert!(
+                applied.contains(script_backend::FOREIGN_TABLE),
+                "the foreign table changed: {applied}"
+            );
         }
         assert!(
-            wait_until(Duration::from_secs(10), || own_tables_listed(&t) == before),
-            "SIG{sig} mid-load: the old tables did not come back"
+            watchdog_exits(wd),
+            "confirmed with y, the watchdog still runs"
         );
-        assert!(!t.ip_forward(), "SIG{sig}: ip_forward left on");
+        assert_eq!(
+            state(&t, backend),
+            applied,
+            "confirmed with y, then reverted"
+        );
+        assert!(t.ip_forward());
+        s.assert_no_backup_left();
+
+        // No answer: the deadline (short: the test waits for it) reverts, status 3.
+        let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 3s;\n"), "silent.sh");
+        populate(&t, backend);
+        let before = state(&t, backend);
+        let (code, text) = script_on_a_terminal(&t, &s, &file, backend, None);
+        assert_eq!(code, Some(3), "{text}");
         assert!(
-            s.no_backup_left(Duration::from_secs(5)),
-            "SIG{sig}: {:?}",
-            s.backup_dirs()
+            wait_until(Duration::from_secs(5), || state(&t, backend) == before),
+            "unanswered prompt: the previous rules are not back"
         );
+        assert!(!t.ip_forward());
+        s.assert_no_backup_left();
     }
 
-    // SIGKILL once apply() has returned: the complete new tables stay.
-    apply(&t, &s, NON_ROUTER, &[NFT]);
-    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[NFT, ("FW_F_HOLD", "1")]);
-    assert!(
-        a.line("APPLIED", Duration::from_secs(20)).is_some(),
-        "{:?}",
-        a.seen
-    );
-    a.signal("KILL");
-    let _ = a.wait(Duration::from_secs(5));
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(own_tables_listed(&t), ref_a);
-    assert!(t.ip_forward());
-    s.assert_no_backup_left();
-}
-
-/// nftables: apply() SIGKILLed while it rolls back a failed apply (its load
-/// lost a rule, the read-back failed; the restore slowed): the rollback goes
-/// on, holds the lock, and the next apply waits for it instead of being
-/// undone by it.
-#[test]
-fn nftables_a_rollback_outliving_its_apply_keeps_the_lock() {
-    if !common::kernel_tests_available("nftables_a_rollback_outliving_its_apply_keeps_the_lock") {
-        return;
+    /// Ctrl-C at the script's prompt (a real ^C through the terminal) is a "no":
+    /// the previous rules come back at once, long before the failsafe deadline,
+    /// and the script exits 130 ("interrupted, the previous rules restored"), with
+    /// no backup left.
+    fn script_prompt_ctrl_c_restores_at_once_with_status_130(backend, test) {
+        if !common::wrappers::script_tool_available() {
+            return;
+        }
+        let t = Topology::new(test);
+        let s = Scratch::new(test, &t);
+        let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 60s;\n"), "int.sh");
+        populate(&t, backend);
+        let before = state(&t, backend);
+        let started = Instant::now();
+        let (code, text) = script_on_a_terminal(&t, &s, &file, backend, Some("\u{3}"));
+        assert_eq!(code, Some(130), "{text}");
+        assert_eq!(
+            state(&t, backend),
+            before,
+            "Ctrl-C at the prompt: the new rules are still in force: {text}"
+        );
+        assert!(!t.ip_forward());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not at once: {:?}",
+            started.elapsed()
+        );
+        s.assert_no_backup_left();
     }
-    let t = Topology::new("faults_nft_orphan");
-    let s = Scratch::new("nft_orphan", &t);
-    let ref_b = nft_reference(&t, &s, OTHER_POLICY);
-    apply(&t, &s, NON_ROUTER, &[NFT]);
-    let lossy = s.lossy_nft_slow_rollback_path(3.0);
-    let mut a = start_apply(&t, &s, SECTION5_POLICY, &[NFT, ("PATH", &lossy)]);
-    let reverting = || {
-        s.backup_dirs()
-            .iter()
-            .any(|d| Path::new(&s.backups()).join(d).join("reverting").exists())
-    };
-    assert!(
-        wait_until(Duration::from_secs(20), reverting),
-        "A never rolled back: {:?}",
-        a.seen
-    );
-    a.signal("KILL");
-    let _ = a.wait(Duration::from_secs(5));
-    let out = apply(&t, &s, OTHER_POLICY, &[NFT, ("FW_F_LOCK_WAIT", "30")]);
-    assert!(out.contains("APPLIED"), "{out}");
-    // A's rollback (3 s slower) is over by now.
-    std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(
-        own_tables_listed(&t),
-        ref_b,
-        "the rollback of the killed apply undid the next one"
-    );
-    s.assert_no_backup_left();
+
+    /// apply() killed (SIGKILL) while it rolls back a failed apply (its load
+    /// lost a rule, the read-back failed; the restore slowed): the rollback it
+    /// started goes on, and holds the applier lock until it is done, so the
+    /// next apply waits for it instead of being undone by it (IPv4 and IPv6).
+    fn a_rollback_outliving_its_apply_keeps_the_lock(backend, test) {
+        let t = Topology::new(test);
+        let s = Scratch::new(test, &t);
+        let use_backend = ("FW_F_BACKEND", backend);
+        let ref_b = reference(&t, &s, OTHER_POLICY, backend);
+        populate(&t, backend);
+        let lossy = s.lossy_load_path(backend, 3.0);
+        let mut a = start_apply(&t, &s, SECTION5_POLICY, &[("PATH", &lossy), use_backend]);
+        let reverting = || {
+            s.backup_dirs()
+                .iter()
+                .any(|d| Path::new(&s.backups()).join(d).join("reverting").exists())
+        };
+        assert!(
+            wait_until(Duration::from_secs(20), reverting),
+            "A never rolled back: {:?}",
+            a.seen
+        );
+        a.signal("KILL");
+        let _ = a.wait(Duration::from_secs(5));
+        let out = apply(&t, &s, OTHER_POLICY, &[("FW_F_LOCK_WAIT", "30"), use_backend]);
+        assert!(out.contains("APPLIED"), "{out}");
+        // A's rollback (3 s slower) is over by now.
+        std::thread::sleep(Duration::from_secs(4));
+        assert_eq!(
+            state(&t, backend),
+            ref_b,
+            "the rollback of the killed apply undid the next one"
+        );
+        s.assert_no_backup_left();
+    }
+
+    /// The bash script killed (SIGKILL) while it rolls back a failed apply
+    /// (iptables: IPv4 restored only halfway, IPv6 still new; nftables: before
+    /// the restoring transaction): the rollback goes on in its own session and
+    /// completes, all rules and ip_forward, with no backup left.
+    fn a_script_killed_during_its_rollback_still_restores_everything(backend, test) {
+        let t = Topology::new(test);
+        let s = Scratch::new(test, &t);
+        populate(&t, backend);
+        let before = state(&t, backend);
+        let lossy = s.lossy_load_path(backend, 3.0);
+        let script = script_file(&s, SECTION5_POLICY, "router.sh");
+        let mut p = start_script(
+            &t,
+            &s,
+            &script,
+            &[("PATH", &lossy), ("FIREWALL_BACKEND", backend)],
+        );
+        assert!(
+            p.line("stderr: firewall: applying failed", Duration::from_secs(20))
+                .is_some(),
+            "the script never rolled back: {:?}",
+            p.seen
+        );
+        p.signal("KILL");
+        let _ = p.wait(Duration::from_secs(5));
+        // Done when the rules are back and the backup is gone: ip_forward is
+        // restored after the rules, the backup removed last.
+        assert!(
+            wait_until(Duration::from_secs(15), || state(&t, backend) == before
+                && s.backup_dirs().is_empty()),
+            "SIGKILL during the rollback: a mixture is left: {:?}",
+            p.seen
+        );
+        assert!(!t.ip_forward(), "ip_forward left on");
+        s.assert_no_backup_left();
+    }
+
+    /// The script killed (SIGKILL) while it restores the previous rules after a
+    /// "no" at its prompt (IPv4 restored only halfway, IPv6 still new): that
+    /// restore goes on in its own session and completes, with no backup left.
+    /// (nftables: the restoring transaction is slowed instead.)
+    fn a_script_killed_while_reverting_at_the_prompt_still_restores_everything(backend, test) {
+        if !common::wrappers::script_tool_available() {
+            return;
+        }
+        let t = Topology::new(test);
+        let s = Scratch::new(test, &t);
+        let file = script_file(&s, &format!("{SECTION5_POLICY}failsafe 60s;\n"), "no.sh");
+        populate(&t, backend);
+        let before = state(&t, backend);
+        let slow = s.slow_rollback_path(backend, 3.0);
+        let mut p = start_on_a_terminal(
+            &t,
+            &s,
+            &file,
+            &[("PATH", slow.as_str()), ("FIREWALL_BACKEND", backend)],
+        );
+        assert!(
+            p.line("firewall: to keep the new rules", Duration::from_secs(20))
+                .is_some(),
+            "{:?}",
+            p.seen
+        );
+        if let Some(stdin) = p.child.stdin.as_mut() {
+            let _ = stdin.write_all(b"n\n");
+            let _ = stdin.flush();
+        }
+        assert!(
+            p.line_containing("firewall: not confirmed", Duration::from_secs(10))
+                .is_some(),
+            "{:?}",
+            p.seen
+        );
+        // Reverting (`armed` renamed), with the lock the script took to revert,
+        // which names its pid.
+        let reverting = || {
+            s.backup_dirs()
+                .iter()
+                .any(|d| Path::new(&s.backups()).join(d).join("reverting").exists())
+        };
+        assert!(
+            wait_until(Duration::from_secs(5), reverting),
+            "never reverting: {:?}",
+            p.seen
+        );
+        let mut pid = None;
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                pid = lock_holder(&s).filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("no.sh"))
+                });
+                pid.is_some()
+            }),
+            "the script never took the lock to revert: {:?}",
+            p.seen
+        );
+        let pid = pid.map(|p| p.to_string()).unwrap_or_default();
+        let killed = Command::new("kill").args(["-s", "KILL", &pid]).status();
+        assert!(killed.is_ok_and(|s| s.success()), "kill -s KILL {pid}");
+        // Done when the rules are back and the backup is gone: ip_forward is
+        // restored after the rules, the backup removed last.
+        assert!(
+            wait_until(Duration::from_secs(15), || state(&t, backend) == before
+                && s.backup_dirs().is_empty()),
+            "SIGKILL while reverting: a mixture is left: {:?}\n{}",
+            p.seen,
+            state(&t, backend)
+        );
+        assert!(!t.ip_forward(), "ip_forward left on");
+        s.assert_no_backup_left();
+    }
+
 }
 
-/// nftables: apply() B SIGKILLed while it takes A's pending failsafe over:
-/// the orphaned take-over holds the lock until it is done, then B's watchdog
-/// restores the tables from before A (the last confirmed ones).
+// Single-backend on purpose: "never a mixture" is the nftables promise (one
+// transaction); iptables commits table by table, and its script's mid-load
+// kill is `interrupted_script_leaves_the_old_rules` above.
+
+/// The nftables script SIGKILLed around its one `nft -f` (the kill lands
+/// before the transaction commits, or after it and before the read-back):
+/// every listing taken meanwhile, until the watchdog has restored, is the
+/// old ruleset or the complete new one (both tables), never a mixture; in
+/// the end the old one, foreign table included.
 #[test]
-fn nftables_a_kill_during_the_takeover_still_restores_the_last_confirmed_rules() {
-    if !common::kernel_tests_available(
-        "nftables_a_kill_during_the_takeover_still_restores_the_last_confirmed_rules",
+fn a_killed_nftables_script_leaves_old_or_new_never_a_mixture() {
+    if !script_backend::available(
+        "a_killed_nftables_script_leaves_old_or_new_never_a_mixture",
+        "nftables",
     ) {
         return;
     }
-    let t = Topology::new("faults_nft_kill_takeover");
-    let s = Scratch::new("nft_kill_takeover", &t);
-    apply(&t, &s, NON_ROUTER, &[NFT]);
-    let before = own_tables_listed(&t);
-    let out = apply(&t, &s, SECTION5_POLICY, &[NFT, ("FW_F_FAILSAFE", "300")]);
-    assert!(out.contains("APPLIED took_over=false"), "{out}");
-    assert_ne!(own_tables_listed(&t), before);
-    let mark = s.tmp.dir().join("takeover-started");
-    let slow = s.slow_takeover_path(5.0, &mark);
-    let mut b = start_apply(&t, &s, OTHER_POLICY, &[NFT, ("PATH", &slow)]);
-    assert!(
-        wait_until(Duration::from_secs(20), || mark.exists()),
-        "B never started its take-over: {:?}",
-        b.seen
-    );
-    b.signal("KILL");
-    let _ = b.wait(Duration::from_secs(5));
-    assert!(b.line("APPLIED", Duration::ZERO).is_none(), "{:?}", b.seen);
-    let out = apply(
-        &t,
-        &s,
-        OTHER_POLICY,
-        &[NFT, ("FW_F_LOCK_WAIT", "1"), ("FW_F_EXPECT", "busy")],
-    );
-    assert!(
-        out.contains("BUSY another apply is running"),
-        "the orphaned take-over did not hold the lock: {out}"
-    );
-    assert!(
-        wait_until(Duration::from_secs(20), || own_tables_listed(&t) == before),
-        "B died during its take-over: the tables from before A did not come back"
-    );
-    assert!(
-        s.no_backup_left(Duration::from_secs(5)),
-        "{:?}",
-        s.backup_dirs()
-    );
+    let t = Topology::new("faults_nft_old_or_new");
+    let s = Scratch::new("nft_old_or_new", &t);
+    let script = script_file(&s, SECTION5_POLICY, "router.sh");
+    populate(&t, "nftables");
+    let (code, text) = run_script(&t, &s, &script, &[("FIREWALL_BACKEND", "nftables")]);
+    assert_eq!(code, Some(0), "{text}");
+    let new = script_backend::nft_ruleset(&t);
+    assert!(new.contains("table ip firewall_nat {"), "{new}");
+    let mark = s.load_mark();
+    for (i, (when, load)) in [
+        ("before the commit", Load::Slow(2.0)),
+        ("after the commit", Load::SlowAfterCommit(2.0)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        populate(&t, "nftables");
+        let before = script_backend::nft_ruleset(&t);
+        let _ = std::fs::remove_file(&mark);
+        let path = s.tool_path(&format!("kill_{i}"), "nftables", load, 0.0);
+        let mut p = start_script(
+            &t,
+            &s,
+            &script,
+            &[("PATH", &path), ("FIREWALL_BACKEND", "nftables")],
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || mark.exists()),
+            "{when}: the load never began: {:?}",
+            p.seen
+        );
+        p.signal("KILL");
+        let _ = p.wait(Duration::from_secs(5));
+        let mut seen_new = false;
+        let restored = wait_until(Duration::from_secs(15), || {
+            let now = script_backend::nft_ruleset(&t);
+            assert!(
+                now == before || now == new,
+                "SIGKILL {when}: neither the old nor the new ruleset:\n{now}"
+            );
+            seen_new |= now == new;
+            now == before && s.backup_dirs().is_empty()
+        });
+        assert!(restored, "SIGKILL {when}: the old rules did not come back");
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(script_backend::nft_ruleset(&t), before, "SIGKILL {when}");
+        assert!(!t.ip_forward(), "SIGKILL {when}: ip_forward left on");
+        eprintln!("SIGKILL {when}: the new ruleset was seen meanwhile: {seen_new}");
+    }
 }

@@ -1,7 +1,9 @@
 //! DSL.md section 5: the generated rules, run in network namespaces with real
 //! traffic, loaded with each rule loader (`iptables-restore` of the two
 //! texts, `nft -f` of the nftables file: `<test>::iptables_restore`,
-//! `<test>::nft`) and by the bash script. Needs root, `ip netns`, iptables,
+//! `<test>::nft`: `both_loaders!`) and by the bash script with each backend
+//! (`<test>::iptables_nft`, `<test>::nftables`: `both_backends!`; a failed
+//! load of either is in tests/apply.rs). Needs root, `ip netns`, iptables,
 //! nft and nc (see `common::gate`; under `CI=true` a missing piece fails).
 
 mod common;
@@ -33,12 +35,6 @@ fn run_bash(t: &Topology, backend: &str, policy: &Policy) {
         "{}",
         common::describe("the script did not use the backend asked for", &out)
     );
-}
-
-/// Whether the script tests of `backend` can run here (see
-/// [`common::kernel_tests_available`]).
-fn available(test: &str, backend: &str) -> bool {
-    common::kernel_tests_available(test) && script_backend::available(test, backend)
 }
 
 both_loaders! {
@@ -213,39 +209,25 @@ both_loaders! {
     }
 }
 
-fn section5_matrix_with_bash_script(backend: &str) {
-    let policy = parse(SECTION5_POLICY);
-    let t = Topology::new(&format!("traffic_bash5_{backend}"));
-    assert!(!t.ip_forward(), "fresh firewall namespace forwards already");
-    run_bash(&t, backend, &policy);
-    assert!(
-        t.ip_forward(),
-        "the script of a router policy must enable net.ipv4.ip_forward"
-    );
-    if backend == "nftables" {
-        assert_eq!(
-            t.ruleset(Ns::Firewall),
-            "",
-            "the nftables backend loaded iptables rules"
+both_backends! {
+    /// DSL.md section 5 with the bash script, which also switches forwarding on.
+    fn section5_matrix_with_bash_script(backend, test) {
+        let policy = parse(SECTION5_POLICY);
+        let t = Topology::new(test);
+        assert!(!t.ip_forward(), "fresh firewall namespace forwards already");
+        run_bash(&t, backend, &policy);
+        assert!(
+            t.ip_forward(),
+            "the script of a router policy must enable net.ipv4.ip_forward"
         );
-    }
-    common::assert_section5_matrix(&t);
-}
-
-#[test]
-fn section5_matrix_with_bash_script_iptables_nft() {
-    if available(
-        "section5_matrix_with_bash_script_iptables_nft",
-        "iptables-nft",
-    ) {
-        section5_matrix_with_bash_script("iptables-nft");
-    }
-}
-
-#[test]
-fn section5_matrix_with_bash_script_nftables() {
-    if available("section5_matrix_with_bash_script_nftables", "nftables") {
-        section5_matrix_with_bash_script("nftables");
+        if backend == "nftables" {
+            assert_eq!(
+                t.ruleset(Ns::Firewall),
+                "",
+                "the nftables backend loaded iptables rules"
+            );
+        }
+        common::assert_section5_matrix(&t);
     }
 }
 
@@ -258,158 +240,43 @@ fn loaded(t: &Topology, backend: &str) -> String {
     }
 }
 
-fn bash_script_twice_leaves_the_identical_ruleset(backend: &str) {
-    let policy = parse(SECTION5_POLICY);
-    let t = Topology::new(&format!("traffic_bash_twice_{backend}"));
-    let empty = loaded(&t, backend);
-    run_bash(&t, backend, &policy);
-    let once = loaded(&t, backend);
-    assert_ne!(once, empty, "the script changed no rule");
-    run_bash(&t, backend, &policy);
-    let twice = loaded(&t, backend);
-    assert_eq!(once, twice, "running the script again changed the ruleset");
-    // And it equals what loading the rendered text by hand gives.
-    let fresh = Topology::new(&format!("traffic_cmp_{backend}"));
-    if backend == "nftables" {
-        script_backend::nft_load(&fresh, policy.nft());
-    } else {
-        fresh.load_rules(policy.iptables_restore(), policy.ip6tables_restore());
-    }
-    assert_eq!(
-        loaded(&fresh, backend),
-        once,
-        "bash() and the rendered texts loaded by hand give different rulesets ({backend})"
-    );
-}
-
-#[test]
-fn bash_script_twice_leaves_the_identical_ruleset_iptables_nft() {
-    if available("bash_script_twice_iptables_nft", "iptables-nft") {
-        bash_script_twice_leaves_the_identical_ruleset("iptables-nft");
-    }
-}
-
-#[test]
-fn bash_script_twice_leaves_the_identical_ruleset_nftables() {
-    if available("bash_script_twice_nftables", "nftables") {
-        bash_script_twice_leaves_the_identical_ruleset("nftables");
-    }
-}
-
-/// The nftables backend's load is one transaction: an nftables file the
-/// kernel refuses in its last table (the NAT chain jumps to a chain that does
-/// not exist, found only when the batch is committed, after the filter table
-/// was replaced in it) changes nothing: the previous own tables and a foreign
-/// table stay, byte for byte, and so does the traffic, IPv4 and IPv6; the
-/// script rolls back (exit 1) and leaves no backup.
-#[test]
-fn nftables_script_whose_load_fails_changes_nothing() {
-    if !available(
-        "nftables_script_whose_load_fails_changes_nothing",
-        "nftables",
-    ) {
-        return;
-    }
-    let t = Topology::new("traffic_nft_fail");
-    let scratch = common::scratch::Scratch::new("fw-traffic", "nft_fail");
-    // Before: the non-router policy applied by the script, and a foreign table.
-    run_bash(&t, "nftables", &parse(NON_ROUTER_POLICY));
-    script_backend::nft_load(&t, script_backend::FOREIGN_TABLE);
-    let before = script_backend::state(&t, "nftables");
-    // As listed, too: the rollback must not recreate tables that equal the
-    // backup (that would move them behind the foreign one).
-    let listed = script_backend::nft_ruleset_as_listed(&t);
-    let _ssh = t.listen_tcp(Ns::Firewall, 22);
-    let _http = t.listen_tcp(Ns::Firewall, 80);
-    let _foreign = t.listen_tcp(Ns::Firewall, 7);
-    let traffic = |when: &str| {
-        for a in [common::addr::FW_EXT_V4, common::addr::FW_EXT_V6] {
-            assert!(
-                common::eventually(3, || t.tcp_connects(Ns::Outside, a, 22)),
-                "{when}: {a}:22 must be open"
-            );
-            assert!(
-                !t.tcp_connects(Ns::Outside, a, 80),
-                "{when}: {a}:80 must be closed"
-            );
-            assert!(
-                !t.tcp_connects(Ns::Inside, a, 7),
-                "{when}: {a}:7 must be closed (the foreign table)"
-            );
+both_backends! {
+    /// The script run twice leaves the ruleset it left once, which is what
+    /// loading the rendered texts by hand gives.
+    fn bash_script_twice_leaves_the_identical_ruleset(backend, test) {
+        let policy = parse(SECTION5_POLICY);
+        let t = Topology::new(test);
+        let empty = loaded(&t, backend);
+        run_bash(&t, backend, &policy);
+        let once = loaded(&t, backend);
+        assert_ne!(once, empty, "the script changed no rule");
+        run_bash(&t, backend, &policy);
+        let twice = loaded(&t, backend);
+        assert_eq!(once, twice, "running the script again changed the ruleset");
+        // And it equals what loading the rendered text by hand gives.
+        let fresh = Topology::new(&format!("{test}_cmp"));
+        if backend == "nftables" {
+            script_backend::nft_load(&fresh, policy.nft());
+        } else {
+            fresh.load_rules(policy.iptables_restore(), policy.ip6tables_restore());
         }
-    };
-    traffic("before");
-
-    let policy = parse(SECTION5_POLICY);
-    let broken = policy.nft().replace(
-        "masquerade comment \"masquerade\"",
-        "jump nowhere comment \"masquerade\"",
-    );
-    assert_ne!(broken, policy.nft(), "the NAT rule to break is not there");
-    let script = firewall_core::render::bash::script(
-        policy.model(),
-        policy.iptables_restore(),
-        policy.ip6tables_restore(),
-        &broken,
-    );
-    let out = run_script(
-        &t,
-        "nftables",
-        &format!("export TMPDIR={}\n{script}", scratch.path()),
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        common::describe("the broken script", &out)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("previous rules and ip_forward restored"),
-        "{err}"
-    );
-    assert_eq!(
-        script_backend::state(&t, "nftables"),
-        before,
-        "a failed nft load changed the ruleset"
-    );
-    assert_eq!(
-        script_backend::nft_ruleset_as_listed(&t),
-        listed,
-        "the rollback of a failed nft load recreated the tables"
-    );
-    assert!(!t.ip_forward(), "a failed load left ip_forward on");
-    traffic("after the failed load");
-    assert_eq!(
-        std::fs::read_dir(scratch.dir())
-            .map(|d| d.count())
-            .unwrap_or(1),
-        0,
-        "backup left"
-    );
-}
-
-fn non_router_bash_script_does_not_enable_forwarding_and_forwards_nothing(backend: &str) {
-    let policy = parse(NON_ROUTER_POLICY);
-    let t = Topology::new(&format!("traffic_nonrouter_bash_{backend}"));
-    run_bash(&t, backend, &policy);
-    assert!(
-        !t.ip_forward(),
-        "the script of a policy that is not a router enabled ip_forward"
-    );
-    common::assert_forwards_nothing(&t);
-}
-
-#[test]
-fn non_router_bash_script_does_not_enable_forwarding_and_forwards_nothing_iptables_nft() {
-    if available("non_router_bash_script_iptables_nft", "iptables-nft") {
-        non_router_bash_script_does_not_enable_forwarding_and_forwards_nothing("iptables-nft");
+        assert_eq!(
+            loaded(&fresh, backend),
+            once,
+            "bash() and the rendered texts loaded by hand give different rulesets ({backend})"
+        );
     }
-}
 
-#[test]
-fn non_router_bash_script_does_not_enable_forwarding_and_forwards_nothing_nftables() {
-    if available("non_router_bash_script_nftables", "nftables") {
-        non_router_bash_script_does_not_enable_forwarding_and_forwards_nothing("nftables");
+    /// The script of a policy that is not a router leaves forwarding off, and
+    /// nothing is forwarded.
+    fn non_router_bash_script_does_not_enable_forwarding_and_forwards_nothing(backend, test) {
+        let policy = parse(NON_ROUTER_POLICY);
+        let t = Topology::new(test);
+        run_bash(&t, backend, &policy);
+        assert!(
+            !t.ip_forward(),
+            "the script of a policy that is not a router enabled ip_forward"
+        );
+        common::assert_forwards_nothing(&t);
     }
 }

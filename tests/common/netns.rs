@@ -98,12 +98,7 @@ impl Netns {
     /// `["inet firewall"]`), in that order: `Err` naming what is there
     /// otherwise.
     pub fn try_load_nft(&self, text: &str, tables: &[&str]) -> Result<(), String> {
-        for args in [&["nft", "-c", "-f", "-"][..], &["nft", "-f", "-"][..]] {
-            let out = self.exec(args, Some(text));
-            if !out.status.success() {
-                return Err(describe(&args.join(" "), &out) + "--- input ---\n" + &numbered(text));
-            }
-        }
+        self.try_nft_f(text)?;
         let listed = self.exec(&["nft", "list", "tables"], None);
         let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
         let expected: String = tables.iter().map(|t| format!("table {t}\n")).collect();
@@ -113,6 +108,19 @@ impl Netns {
                  but holds\n{listed}",
                 self.name
             ));
+        }
+        Ok(())
+    }
+
+    /// The one nftables loader of the tests: `nft -c -f -` of `text`, then
+    /// `nft -f -`; `Err` with nft's output and the numbered text if either
+    /// refuses. [`Netns::try_load_nft`] also checks the tables afterwards.
+    pub fn try_nft_f(&self, text: &str) -> Result<(), String> {
+        for args in [&["nft", "-c", "-f", "-"][..], &["nft", "-f", "-"][..]] {
+            let out = self.exec(args, Some(text));
+            if !out.status.success() {
+                return Err(describe(&args.join(" "), &out) + "--- input ---\n" + &numbered(text));
+            }
         }
         Ok(())
     }

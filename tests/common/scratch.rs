@@ -11,7 +11,10 @@ pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     /// Creates it afresh (an old one of the same name is removed first).
+    /// A `:` in `test` (`name::nftables`) becomes `_`: the directory goes
+    /// into `PATH` (wrapper tools) and `TMPDIR`.
     pub fn new(prefix: &str, test: &str) -> Scratch {
+        let test = test.replace(':', "_");
         let dir = std::env::temp_dir().join(format!("{prefix}-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("creating a scratch directory");

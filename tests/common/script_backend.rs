@@ -1,15 +1,81 @@
-//! The bash script's backends in the kernel tests: which ones every
-//! script-based test runs with, the firewall namespace's rules as a backend
-//! sees them, and a starting state per backend (with a foreign nftables table
-//! for the nftables backend, which nothing may touch).
+//! The backends in the kernel tests of `apply()` and the bash script: which
+//! ones every such test runs with ([`BACKENDS`], written once with
+//! [`both_backends!`](crate::both_backends)), the firewall namespace's rules
+//! as a backend sees them ([`state`]), and a starting state per backend
+//! ([`populate`]; for nftables with a foreign table, which nothing may
+//! touch).
+//!
+//! A backend is named as `FIREWALL_BACKEND`, `apply::Backend::from_name`
+//! and the inner tests' `FW_*_BACKEND` variables name it: `iptables-nft`,
+//! `nftables` (`iptables-legacy` only where a test says so).
 
+use super::gate::{self, Need};
 use super::{describe, Ns, Topology};
 use std::thread;
 use std::time::Duration;
 
-/// The backends every script-based kernel test runs with (`FIREWALL_BACKEND`
-/// values); iptables-legacy only where a test says so.
+/// The backends every apply() and script kernel test runs with.
 pub const BACKENDS: [&str; 2] = ["iptables-nft", "nftables"];
+
+/// Writes a kernel test of `apply()` or the bash script once and runs it
+/// with both backends ([`BACKENDS`]):
+///
+/// ```ignore
+/// both_backends! {
+///     /// Docs of the test.
+///     fn some_outcome(backend, test) {
+///         let t = Topology::new(test);
+///         script_backend::populate(&t, backend);
+///         // ... apply() with FW_*_BACKEND=backend, the script with
+///         // FIREWALL_BACKEND=backend; name `backend` in assertion messages
+///     }
+/// }
+/// ```
+///
+/// defines `fn some_outcome(backend: &'static str, test: &str)` and a module
+/// `some_outcome` with the tests `iptables_nft` and `nftables`, which ask the
+/// one gate ([`available`]) and then call it with the backend and their full
+/// test name (`some_outcome::nftables`). Separate tests: they run in
+/// parallel and a failure names its backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($($(#[$attr:meta])* fn $name:ident($backend:ident, $test:ident) $body:block)*) => {
+        $(
+            $(#[$attr])*
+            fn $name($backend: &'static str, $test: &str) $body
+
+            /// The test above, once per backend.
+            mod $name {
+                #[test]
+                fn iptables_nft() {
+                    let test = concat!(stringify!($name), "::iptables_nft");
+                    if $crate::common::script_backend::available(test, "iptables-nft") {
+                        super::$name("iptables-nft", test)
+                    }
+                }
+
+                #[test]
+                fn nftables() {
+                    let test = concat!(stringify!($name), "::nftables");
+                    if $crate::common::script_backend::available(test, "nftables") {
+                        super::$name("nftables", test)
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// Whether a kernel test with `backend` can run here: the one gate
+/// ([`gate::require`]: namespaces and the iptables tools, and `nft` for
+/// nftables); under `CI=true` a missing piece panics.
+pub fn available(test: &str, backend: &str) -> bool {
+    if backend == "nftables" {
+        gate::require(test, &[Need::Kernel, gate::NFT])
+    } else {
+        gate::require(test, &[Need::Kernel])
+    }
+}
 
 /// A table that is not the firewall's: `table inet other` with a base chain
 /// (policy accept) and one rule (dropping TCP port 7). No apply, rollback or
@@ -31,25 +97,6 @@ pub const PREVIOUS_OWN_TABLES: &str = "table inet firewall {
 \t}
 }
 ";
-
-/// Whether the tools of `backend` are here (nftables: `nft`); under `CI=true`
-/// a missing one panics instead of skipping.
-pub fn available(test: &str, backend: &str) -> bool {
-    if backend != "nftables" {
-        return true;
-    }
-    let found = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists());
-    if !found {
-        assert!(
-            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-            "{test}: `nft` (Debian package nftables) is needed in CI"
-        );
-        eprintln!("SKIPPED {test} with nftables: `nft` is not installed");
-    }
-    found
-}
 
 /// `nft -s list ruleset` of the firewall namespace: every nftables table,
 /// the firewall's own and foreign ones, without counters, as listed (in the
@@ -103,14 +150,37 @@ pub fn state(t: &Topology, backend: &str) -> String {
     s
 }
 
-/// Loads `text` with `nft -f` in the firewall namespace; panics if it fails.
+/// Loads `text` with the one nftables loader ([`super::netns::Netns::try_nft_f`])
+/// in the firewall namespace; panics if it fails.
+#[track_caller]
 pub fn nft_load(t: &Topology, text: &str) {
-    let out = t.exec_with_stdin(Ns::Firewall, &["timeout", "30", "nft", "-f", "-"], text);
-    assert!(
-        out.status.success(),
-        "{}\n--- input ---\n{text}",
-        describe("nft -f", &out)
-    );
+    if let Err(e) = t.netns(Ns::Firewall).try_nft_f(text) {
+        panic!("{e}");
+    }
+}
+
+/// The iptables starting state of [`populate`]: TCP port 9 dropped (IPv4
+/// and IPv6), IPv6 forwarding dropped.
+pub const PREVIOUS_V4: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n";
+
+/// The IPv6 half of [`PREVIOUS_V4`].
+pub const PREVIOUS_V6: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 9 -j DROP\nCOMMIT\n";
+
+/// The starting state for `backend`, `ip_forward` off: iptables:
+/// [`PREVIOUS_V4`] and [`PREVIOUS_V6`]; nftables: [`populate_nft`].
+pub fn populate(t: &Topology, backend: &str) {
+    populate_with(t, backend, PREVIOUS_V4, PREVIOUS_V6);
+}
+
+/// [`populate`] with other iptables rulesets (`v4`, `v6`) for the iptables
+/// backends.
+pub fn populate_with(t: &Topology, backend: &str, v4: &str, v6: &str) {
+    if backend == "nftables" {
+        populate_nft(t);
+    } else {
+        t.load_rules(v4, v6);
+        t.set_ip_forward(false);
+    }
 }
 
 /// The nftables starting state: the firewall's own tables replaced by
@@ -128,12 +198,22 @@ pub fn populate_nft(t: &Topology) {
 }
 
 /// The firewall's own tables (`table inet firewall`, `table ip
-/// firewall_nat`) in an [`nft_ruleset`] text, nothing else.
+/// firewall_nat`) in an [`nft_ruleset`] (or [`state`]) text, nothing else:
+/// the one reader of the own tables.
 pub fn own_tables(ruleset: &str) -> String {
-    ruleset
-        .split_inclusive("\n}\n")
-        .filter(|t| {
-            t.starts_with("table inet firewall {") || t.starts_with("table ip firewall_nat {")
-        })
-        .collect()
+    let mut own = String::new();
+    let mut inside = false;
+    for line in ruleset.lines() {
+        if line == "table inet firewall {" || line == "table ip firewall_nat {" {
+            inside = true;
+        }
+        if inside {
+            own.push_str(line);
+            own.push('\n');
+        }
+        if line == "}" {
+            inside = false;
+        }
+    }
+    own
 }
