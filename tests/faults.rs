@@ -866,7 +866,11 @@ both_backends! {
             wait_until(Duration::from_secs(20), || state(&t, backend) == before),
             "B died during its take-over: the rules from before A did not come back (A's failsafe lost)"
         );
-        assert!(!t.ip_forward());
+        // The revert restores ip_forward after the rules: wait for it too.
+        assert!(
+            wait_until(Duration::from_secs(5), || !t.ip_forward()),
+            "the revert left ip_forward on"
+        );
         assert!(
             s.no_backup_left(Duration::from_secs(5)),
             "{:?}",
