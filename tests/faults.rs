@@ -1151,7 +1151,10 @@ both_backends! {
             wait_until(Duration::from_secs(5), || state(&t, backend) == before),
             "unanswered prompt: the previous rules are not back"
         );
-        assert!(!t.ip_forward());
+        assert!(
+            wait_until(Duration::from_secs(5), || !t.ip_forward()),
+            "unanswered prompt: ip_forward was not restored"
+        );
         s.assert_no_backup_left();
     }
 
