@@ -573,9 +573,13 @@ mod tests {
     #[test]
     fn sets_for_lists_inline_for_one() {
         let text = nft(&gateway());
-        assert!(text.contains(
-            "\tset ext-in_2_dport {\n\t\ttype inet_service\n\t\tflags interval\n\t\tauto-merge\n\t\telements = { 22, 80 }\n\t}"
-        ), "{text}");
+        // single ports: a plain set; networks: intervals
+        assert!(
+            text.contains(
+                "\tset ext-in_2_dport {\n\t\ttype inet_service\n\t\telements = { 22, 80 }\n\t}"
+            ),
+            "{text}"
+        );
         assert!(text.contains(
             "\tset ext-in_2_saddr {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\tauto-merge\n\t\telements = { 198.51.100.0/24, 203.0.113.0/24 }\n\t}"
         ), "{text}");
@@ -612,8 +616,163 @@ mod tests {
         );
         assert!(text
             .contains("reject with icmpx type port-unreachable comment \"policy input reject\""));
-        assert!(text.contains("meta nfproto ipv6 icmpv6 type 135 ip6 hoplimit 255 accept"));
+        assert!(text.contains("\t\ticmpv6 type 135 ip6 hoplimit 255 accept"));
         assert!(text.contains("meta nfproto ipv6 ip6 saddr fe80::/10 ip6 daddr fe80::/10 udp sport 547 udp dport 546 accept"));
+    }
+
+    /// A list with a range keeps `flags interval` (a plain set cannot hold
+    /// one); a list of single ports, even one that `auto-merge` would merge,
+    /// is a plain set, and both spell every port.
+    #[test]
+    fn interval_sets_only_for_ranges() {
+        let text = nft(&policy(
+            "extif eth0; open tcp 22, 8000..=8080; open udp 53, 54, 60;",
+        ));
+        assert!(text.contains(
+            "\tset ext-in_0_dport {\n\t\ttype inet_service\n\t\tflags interval\n\t\tauto-merge\n\t\telements = { 22, 8000-8080 }\n\t}"
+        ), "{text}");
+        assert!(
+            text.contains(
+                "\tset ext-in_1_dport {\n\t\ttype inet_service\n\t\telements = { 53, 54, 60 }\n\t}"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("tcp dport @ext-in_0_dport accept"));
+        assert!(text.contains("udp dport @ext-in_1_dport accept"));
+    }
+
+    /// The ICMPv6 defaults of `input` (and of `output` when it blocks) are a
+    /// chain of their own, declared before it, that the chain jumps to at the
+    /// place of the first of them (after the replies, before DHCPv6 and the
+    /// invalid drop), with the same rules in the same order; the chains the
+    /// read-back must show list the jump and the rules where they are.
+    #[test]
+    fn icmpv6_defaults_behind_one_jump() {
+        let m = policy("extif eth0; policy output drop; open tcp 22;");
+        let plan = plan::lower(&m);
+        let printed = print_mapped(&plan);
+        let text = printed.text();
+        let dispatch = "meta nfproto ipv6 meta l4proto ipv6-icmp jump input-icmpv6 comment \"default: IPv6 neighbour discovery and RFC 4890 ICMPv6\"";
+        let input = &text[text.find("\tchain input {").unwrap()..];
+        let input = &input[..input.find("\t}").unwrap()];
+        let lines: Vec<&str> = input.lines().map(str::trim).collect();
+        assert!(
+            lines[2].starts_with("ct state related,established accept"),
+            "{input}"
+        );
+        assert_eq!(lines[3], dispatch, "{input}");
+        assert!(
+            lines[4].contains("udp sport 547 udp dport 546 accept"),
+            "{input}"
+        );
+        assert!(lines[5].starts_with("ct state invalid drop"), "{input}");
+        assert!(!input.contains("icmpv6 type"), "{input}");
+        assert!(text.find("chain input-icmpv6 {").unwrap() < text.find("chain input {").unwrap());
+        assert!(text.contains("jump output-icmpv6"));
+
+        for (base, hook) in [("input", Hook::Input), ("output", Hook::Output)] {
+            let sub = format!("{base}-icmpv6");
+            // the plan's ICMPv6 rules of that chain, in order
+            let want: Vec<String> = plan
+                .tables()
+                .iter()
+                .flat_map(|t| &t.chains)
+                .filter(|c| matches!(c.kind, ChainKind::BuiltIn { hook: h, .. } if h == hook))
+                .flat_map(|c| &c.rules)
+                .filter(|r| matches!(r.matches.proto, Some(L4::Icmp(Some(_)))))
+                .map(|r| r.origin.to_string())
+                .collect();
+            assert!(want.len() >= 8, "{want:?}");
+            let chains = printed.chains();
+            let got = chains.iter().find(|c| c.name == sub).unwrap();
+            assert_eq!((got.hook.as_deref(), got.policy.as_deref()), (None, None));
+            assert_eq!(got.comments, want);
+            let body = &text[text.find(&format!("\tchain {sub} {{")).unwrap()..];
+            let body = &body[..body.find("\t}").unwrap()];
+            let rules: Vec<&str> = body.lines().skip(1).collect();
+            assert_eq!(rules.len(), want.len());
+            for r in &rules {
+                // only IPv6 gets here: no family match of its own
+                assert!(
+                    r.starts_with("\t\ticmpv6 type ") || r.starts_with("\t\tip6 saddr "),
+                    "{r}"
+                );
+            }
+            let parent = chains.iter().find(|c| c.name == base).unwrap();
+            let at = parent
+                .comments
+                .iter()
+                .position(|c| c.starts_with("default: IPv6 neighbour discovery and"))
+                .unwrap();
+            assert_eq!(at, 1, "{:?}", parent.comments);
+            assert!(!parent
+                .comments
+                .contains(&"default: IPv6 neighbour discovery".to_string()));
+        }
+        // the jump's line maps to its own origin, the rules' lines to theirs
+        let line = text
+            .lines()
+            .position(|l| l.contains("jump input-icmpv6"))
+            .unwrap()
+            + 1;
+        assert_eq!(
+            printed.origin_at(line),
+            Some(&Origin::Derived(Cause::Icmpv6Defaults))
+        );
+        let line = text
+            .lines()
+            .position(|l| l.contains("icmpv6 type 135 ip6 hoplimit 255"))
+            .unwrap()
+            + 1;
+        assert_eq!(
+            printed.origin_at(line),
+            Some(&Origin::Derived(Cause::NeighbourDiscovery))
+        );
+        // output accepting: no ICMPv6 rules there, no chain for them
+        let host = nft(&policy("extif eth0; open tcp 22;"));
+        assert!(!host.contains("output-icmpv6"), "{host}");
+    }
+
+    /// What goes to the ICMPv6 chain: two or more adjacent IPv6 ICMP-type
+    /// rules of a derived origin with a final verdict; not a lone one, not a
+    /// goto, not a statement's rule, not in the IPv4 NAT table.
+    #[test]
+    fn icmpv6_group_members() {
+        let v6 = |target: Target, origin: Origin| Rule {
+            family: Some(Family::V6),
+            matches: Matches {
+                proto: Some(L4::Icmp(Some(IcmpType::EchoRequest))),
+                ..Matches::default()
+            },
+            target,
+            origin,
+        };
+        let d = || Origin::Derived(Cause::NeighbourDiscovery);
+        let accept = v6(Target::Accept, d());
+        let drop = v6(Target::Drop, d());
+        let goto = v6(Target::Goto(plan::UserChain::ExtIn), d());
+        let stmt = v6(
+            Target::Accept,
+            Origin::statement(crate::model::StmtId(0), "x"),
+        );
+        let v4 = Rule {
+            family: Some(Family::V4),
+            ..accept.clone()
+        };
+        let group = |rules: &[&Rule]| {
+            let indexed: Vec<(usize, &Rule)> = rules.iter().copied().enumerate().collect();
+            icmpv6_group(&indexed, None)
+        };
+        assert_eq!(group(&[&v4, &accept, &drop, &v4]), Some(1..3));
+        assert_eq!(group(&[&accept, &v4, &drop]), None);
+        assert_eq!(group(&[&accept, &goto, &drop]), None);
+        assert_eq!(group(&[&stmt, &accept]), None);
+        assert_eq!(
+            group(&[&accept, &drop, &goto, &accept, &accept]),
+            Some(0..2)
+        );
+        let indexed = vec![(0, &accept), (1, &drop)];
+        assert_eq!(icmpv6_group(&indexed, Some(Family::V4)), None);
     }
 
     #[test]
