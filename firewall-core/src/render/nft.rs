@@ -21,11 +21,22 @@
 //! rule of one family starts with `meta nfproto ipv4`/`ipv6`.
 //!
 //! Port lists of more than one entry and source or destination lists of more
-//! than one network are named sets with `flags interval` (and `auto-merge`, so
-//! that adjacent or overlapping entries are one interval), declared in the
-//! table before the chains and named after the chain and the rule of the
-//! first rule that uses them (`ext-in_3_dport`; rules with the same list
-//! share the set); a lone port, range or network is written inline. An
+//! than one network are named sets, declared in the table before the chains
+//! and named after the chain and the rule of the first rule that uses them
+//! (`ext-in_3_dport`; rules with the same list share the set); a lone port,
+//! range or network is written inline. Networks and port lists with a range
+//! are sets with `flags interval` (and `auto-merge`, so that adjacent or
+//! overlapping entries are one interval); a port list of single ports is a
+//! plain set, which the kernel looks up by hash or bitmap instead of walking
+//! an interval tree (`bench/packet.sh`: cheaper per packet, and flat).
+//!
+//! The ICMPv6 defaults of a base chain (neighbour discovery and the RFC 4890
+//! messages, one rule per type) are a chain of their own (`input-icmpv6`,
+//! `output-icmpv6`), declared before it and reached at their place by one
+//! rule, `meta nfproto ipv6 meta l4proto ipv6-icmp jump input-icmpv6`: every
+//! other packet passes them in that one rule, with the same verdicts (see
+//! `icmpv6_group`). The jump's comment and origin is
+//! [`Cause::Icmpv6Defaults`]; the rules keep theirs. An
 //! interface name ending in `+` (a prefix wildcard) is written with `*`.
 //! Comments are the rules' origins, as in the iptables rulesets, cut to
 //! [`COMMENT_MAX`] bytes.
