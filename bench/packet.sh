@@ -7,7 +7,7 @@
 #   SIZES="10 5000" FAMILIES=4 bash bench/packet.sh
 #   IPTABLES=legacy bash bench/packet.sh       # iptables-legacy-restore for (b)
 #   RAW=1 bash bench/packet.sh                 # also every run's figure
-#   NFT_SED='/flags interval/d' bash bench/packet.sh
+#   NFT_SED='/jump input-icmpv6/d' bash bench/packet.sh
 #                   # try a change of the nft printer without rebuilding: the
 #                   # sed script is applied to every rendered nft.rules
 #
@@ -18,7 +18,8 @@
 #   empty     no ruleset at all (the baseline)
 #   ct        one base chain with one rule, `ct state established,related
 #             accept` (what any stateful ruleset pays: conntrack, one hook)
-#   nft       the nftables rendering, `nft -f` (a named set, `flags interval`)
+#   nft       the nftables rendering, `nft -f` (a named plain set: the list
+#             has no range; the ICMPv6 defaults behind one jump)
 #   iptables  the iptables rendering, `iptables-restore` + `ip6tables-restore`
 #             (multiport rules of 15 ports each, in the `ext-in` chain)
 # and a sender namespace, linked to it by a veth pair (the firewall's side is

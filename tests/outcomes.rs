@@ -9,7 +9,9 @@
 //! * `icmp drop` means no answer at all to a ping, also under
 //!   `policy input reject`.
 //! * An IPv6 host keeps what RFC 4890 says it must accept: DHCPv6 replies from
-//!   a link-local server, multicast listener queries.
+//!   a link-local server, multicast listener queries; and neighbour
+//!   discovery both ways, echo, and ICMPv6 errors (packet too big) about its
+//!   own traffic.
 //!
 //! Each test runs once per rule loader (`<test>::iptables_restore`,
 //! `<test>::nft`: `both_loaders!`). Needs root, `ip netns`, iptables, nft,
@@ -628,6 +630,154 @@ both_loaders! {
         );
         // MLD: the reports that answer a query leave.
         check_mld_reports(&t, &fw_ll, &mut f);
+        f.assert_none(&t, test);
+    }
+}
+
+// ------------------------------------------------ 5. ICMPv6 defaults
+
+/// Receives one UDP datagram on `[::]:PORT` (8 s at most) and answers it
+/// with an ICMPv6 packet too big (MTU `MTU`) from this host, quoting it as
+/// RFC 4443 says (as much as fits in 1280 bytes): what a router on the path
+/// sends. `LOCAL` is this host's address the datagram was sent to. Prints
+/// `SENT SOURCE SPORT`.
+const PTB_SENDER: &str = r#"
+import socket, struct, sys
+port, mtu, local = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u.bind(("::", port))
+u.settimeout(8)
+data, peer = u.recvfrom(4096)
+src, sport = peer[0], peer[1]
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+a, b = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, local)
+length = 8 + len(data)
+udp = struct.pack("!HHHH", sport, port, length, 0) + data
+c = csum(a + b + struct.pack("!I3xB", length, 17) + udp) or 0xffff
+udp = udp[:6] + struct.pack("!H", c) + udp[8:]
+inner = struct.pack("!IHBB", 0x60000000, length, 17, 64) + a + b + udp
+# type 2 (packet too big), code 0, checksum (the kernel's), MTU
+msg = struct.pack("!BBHI", 2, 0, 0, mtu) + inner[: 1280 - 40 - 8]
+r = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+r.sendto(msg, (src, 0))
+print("SENT", src, sport, flush=True)
+"#;
+
+/// Sends one 1500-byte IPv6 datagram (the link's MTU, don't fragment) from a
+/// socket connected to DST:PORT, then waits up to 5 s for the kernel's path
+/// MTU to that destination to drop (an ICMPv6 packet too big that reached
+/// the socket). Prints `BEFORE AFTER`.
+const PMTU_PROBE: &str = r#"
+import socket, sys, time
+dst, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, getattr(socket, "IPV6_MTU_DISCOVER", 23),
+             getattr(socket, "IPV6_PMTUDISC_DO", 2))
+s.connect((dst, port))
+mtu = lambda: s.getsockopt(socket.IPPROTO_IPV6, getattr(socket, "IPV6_MTU", 24))
+before = mtu()
+s.send(b"x" * (1500 - 48))
+end = time.time() + 5
+while mtu() == before and time.time() < end:
+    time.sleep(0.05)
+print(before, mtu(), flush=True)
+"#;
+
+/// The neighbour entry of `addr` on `eth0` in `ns`, as `ip -6 neigh` shows it.
+fn neighbour(t: &Topology, ns: Ns, addr: &str) -> String {
+    t.sh(ns, &format!("ip -6 neigh show {addr} dev eth0"))
+        .trim()
+        .to_string()
+}
+
+both_loaders! {
+    /// What the ICMPv6 defaults and the ICMP rules let through, over the
+    /// external link (which crosses every rule in front of `ext-in`): the
+    /// neighbour discovery each side needs to reach the other (solicitation
+    /// in, advertisement back; the firewall's own solicitation out, the
+    /// advertisement in), echo requests (`icmp accept`: their path leaves the
+    /// chain of the ICMPv6 defaults again, unanswered there, for `ext-in`),
+    /// IPv4 echo alike, and an ICMPv6 error (packet too big) about the
+    /// firewall's own datagram, which lowers its path MTU.
+    fn ipv6_host_keeps_neighbour_discovery_echo_and_errors(loader, test) {
+        if !loader.available(test) || !gate::require(test, &[gate::PYTHON3]) {
+            return;
+        }
+        let policy = parse("extif eth0; open tcp 22; icmp accept;");
+        let t = Topology::new(test);
+        t.load_policy(&policy, loader);
+        let _ssh = t.listen_tcp(Ns::Firewall, 22);
+        let mut f = Failures::default();
+
+        // Neighbour discovery: no entries on either side, then a connection
+        // from outside needs both resolutions.
+        for ns in [Ns::Outside, Ns::Firewall] {
+            t.sh(ns, "ip -6 neigh flush dev eth0");
+        }
+        f.check(
+            neighbour(&t, Ns::Outside, FW_EXT_V6).is_empty()
+                || neighbour(&t, Ns::Outside, FW_EXT_V6).contains("FAILED"),
+            format!(
+                "the outside's neighbour entry of {FW_EXT_V6} must be gone after a flush: {}",
+                neighbour(&t, Ns::Outside, FW_EXT_V6)
+            ),
+        );
+        let got = banner(&t, Ns::Outside, FW_EXT_V6, 22);
+        f.check(
+            got.as_deref() == Some("firewall:22"),
+            format!("outside -> [{FW_EXT_V6}]:22 must connect after the neighbour caches were flushed, got {got:?}"),
+        );
+        for (ns, addr) in [(Ns::Outside, FW_EXT_V6), (Ns::Firewall, OUTSIDE_V6)] {
+            let entry = neighbour(&t, ns, addr);
+            f.check(
+                entry.contains("lladdr") && !entry.contains("FAILED"),
+                format!(
+                    "{} must have resolved {addr} by neighbour discovery: {entry:?}",
+                    ns.role()
+                ),
+            );
+        }
+
+        // Echo, both families.
+        for a in [FW_EXT_V6, FW_EXT_V4] {
+            let (replied, text) = ping_output(&t, Ns::Outside, a);
+            f.check(replied, format!("outside -> ping {a} must be answered (icmp accept):\n{text}"));
+        }
+
+        // Packet too big, about a datagram the firewall sent outside.
+        let (probe, sender) = thread::scope(|s| {
+            let sender = s.spawn(|| {
+                t.exec(Ns::Outside, &["python3", "-c", PTB_SENDER, "9999", "1400", OUTSIDE_V6])
+            });
+            let bound = common::eventually(20, || {
+                !t.sh(Ns::Outside, "ss -H -u -l -n 'sport = :9999'")
+                    .trim()
+                    .is_empty()
+            });
+            assert!(bound, "the packet-too-big sender outside did not start");
+            let probe = t.exec(Ns::Firewall, &["python3", "-c", PMTU_PROBE, OUTSIDE_V6, "9999"]);
+            (probe, sender.join().expect("sender thread"))
+        });
+        assert!(
+            sender.status.success() && probe.status.success(),
+            "{}\n{}",
+            common::describe("the packet-too-big sender", &sender),
+            common::describe("the path MTU probe", &probe)
+        );
+        let mtus = String::from_utf8_lossy(&probe.stdout).trim().to_string();
+        f.check(
+            mtus == "1500 1400",
+            format!(
+                "an ICMPv6 packet too big (MTU 1400) about the firewall's datagram must reach \
+                 it: path MTU before and after {mtus:?} (want \"1500 1400\")"
+            ),
+        );
         f.assert_none(&t, test);
     }
 }

@@ -91,7 +91,8 @@
 //! [`Applied::rules`] counts per family the rules a packet of that family can
 //! meet: iptables the rules loaded into each family's tables; nftables the
 //! rules of the own tables, a rule of the `inet` table without a family
-//! match counting for both, the NAT table's rules for IPv4.
+//! match counting for both (but those of the ICMPv6 defaults' chain, which
+//! only IPv6 reaches, for IPv6), the NAT table's rules for IPv4.
 //!
 //! Every tool it runs is bounded: killed after a timeout (60 s; `ip` 10 s, the
 //! rollback program 300 s), reported as a [`ToolTimeout`] ([`ApplyError::timed_out`]).

@@ -359,11 +359,13 @@ fn nftables_applies_and_verifies() {
     m.nft_tables.lock().unwrap().push("inet firewall".into());
     let a = run(&m, &model(), &texts, &opts()).unwrap();
     assert_eq!(a.backend, Backend::Nftables);
+    // The rules of the own tables: the iptables rules, and for IPv6 the
+    // jump to the chain of the ICMPv6 defaults.
     assert_eq!(
         a.rules,
         (
             texts.ipv4.rules_of(crate::plan::Family::V4),
-            texts.ipv6.rules_of(crate::plan::Family::V6)
+            texts.ipv6.rules_of(crate::plan::Family::V6) + 1
         )
     );
     let calls = m.calls();

@@ -68,6 +68,11 @@ pub enum Cause {
     MulticastListenerDiscovery,
     /// IPv6 multicast router discovery (RFC 4890).
     MulticastRouterDiscovery,
+    /// The ICMPv6 defaults above (neighbour discovery and the RFC 4890
+    /// messages) as one group: the origin of the one rule through which a
+    /// printer reaches them (nftables: `meta l4proto ipv6-icmp jump`), so that
+    /// other packets pass them in one test.
+    Icmpv6Defaults,
     /// DHCPv6 replies from a link-local server.
     Dhcpv6Replies,
     /// DHCPv6 requests to the servers of the link.
@@ -111,6 +116,7 @@ impl fmt::Display for Cause {
             Cause::MulticastRouterDiscovery => {
                 "default: IPv6 multicast router discovery (RFC 4890)"
             }
+            Cause::Icmpv6Defaults => "default: IPv6 neighbour discovery and RFC 4890 ICMPv6",
             Cause::Dhcpv6Replies => "default: DHCPv6 replies from a link-local server",
             Cause::Dhcpv6Requests => "default: DHCPv6 requests to the servers of the link",
             Cause::NonExternalTrusted => "default: every interface that is not external is trusted",
