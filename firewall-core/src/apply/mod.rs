@@ -434,18 +434,36 @@ fn run(
         write(shell::PROGRAM, &rollback_program())?;
         let saved = match &loader {
             Loader::Iptables(tools) => {
-                let [v4, v6] = iptables::save_both(sys, tools, true).map_err(Cause::Io)?;
+                // Only what the firewall owns, unless `exclusive;` replaces
+                // everything: then everything comes back on a rollback.
+                let [v4, v6] =
+                    iptables::save_both(sys, tools, model.exclusive).map_err(Cause::Io)?;
                 iptables::check_saved(&v4, &tools.save[0])?;
                 iptables::check_saved(&v6, &tools.save[1])?;
-                write(shell::V4_RULES, &v4.stdout)?;
-                write(shell::V6_RULES, &v6.stdout)?;
+                let keep = |save: &str| {
+                    if model.exclusive {
+                        save.to_string()
+                    } else {
+                        iptables::own(save)
+                    }
+                };
+                write(shell::V4_RULES, &keep(&v4.stdout))?;
+                write(shell::V6_RULES, &keep(&v6.stdout))?;
                 [v4.stdout, v6.stdout]
             }
             Loader::Nftables => {
-                write(shell::NFT_RULES, &nftables::save(sys)?)?;
+                let saved = if model.exclusive {
+                    nftables::save_ruleset(sys)?
+                } else {
+                    nftables::save(sys)?
+                };
+                write(shell::NFT_RULES, &saved)?;
                 [String::new(), String::new()]
             }
         };
+        if model.exclusive {
+            write(shell::EXCLUSIVE, "")?;
+        }
         let fwd = sys.read_ip_forward().map_err(Cause::Io)?;
         write(shell::IP_FORWARD, &format!("{fwd}\n"))?;
         Ok((fwd, saved))
@@ -497,9 +515,11 @@ fn run(
     // 5.-7. Load, route, verify; any failure rolls everything back.
     let change = || -> Result<(String, (usize, usize)), (Step, Cause)> {
         match &loader {
-            Loader::Iptables(tools) => load_iptables(sys, tools, texts, &saved, &lock)?,
+            Loader::Iptables(tools) => {
+                load_iptables(sys, tools, texts, &saved, model.exclusive, &lock)?
+            }
             Loader::Nftables => {
-                nftables::load(sys, &texts.nft, lock.file()).map_err(|c| (Step::LoadNft, c))?
+                nftables::load(sys, &texts.nft, model.exclusive, lock.file()).map_err(|c| (Step::LoadNft, c))?
             }
         }
         let mut after = ip_forward_before.clone();
@@ -591,18 +611,19 @@ fn load_iptables(
     tools: &iptables::Tools,
     texts: &Texts,
     saved: &[String; 2],
+    exclusive: bool,
     lock: &lock::Lock,
 ) -> Result<(), (Step, Cause)> {
     let load = |i: usize, printed: &Printed, step: Step| -> Result<(), (Step, Cause)> {
         let tool = &tools.restore[i];
-        let text = iptables::skip_unchanged_empty_tables(printed, &saved[i]);
+        let text = iptables::prepare(printed.text(), &saved[i], exclusive);
+        let args: &[&str] = if exclusive {
+            &["-w", system::LOCK_WAIT_SECS]
+        } else {
+            &["-w", system::LOCK_WAIT_SECS, "--noflush"]
+        };
         let out = sys
-            .run_holding(
-                tool,
-                &["-w", system::LOCK_WAIT_SECS],
-                Some(&text),
-                lock.file(),
-            )
+            .run_holding(tool, args, Some(&text), lock.file())
             .map_err(|e| (step, Cause::Io(e)))?;
         if out.success() {
             Ok(())

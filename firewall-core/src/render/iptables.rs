@@ -66,6 +66,7 @@
 //!     ssh: Port::new(22),
 //!     failsafe: None,
 //!     log_drops: false,
+//!     exclusive: false,
 //! };
 //! let v4 = iptables::ipv4(&model);
 //! assert!(v4.contains(
@@ -149,28 +150,46 @@ const C_DHCPV6_OUT: &str = "default: DHCPv6 requests to the servers of the link"
 #[cfg(test)]
 const C_FORWARD_ACCEPT: &str = "policy forward accept: from outside only what a dnat forwards";
 
-/// `*filter` or `*nat`: chain declarations (built-in chains first, as
-/// `iptables-save` writes them), the rules of `family`, `COMMIT`.
+/// `*filter` or `*nat`, when the firewall owns it for `family`
+/// ([`Table::is_owned`]): the built-in chains' policies, the firewall's own
+/// chains (declared with `-`: under `--noflush` that empties an existing one),
+/// one hook per owned built-in chain, the rules of `family` (in the own
+/// chains), `COMMIT`.
 fn write_table(out: &mut Builder, table: &Table, family: Family) {
+    if !table.is_owned(family) {
+        return;
+    }
     let name = match table.kind {
         TableKind::Filter => "filter",
         TableKind::Nat => "nat",
     };
     out.plain(&format!("*{name}\n"));
     let builtin = |c: &&plan::Chain| matches!(c.kind, plan::ChainKind::BuiltIn { .. });
-    let mut index = Vec::new();
+    let mut builtins = Vec::new();
     for chain in table.chains.iter().filter(builtin) {
         let (chain_name, policy) = (chain_name(chain.kind), policy(chain.kind));
         out.plain(&format!(":{chain_name} {policy} [0:0]\n"));
-        index.push((chain.kind, out.chain(expected(name, chain.kind))));
+        builtins.push((chain.kind, out.chain(expected(name, chain.kind, false))));
     }
-    for chain in table.chains.iter().filter(|c| !builtin(c)) {
-        out.plain(&format!(":{} - [0:0]\n", chain_name(chain.kind)));
-        index.push((chain.kind, out.chain(expected(name, chain.kind))));
+    let owned: Vec<&plan::Chain> = table
+        .chains
+        .iter()
+        .filter(|c| table.owns(c, family))
+        .collect();
+    let mut index = Vec::new();
+    for chain in &owned {
+        out.plain(&format!(":{} - [0:0]\n", chain.kind.own_name()));
+        index.push((chain.kind, out.chain(expected(name, chain.kind, true))));
+    }
+    for chain in owned.iter().copied().filter(|c| builtin(&c)) {
+        if let Some((_, at)) = builtins.iter().find(|(k, _)| *k == chain.kind) {
+            let line = hook_line(chain.kind);
+            out.hook(*at, &format!("{line}\n"));
+        }
     }
     let families = [family.is_v4(), !family.is_v4()];
-    for chain in &table.chains {
-        let name = chain_name(chain.kind);
+    for chain in owned {
+        let name = chain.kind.own_name();
         let at = index
             .iter()
             .find(|(k, _)| *k == chain.kind)
@@ -188,19 +207,31 @@ fn write_table(out: &mut Builder, table: &Table, family: Family) {
     out.plain("COMMIT\n");
 }
 
+/// The hook of built-in chain `kind`: `-A INPUT -j fw-input`, exactly as
+/// `iptables-save` prints it back (how an existing hook is recognised).
+pub fn hook_line(kind: plan::ChainKind) -> String {
+    format!("-A {} -j {}", chain_name(kind), kind.own_name())
+}
+
 /// What reading chain `kind` of table `table` back must show (its rules
 /// are added as they are printed).
-fn expected(table: &str, kind: plan::ChainKind) -> ExpectedChain {
+/// (`own`: the firewall's own chain for `kind`, otherwise the built-in chain).
+fn expected(table: &str, kind: plan::ChainKind, own: bool) -> ExpectedChain {
     let (hook, policy) = match kind {
-        plan::ChainKind::BuiltIn { .. } => (
+        plan::ChainKind::BuiltIn { .. } if !own => (
             Some(chain_name(kind).to_ascii_lowercase()),
             Some(policy(kind).to_string()),
         ),
-        plan::ChainKind::User(_) => (None, None),
+        _ => (None, None),
     };
     ExpectedChain {
         table: table.to_string(),
-        name: chain_name(kind).to_string(),
+        name: if own {
+            kind.own_name()
+        } else {
+            chain_name(kind)
+        }
+        .to_string(),
         hook,
         policy,
         comments: Vec::new(),
@@ -347,8 +378,8 @@ fn target(t: &Target, family: Family) -> String {
             Family::V4 => "-j REJECT --reject-with icmp-port-unreachable".to_string(),
             Family::V6 => "-j REJECT --reject-with icmp6-port-unreachable".to_string(),
         },
-        Target::Goto(c) => format!("-g {}", c.name()),
-        Target::Jump(c) => format!("-j {}", c.name()),
+        Target::Goto(c) => format!("-g {}", c.own_name()),
+        Target::Jump(c) => format!("-j {}", c.own_name()),
         Target::Dnat { to, port } => format!("-j DNAT --to-destination {to}:{port}"),
         Target::Redirect { port } => format!("-j REDIRECT --to-ports {port}"),
         Target::Masquerade => "-j MASQUERADE".to_string(),

@@ -162,6 +162,17 @@ impl Builder {
         }
     }
 
+    /// Appends a hook line (`line` ends in `\n`): the jump from built-in chain
+    /// `chain` into the firewall's own chain. Reading it back shows a rule
+    /// without comment; it holds no policy rule (no origin, not counted).
+    pub(crate) fn hook(&mut self, chain: usize, line: &str) {
+        self.text.push_str(line);
+        self.lines.push(None);
+        if let Some(c) = self.chains.get_mut(chain) {
+            c.comments.push(String::new());
+        }
+    }
+
     /// Declares a chain; its index, for [`Builder::rule`].
     pub(crate) fn chain(&mut self, chain: ExpectedChain) -> usize {
         self.chains.push(chain);
