@@ -278,6 +278,79 @@ pub fn apply(model: &Model, texts: &Texts, options: Options) -> Result<Applied, 
     run(&Host, model, texts, &options)
 }
 
+/// Takes out everything the firewall owns and nothing else (DSL.md section 6):
+/// iptables backends: the hooks, the own chains (`fw-*`) of every table, and
+/// the built-in filter chains' policies back to `ACCEPT`; nftables: its own
+/// tables. `net.ipv4.ip_forward` is left as it is (Docker and libvirt need it).
+/// Under the same applier lock as [`apply`], through the shell library's
+/// `fw_remove` (the bash script's `--remove` runs the same function). Refuses
+/// with [`ApplyError::FailsafePending`] while a failsafe is pending: its
+/// revert would bring the rules back. Returns the backend it removed from
+/// (`options.backend`, or detected).
+pub fn remove(options: Options) -> Result<Backend, ApplyError> {
+    remove_on(&Host, &options)
+}
+
+fn remove_on(sys: &dyn System, options: &Options) -> Result<Backend, ApplyError> {
+    let euid = sys
+        .euid()
+        .map_err(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))?;
+    if euid != 0 {
+        return Err(ApplyError::NotRoot { euid });
+    }
+    let backend = match options.backend {
+        Some(b) => b,
+        None => detect::detect(sys)?,
+    };
+    match backend {
+        Backend::Nftables => {
+            if sys.find(nftables::NFT).is_none() {
+                return Err(missing(nftables::NFT));
+            }
+        }
+        _ => {
+            iptables::resolve(sys, backend)?;
+        }
+    }
+    for tool in ["bash", "awk"] {
+        if sys.find(tool).is_none() {
+            return Err(missing(tool));
+        }
+    }
+    let prefix = sys
+        .state_prefix()
+        .map_err(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))?;
+    let lock = lock::Lock::acquire(&prefix, options.lock_wait.unwrap_or(lock::DEFAULT_WAIT))?;
+    let program = rollback_program();
+    let p = prefix.to_string_lossy();
+    let fail = |e: io::Error| ApplyError::RemoveFailed {
+        detail: format!("could not run bash: {e}"),
+    };
+    let pending = sys
+        .run_holding("bash", &["-s", "pending", &p], Some(&program), lock.file())
+        .map_err(fail)?;
+    let pending = pending.stdout.trim();
+    if !pending.is_empty() {
+        return Err(ApplyError::FailsafePending {
+            backup: PathBuf::from(pending),
+        });
+    }
+    let out = sys
+        .run_holding(
+            "bash",
+            &["-s", "remove", backend.name()],
+            Some(&program),
+            lock.file(),
+        )
+        .map_err(fail)?;
+    if !out.success() {
+        return Err(ApplyError::RemoveFailed {
+            detail: format!("fw_remove exited with {:?}: {}", out.code, out.stderr.trim()),
+        });
+    }
+    Ok(backend)
+}
+
 /// How the chosen backend loads.
 enum Loader {
     /// `iptables-restore` of each family, with these tools.
