@@ -4,9 +4,9 @@
 
 use super::system::{RunOutput, System};
 use super::{classify_at, missing, ApplyError, Backend, Cause};
+use crate::plan::CHAIN_PREFIX;
 use crate::render::printed::ExpectedChain;
 use crate::render::Printed;
-use crate::plan::CHAIN_PREFIX;
 use std::collections::BTreeMap;
 use std::io;
 
@@ -86,7 +86,9 @@ pub(crate) fn error_line(stderr: &str) -> Option<usize> {
 fn strip_counters(line: &str) -> &str {
     if let Some(rest) = line.strip_prefix('[') {
         if let Some((c, rule)) = rest.split_once("] ") {
-            if c.split(':').all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+            if c.split(':')
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            {
                 return rule;
             }
         }
@@ -111,8 +113,13 @@ fn is_hook(line: &str) -> bool {
 /// a table other than `filter` only when it holds an own chain or hook.
 pub(crate) fn own(save: &str) -> String {
     let mut out = String::new();
-    let (mut table, mut b, mut d, mut r, mut owned) =
-        (None::<&str>, String::new(), String::new(), String::new(), false);
+    let (mut table, mut b, mut d, mut r, mut owned) = (
+        None::<&str>,
+        String::new(),
+        String::new(),
+        String::new(),
+        false,
+    );
     for line in save.lines() {
         if let Some(t) = line.strip_prefix('*') {
             table = Some(t);
@@ -222,7 +229,11 @@ pub(crate) fn prepare(text: &str, live: &str, exclusive: bool) -> String {
         } else if let (Some(t), Some(decl)) = (ft, line.strip_prefix(':')) {
             declared.push((t, decl.split_whitespace().next().unwrap_or("")));
         } else if let Some(t) = ft {
-            let present = || tables.iter().any(|l| l.name == t && l.hooks.contains(&line));
+            let present = || {
+                tables
+                    .iter()
+                    .any(|l| l.name == t && l.hooks.contains(&line))
+            };
             if !exclusive && is_hook(line) && present() {
                 out.push_str("# hook present: ");
                 out.push_str(line);
@@ -329,8 +340,13 @@ pub(crate) fn verify(expected: &Printed, actual: &str) -> Result<usize, String> 
     // Only what the firewall owns: other tools' chains and rules are theirs.
     let have = parse_tables(&own(actual));
     let mut rules = 0;
-    if let Some(extra) = have.keys().find(|t| !expected.tables().contains(&t.as_str())) {
-        return Err(format!("table {extra} holds chains of the firewall's own that the policy does not have"));
+    if let Some(extra) = have
+        .keys()
+        .find(|t| !expected.tables().contains(&t.as_str()))
+    {
+        return Err(format!(
+            "table {extra} holds chains of the firewall's own that the policy does not have"
+        ));
     }
     for table in expected.tables() {
         let Some(got) = have.get(table) else {

@@ -345,7 +345,11 @@ fn remove_on(sys: &dyn System, options: &Options) -> Result<Backend, ApplyError>
         .map_err(fail)?;
     if !out.success() {
         return Err(ApplyError::RemoveFailed {
-            detail: format!("fw_remove exited with {:?}: {}", out.code, out.stderr.trim()),
+            detail: format!(
+                "fw_remove exited with {:?}: {}",
+                out.code,
+                out.stderr.trim()
+            ),
         });
     }
     Ok(backend)
@@ -591,9 +595,8 @@ fn run(
             Loader::Iptables(tools) => {
                 load_iptables(sys, tools, texts, &saved, model.exclusive, &lock)?
             }
-            Loader::Nftables => {
-                nftables::load(sys, &texts.nft, model.exclusive, lock.file()).map_err(|c| (Step::LoadNft, c))?
-            }
+            Loader::Nftables => nftables::load(sys, &texts.nft, model.exclusive, lock.file())
+                .map_err(|c| (Step::LoadNft, c))?,
         }
         let mut after = ip_forward_before.clone();
         if model.is_router() && after != "1" {

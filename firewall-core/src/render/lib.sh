@@ -162,11 +162,11 @@ fw_drop_table() {
 # appears only when it holds an own chain or hook. Nothing of other tools.
 fw_ipt_own() {
   awk -v p="$fw_chain_prefix" '
-    function flush() {
+    function emit(unused) {
       if (t != "" && (t == "filter" || own)) printf "*%s\n%s%s%sCOMMIT\n", t, b, d, r
     }
     /^\*/ { t = substr($0, 2); b = ""; d = ""; r = ""; own = 0; next }
-    /^COMMIT$/ { flush(); t = ""; next }
+    /^COMMIT$/ { emit(0); t = ""; next }
     t == "" { next }
     /^:/ {
       name = substr($1, 2)
@@ -203,7 +203,7 @@ fw_ipt_prepare() {
       n = split(line, w, " ")
       return n == 4 && w[1] == "-A" && index(w[2], p) != 1 && w[3] == "-j" && index(w[4], p) == 1
     }
-    FNR == NR {
+    pass == 1 {
       if ($0 ~ /^\*/) {
         lt = substr($0, 2)
         if (!(lt in seen)) { seen[lt] = 1; tabs[++nt] = lt }
@@ -257,7 +257,7 @@ fw_ipt_prepare() {
         print "COMMIT"
       }
     }
-  ' - "$2"
+  ' pass=1 - pass=2 "$2"
 }
 
 # fw_restore DIR: put back everything saved in DIR (rules of both families,
