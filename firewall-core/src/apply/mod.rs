@@ -526,6 +526,8 @@ fn run(
                 };
                 write(shell::V4_RULES, &keep(&v4.stdout))?;
                 write(shell::V6_RULES, &keep(&v6.stdout))?;
+                write(shell::V4_TABLES, &iptables::table_names(&v4.stdout))?;
+                write(shell::V6_TABLES, &iptables::table_names(&v6.stdout))?;
                 [v4.stdout, v6.stdout]
             }
             Loader::Nftables => {

@@ -92,6 +92,9 @@ pub enum Cause {
     LogDrops,
     /// `policy CHAIN reject`: the rejects standing in for the policy.
     PolicyReject(Chain),
+    /// Another tool's bridge ([`super::FOREIGN_BRIDGES`]): its guests' traffic
+    /// and the connections translated to them are that tool's to decide.
+    ForeignBridge(Iface),
 }
 
 impl fmt::Display for Cause {
@@ -125,6 +128,9 @@ impl fmt::Display for Cause {
             }
             Cause::LogDrops => "log drops",
             Cause::PolicyReject(chain) => return write!(f, "policy {} reject", chain.as_str()),
+            Cause::ForeignBridge(i) => {
+                return write!(f, "default: another tool's bridge {i} (Docker, libvirt)")
+            }
         };
         f.write_str(text)
     }

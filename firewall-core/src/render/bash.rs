@@ -364,9 +364,13 @@ fw_save_rules() {
   elif [ "$fw_backend" = nftables ]; then
     fw_nft_save >"$fw_dir/nft.rules"
   else
-    # What the firewall owns, nothing else (fw_ipt_own).
-    timeout 60 "$fw_save4" | fw_ipt_own >"$fw_dir/v4.rules" &&
-      timeout 60 "$fw_save6" | fw_ipt_own >"$fw_dir/v6.rules"
+    # What the firewall owns, nothing else (fw_ipt_own), and which tables
+    # exist (a restore removes a table the change created, once empty).
+    fw_now4=$(timeout 60 "$fw_save4") && fw_now6=$(timeout 60 "$fw_save6") &&
+      printf '%s\n' "$fw_now4" | fw_ipt_own >"$fw_dir/v4.rules" &&
+      printf '%s\n' "$fw_now6" | fw_ipt_own >"$fw_dir/v6.rules" &&
+      printf '%s\n' "$fw_now4" | sed -n 's/^\*//p' >"$fw_dir/v4.tables" &&
+      printf '%s\n' "$fw_now6" | sed -n 's/^\*//p' >"$fw_dir/v6.tables"
   fi
 }
 if ! { printf '%s\n' "$fw_backend" >"$fw_dir/backend" &&
