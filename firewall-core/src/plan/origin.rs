@@ -129,7 +129,8 @@ impl fmt::Display for Cause {
             Cause::LogDrops => "log drops",
             Cause::PolicyReject(chain) => return write!(f, "policy {} reject", chain.as_str()),
             Cause::ForeignBridge(i) => {
-                return write!(f, "default: another tool's bridge {i} (Docker, libvirt)")
+                // No quote: iptables-save escapes it, verification compares comments.
+                return write!(f, "default: bridge {i} of another tool (Docker, libvirt)");
             }
         };
         f.write_str(text)

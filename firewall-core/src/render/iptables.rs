@@ -516,7 +516,7 @@ mod tests {
             .collect()
     }
 
-    const BRIDGE: &str = "another tool's bridge";
+    const BRIDGE: &str = "of another tool";
 
     fn all_chain_rules<'a>(text: &'a str, table: &str, chain: &str) -> Vec<&'a str> {
         let prefix = format!("-A {chain} ");
@@ -863,7 +863,9 @@ mod tests {
     #[test]
     fn foreign_bridges_are_accepted_where_the_policy_does_not_name_them() {
         let c = |b: &str| {
-            format!("-m comment --comment \"default: {BRIDGE} {b} (Docker, libvirt)\" -j ACCEPT")
+            format!(
+                "-m comment --comment \"default: bridge {b} {BRIDGE} (Docker, libvirt)\" -j ACCEPT"
+            )
         };
         for text in [ipv4(&base()), ipv6(&base())] {
             let fwd = all_chain_rules(&text, "filter", "fw-forward");
@@ -893,9 +895,9 @@ mod tests {
             !v4.contains("bridge docker0") && !v4.contains("bridge br-+"),
             "{v4}"
         );
-        assert!(v4.contains("bridge virbr+"));
+        assert!(v4.contains("bridge virbr+ of"));
         let wild = policy("extif eth0; trust virbr0; open tcp 22;");
-        assert!(!ipv4(&wild).contains("bridge virbr+"));
+        assert!(!ipv4(&wild).contains("bridge virbr+ of"));
         assert_eq!(ipv4(&wild).matches(BRIDGE).count(), 4);
     }
 
@@ -1181,14 +1183,14 @@ mod tests {
 -A fw-ext-in -p tcp --dport 25 -m conntrack --ctstate DNAT --ctorigdstport 26 -m comment --comment "{rd}" -j ACCEPT
 -A fw-forward -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "default: replies to accepted connections" -j ACCEPT
 -A fw-forward -m conntrack --ctstate INVALID -m comment --comment "default: drop invalid packets" -j DROP
--A fw-forward -o docker0 -m conntrack --ctstate DNAT -m comment --comment "default: another tool's bridge docker0 (Docker, libvirt)" -j ACCEPT
--A fw-forward -o br-+ -m conntrack --ctstate DNAT -m comment --comment "default: another tool's bridge br-+ (Docker, libvirt)" -j ACCEPT
--A fw-forward -o virbr+ -m conntrack --ctstate DNAT -m comment --comment "default: another tool's bridge virbr+ (Docker, libvirt)" -j ACCEPT
+-A fw-forward -o docker0 -m conntrack --ctstate DNAT -m comment --comment "default: bridge docker0 of another tool (Docker, libvirt)" -j ACCEPT
+-A fw-forward -o br-+ -m conntrack --ctstate DNAT -m comment --comment "default: bridge br-+ of another tool (Docker, libvirt)" -j ACCEPT
+-A fw-forward -o virbr+ -m conntrack --ctstate DNAT -m comment --comment "default: bridge virbr+ of another tool (Docker, libvirt)" -j ACCEPT
 -A fw-forward -i eth0 -m comment --comment "extif eth0" -g fw-ext-fwd
 -A fw-forward -m comment --comment "default: every interface that is not external is trusted" -j ACCEPT
--A fw-forward -i docker0 -m comment --comment "default: another tool's bridge docker0 (Docker, libvirt)" -j ACCEPT
--A fw-forward -i br-+ -m comment --comment "default: another tool's bridge br-+ (Docker, libvirt)" -j ACCEPT
--A fw-forward -i virbr+ -m comment --comment "default: another tool's bridge virbr+ (Docker, libvirt)" -j ACCEPT
+-A fw-forward -i docker0 -m comment --comment "default: bridge docker0 of another tool (Docker, libvirt)" -j ACCEPT
+-A fw-forward -i br-+ -m comment --comment "default: bridge br-+ of another tool (Docker, libvirt)" -j ACCEPT
+-A fw-forward -i virbr+ -m comment --comment "default: bridge virbr+ of another tool (Docker, libvirt)" -j ACCEPT
 -A fw-ext-fwd -d 203.0.113.2/32 -p tcp --dport 22 -m conntrack --ctstate DNAT --ctorigdstport 221 -m comment --comment "{dn}" -j ACCEPT
 -A fw-output -o eth0 -m comment --comment "extif eth0" -g fw-ext-out
 COMMIT
