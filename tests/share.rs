@@ -140,8 +140,8 @@ fn install_foreign(t: &Topology) {
         &format!(
             "set -e
              for f in iptables-nft ip6tables-nft; do $f -w -N f2b-sshd; $f -w -I INPUT -j f2b-sshd; done
-             iptables-nft -w -A f2b-sshd -s {v4} -j REJECT
-             ip6tables-nft -w -A f2b-sshd -s {v6} -j REJECT
+             iptables-nft -w -A f2b-sshd -s {v4} -p tcp -j REJECT
+             ip6tables-nft -w -A f2b-sshd -s {v6} -p tcp -j REJECT
              iptables-nft -w -t nat -N DOCKER
              iptables-nft -w -t nat -A DOCKER -i eth0 -p tcp --dport {PUBLISHED} -j DNAT --to-destination 203.0.113.2:8000
              iptables-nft -w -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
@@ -159,12 +159,15 @@ fn install_foreign(t: &Topology) {
     }
 }
 
-/// fail2ban bans one more source (inserted at the top of its chain).
+/// fail2ban bans one more source (inserted at the top of its chain). TCP
+/// only, as fail2ban's banactions do: an IPv6 REJECT of everything would
+/// also refuse the banned host's neighbour discovery, and no answer could
+/// reach it.
 fn ban(t: &Topology, (v4, v6): (&str, &str)) {
     t.sh(
         Ns::Firewall,
         &format!(
-            "iptables-nft -w -I f2b-sshd -s {v4} -j REJECT && ip6tables-nft -w -I f2b-sshd -s {v6} -j REJECT"
+            "iptables-nft -w -I f2b-sshd -s {v4} -p tcp -j REJECT && ip6tables-nft -w -I f2b-sshd -s {v6} -p tcp -j REJECT"
         ),
     );
 }
