@@ -191,7 +191,7 @@ fn write_table(out: &mut Builder, table: &Table, family: Family) {
         out.plain(&format!(":{} - [0:0]\n", chain.kind.own_name()));
         index.push((chain.kind, out.chain(expected(name, chain.kind, true))));
     }
-    for chain in owned.iter().copied().filter(|c| builtin(&c)) {
+    for chain in owned.iter().copied().filter(|c| builtin(c)) {
         if let Some((_, at)) = builtins.iter().find(|(k, _)| *k == chain.kind) {
             let line = hook_line(chain.kind);
             out.hook(*at, &format!("{line}\n"));
