@@ -520,6 +520,32 @@ fn share(backend: &'static str, test: &str, by_script: bool) {
 }
 
 both_backends! {
+    /// `exclusive;`: a failing exclusive apply (`apply()`) is rolled back with
+    /// every other tool's rule; the script then replaces everything: the
+    /// other tools' chains and rules are gone (a banned host gets in), the
+    /// policy holds.
+    fn exclusive_replaces_everything(backend, test) {
+        let scratch = Scratch::new("fw-share", test);
+        let t = Topology::new(test);
+        let _web = t.listen_tcp(Ns::Firewall, 80);
+        let _alt = t.listen_tcp(Ns::Firewall, 8080);
+        install_foreign(&t);
+        let before = foreign(&t);
+        let exclusive = format!("{POLICY} exclusive;");
+        inner(&t, &scratch, backend, "fail", &[("FW_SHARE_POLICY", &exclusive)]);
+        assert_eq!(foreign(&t), before, "{backend}: the exclusive rollback lost other tools' rules");
+        assert!(refused_from(&t, BANNED[0].0, common::addr::FW_EXT_V4, 80));
+        let out = ok(script(&t, &scratch, backend, &exclusive, ""), "exclusive script");
+        let _ = out;
+        let now = iptables_nft(&t);
+        assert!(!now.contains("f2b-sshd") && !now.contains("DOCKER"), "{backend}: exclusive left other tools' rules:\n{now}");
+        assert!(
+            common::eventually(3, || t.tcp_connects_from(Ns::Outside, BANNED[0].0, common::addr::FW_EXT_V4, 80)),
+            "{backend}: the ban should be gone with fail2ban's chain"
+        );
+        assert!(!t.tcp_connects(Ns::Outside, common::addr::FW_EXT_V4, 8080));
+    }
+
     /// The whole sequence by `apply()` and `remove()`.
     fn other_tools_rules_survive_apply(backend, test) {
         share(backend, test, false);

@@ -275,8 +275,14 @@ fw_restore() {
   fi
   backend=$(cat "$dir/backend") || return 1
   if [ "$backend" = nftables ] && [ -e "$src/nft.rules" ] && [ -e "$src/exclusive" ]; then
-    # `exclusive;` replaced the whole ruleset: all of it comes back.
-    { printf 'flush ruleset\n'; cat -- "$src/nft.rules"; } | timeout "$fw_tool_timeout" nft -f - || failed=1
+    # `exclusive;` replaced the whole ruleset: all of it comes back, unless
+    # it is still as saved (the failed transaction changed nothing: reloading
+    # a listing with other tools' iptables-nft rules could change them).
+    if now=$(timeout "$fw_tool_timeout" nft list ruleset) && [ "$now" = "$(cat -- "$src/nft.rules")" ]; then
+      :
+    else
+      { printf 'flush ruleset\n'; cat -- "$src/nft.rules"; } | timeout "$fw_tool_timeout" nft -f - || failed=1
+    fi
   elif [ "$backend" = nftables ] && [ -e "$src/nft.rules" ]; then
     # Tables that equal the backup already (a load that failed changed
     # nothing: one transaction) stay as they are: recreating them would move
