@@ -153,6 +153,17 @@ impl Firewall {
         apply::apply(&model, &texts, options)
     }
 
+    /// Takes out everything the firewall owns (its chains, hooks, built-in
+    /// policies; nftables: its tables) and nothing else; see [`apply::remove`].
+    pub fn remove(&self) -> Result<crate::plan::Backend, ApplyError> {
+        apply::remove(apply::Options::default())
+    }
+
+    /// [`Firewall::remove`] with options (`backend`, `lock_wait`).
+    pub fn remove_with(&self, options: apply::Options) -> Result<crate::plan::Backend, ApplyError> {
+        apply::remove(options)
+    }
+
     /// Applies with a failsafe window; see [`Policy::apply_with_failsafe`].
     pub fn apply_with_failsafe(&self, window: std::time::Duration) -> Result<Applied, ApplyError> {
         self.apply_with(apply::Options {

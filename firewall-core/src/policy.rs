@@ -139,6 +139,17 @@ impl Policy {
         apply::apply(&self.model, &self.texts, options)
     }
 
+    /// Takes out everything the firewall owns (its chains, hooks, built-in
+    /// policies; nftables: its tables) and nothing else; see [`apply::remove`].
+    pub fn remove(&self) -> Result<crate::plan::Backend, ApplyError> {
+        apply::remove(apply::Options::default())
+    }
+
+    /// [`Policy::remove`] with options (`backend`, `lock_wait`).
+    pub fn remove_with(&self, options: apply::Options) -> Result<crate::plan::Backend, ApplyError> {
+        apply::remove(options)
+    }
+
     /// Applies with a failsafe of `window` (overriding the policy's `failsafe`):
     /// unless [`Applied::confirm`] is called within it, the previous rules come
     /// back, also if this process dies (see [`apply::FailsafeGuard`]).

@@ -299,6 +299,18 @@ pub enum ApplyError {
         /// The backup directory the later apply took over.
         backup: PathBuf,
     },
+    /// `remove()` while a failsafe is pending: confirm it or let it expire
+    /// first (removing now would be undone by its revert); nothing changed.
+    FailsafePending {
+        /// The pending failsafe's backup directory.
+        backup: PathBuf,
+    },
+    /// `remove()` failed part way (each family is one transaction: what
+    /// the firewall owns may be partly gone); run it again.
+    RemoveFailed {
+        /// The shell library's message.
+        detail: String,
+    },
     /// Another applier (an `apply()`, the bash script, or a watchdog restoring
     /// rules) holds the lock of this network namespace (see the
     /// [`lock`](super#one-applier-at-a-time)); nothing was changed.
@@ -466,6 +478,15 @@ impl fmt::Display for ApplyError {
                 f,
                 "nothing to confirm: a later apply took this failsafe ({}) over; its rules and its confirmation decide now",
                 backup.display()
+            ),
+            ApplyError::FailsafePending { backup } => write!(
+                f,
+                "a failsafe is pending ({}); nothing was removed\n  help: confirm it or let it expire, then remove",
+                backup.display()
+            ),
+            ApplyError::RemoveFailed { detail } => write!(
+                f,
+                "removing the firewall's rules failed: {detail}\n  help: run remove() again; other tools' rules were not touched"
             ),
             ApplyError::Busy {
                 lock,

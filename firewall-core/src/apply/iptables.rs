@@ -4,6 +4,7 @@
 
 use super::system::{RunOutput, System};
 use super::{classify_at, missing, ApplyError, Backend, Cause};
+use crate::plan::CHAIN_PREFIX;
 use crate::render::printed::ExpectedChain;
 use crate::render::Printed;
 use std::collections::BTreeMap;
@@ -81,58 +82,207 @@ pub(crate) fn error_line(stderr: &str) -> Option<usize> {
     None
 }
 
-/// The printed text with every table that asks for nothing (no rules, no
-/// user chains, all policies ACCEPT) and already exists exactly so in
-/// `saved` turned into comment lines. Loading such a table changes nothing
-/// but costs a kernel commit (~10 ms: its base chains' hooks are
-/// re-registered), e.g. the empty IPv6 `nat` table on every re-apply. Line
-/// numbers are kept, so "line N" errors still map to the policy.
-pub(crate) fn skip_unchanged_empty_tables<'a>(
-    printed: &'a Printed,
-    saved: &str,
-) -> std::borrow::Cow<'a, str> {
-    let text = printed.text();
-    let have = parse_tables(saved);
-    let empty = |c: &ExpectedChain| c.policy.as_deref() == Some("ACCEPT") && c.comments.is_empty();
-    let skip: Vec<&str> = printed
-        .tables()
-        .into_iter()
-        .filter(|table| {
-            let want: Vec<&ExpectedChain> = printed
-                .chains()
-                .iter()
-                .filter(|c| c.table == *table)
-                .collect();
-            want.iter().all(|c| empty(c))
-                && have.get(*table).is_some_and(|h| {
-                    h.values()
-                        .all(|(policy, rules)| policy == "ACCEPT" && rules.is_empty())
-                        && h.len() == want.len()
-                        && want.iter().all(|c| h.contains_key(&c.name))
-                })
-        })
-        .collect();
-    if skip.is_empty() {
-        return std::borrow::Cow::Borrowed(text);
+/// A rule line without its `[packets:bytes] ` counters.
+fn strip_counters(line: &str) -> &str {
+    if let Some(rest) = line.strip_prefix('[') {
+        if let Some((c, rule)) = rest.split_once("] ") {
+            if c.split(':')
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return rule;
+            }
+        }
     }
-    let mut out = String::with_capacity(text.len());
-    let mut skipping = false;
+    line
+}
+
+/// Whether `line` is a hook: exactly `-A BUILTIN -j fw-CHAIN` (the chain it
+/// is in not one of the firewall's own).
+fn is_hook(line: &str) -> bool {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    w.len() == 4
+        && w[0] == "-A"
+        && !w[1].starts_with(CHAIN_PREFIX)
+        && w[2] == "-j"
+        && w[3].starts_with(CHAIN_PREFIX)
+}
+
+/// What the firewall owns of an `iptables-save` text: the rule of the shell
+/// library's `fw_ipt_own` (tested to agree): per table the built-in chains'
+/// policies, the own chains and their rules, and the hooks, counters dropped;
+/// a table other than `filter` only when it holds an own chain or hook.
+pub(crate) fn own(save: &str) -> String {
+    let mut out = String::new();
+    let (mut table, mut b, mut d, mut r, mut owned) = (
+        None::<&str>,
+        String::new(),
+        String::new(),
+        String::new(),
+        false,
+    );
+    for line in save.lines() {
+        if let Some(t) = line.strip_prefix('*') {
+            table = Some(t);
+            b.clear();
+            d.clear();
+            r.clear();
+            owned = false;
+            continue;
+        }
+        let Some(t) = table else { continue };
+        if line == "COMMIT" {
+            if t == "filter" || owned {
+                out.push_str(&format!("*{t}\n{b}{d}{r}COMMIT\n"));
+            }
+            table = None;
+            continue;
+        }
+        if let Some(decl) = line.strip_prefix(':') {
+            let mut w = decl.split_whitespace();
+            let (name, policy) = (w.next().unwrap_or(""), w.next().unwrap_or(""));
+            if name.starts_with(CHAIN_PREFIX) {
+                d.push_str(&format!(":{name} - [0:0]\n"));
+                owned = true;
+            } else if policy != "-" {
+                b.push_str(&format!(":{name} {policy} [0:0]\n"));
+            }
+            continue;
+        }
+        let rule = strip_counters(line);
+        if !rule.starts_with("-A ") {
+            continue;
+        }
+        let chain = rule.split_whitespace().nth(1).unwrap_or("");
+        if chain.starts_with(CHAIN_PREFIX) || is_hook(rule) {
+            r.push_str(rule);
+            r.push('\n');
+            owned = true;
+        }
+    }
+    out
+}
+
+/// The text to load for `text` (a policy's or a backup's), given the live
+/// ruleset `live` (`iptables-save`): the rule of the shell library's
+/// `fw_ipt_prepare` (tested to agree). Line N of `text` stays line N.
+/// Not exclusive (loaded with `--noflush`): hooks the live table has become
+/// comments; own chains live but not declared are deleted (hooks, `-F`,
+/// `-X`). Exclusive (loaded without): every live table `text` does not name
+/// is added empty, built-in chains `ACCEPT`.
+pub(crate) fn prepare(text: &str, live: &str, exclusive: bool) -> String {
+    struct Live<'a> {
+        name: &'a str,
+        owned: Vec<&'a str>,
+        builtin: Vec<&'a str>,
+        hooks: Vec<&'a str>,
+    }
+    let mut tables: Vec<Live> = Vec::new();
+    let mut cur: Option<usize> = None;
+    for line in live.lines() {
+        if let Some(t) = line.strip_prefix('*') {
+            cur = Some(match tables.iter().position(|l| l.name == t) {
+                Some(i) => i,
+                None => {
+                    tables.push(Live {
+                        name: t,
+                        owned: Vec::new(),
+                        builtin: Vec::new(),
+                        hooks: Vec::new(),
+                    });
+                    tables.len() - 1
+                }
+            });
+            continue;
+        }
+        if line == "COMMIT" {
+            cur = None;
+            continue;
+        }
+        let Some(l) = cur.and_then(|i| tables.get_mut(i)) else {
+            continue;
+        };
+        if let Some(decl) = line.strip_prefix(':') {
+            let mut w = decl.split_whitespace();
+            let (name, policy) = (w.next().unwrap_or(""), w.next().unwrap_or(""));
+            if name.starts_with(CHAIN_PREFIX) {
+                l.owned.push(name);
+            } else if policy != "-" {
+                l.builtin.push(name);
+            }
+            continue;
+        }
+        let rule = strip_counters(line);
+        if is_hook(rule) {
+            l.hooks.push(rule);
+        }
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut named: Vec<&str> = Vec::new();
+    let mut declared: Vec<(&str, &str)> = Vec::new();
+    let mut ft: Option<&str> = None;
     for line in text.lines() {
         if let Some(t) = line.strip_prefix('*') {
-            skipping = skip.contains(&t.trim());
-        }
-        if skipping {
-            out.push_str("# unchanged, not reloaded: ");
-            out.push_str(line);
-            if line.trim() == "COMMIT" {
-                skipping = false;
+            ft = Some(t);
+            named.push(t);
+        } else if line == "COMMIT" {
+            ft = None;
+        } else if let (Some(t), Some(decl)) = (ft, line.strip_prefix(':')) {
+            declared.push((t, decl.split_whitespace().next().unwrap_or("")));
+        } else if let Some(t) = ft {
+            let present = || {
+                tables
+                    .iter()
+                    .any(|l| l.name == t && l.hooks.contains(&line))
+            };
+            if !exclusive && is_hook(line) && present() {
+                out.push_str("# hook present: ");
+                out.push_str(line);
+                out.push('\n');
+                continue;
             }
-        } else {
-            out.push_str(line);
         }
+        out.push_str(line);
         out.push('\n');
     }
-    std::borrow::Cow::Owned(out)
+    for l in &tables {
+        if exclusive {
+            if named.contains(&l.name) {
+                continue;
+            }
+            out.push_str(&format!("*{}\n", l.name));
+            for c in &l.builtin {
+                out.push_str(&format!(":{c} ACCEPT [0:0]\n"));
+            }
+            out.push_str("COMMIT\n");
+            continue;
+        }
+        let stale: Vec<&str> = l
+            .owned
+            .iter()
+            .copied()
+            .filter(|c| !declared.contains(&(l.name, *c)))
+            .collect();
+        if stale.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("*{}\n", l.name));
+        for h in &l.hooks {
+            let target = h.split_whitespace().nth(3).unwrap_or("");
+            for c in &stale {
+                if *c == target {
+                    out.push_str(&format!("-D {}\n", &h[3..]));
+                }
+            }
+        }
+        for c in &stale {
+            out.push_str(&format!("-F {c}\n"));
+        }
+        for c in &stale {
+            out.push_str(&format!("-X {c}\n"));
+        }
+        out.push_str("COMMIT\n");
+    }
+    out
 }
 
 /// Tables as `iptables-save` prints them: table -> chain -> (policy, rule comments).
@@ -187,8 +337,17 @@ fn comment_of(rule: &str) -> Option<String> {
 /// (`actual`): per table and chain the policy and the rule comments, and no
 /// extra chain; the rule count on success.
 pub(crate) fn verify(expected: &Printed, actual: &str) -> Result<usize, String> {
-    let have = parse_tables(actual);
+    // Only what the firewall owns: other tools' chains and rules are theirs.
+    let have = parse_tables(&own(actual));
     let mut rules = 0;
+    if let Some(extra) = have
+        .keys()
+        .find(|t| !expected.tables().contains(&t.as_str()))
+    {
+        return Err(format!(
+            "table {extra} holds chains of the firewall's own that the policy does not have"
+        ));
+    }
     for table in expected.tables() {
         let Some(got) = have.get(table) else {
             return Err(format!("table {table} is missing"));
@@ -218,7 +377,7 @@ pub(crate) fn verify(expected: &Printed, actual: &str) -> Result<usize, String> 
                     chain.comments.iter().take(3).collect::<Vec<_>>()
                 ));
             }
-            rules += chain.comments.len();
+            rules += chain.comments.iter().filter(|c| !c.is_empty()).count();
         }
         if let Some(extra) = got.keys().find(|c| !chains.iter().any(|w| &w.name == *c)) {
             return Err(format!("table {table} has an unexpected chain {extra}"));

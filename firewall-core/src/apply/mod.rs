@@ -278,6 +278,83 @@ pub fn apply(model: &Model, texts: &Texts, options: Options) -> Result<Applied, 
     run(&Host, model, texts, &options)
 }
 
+/// Takes out everything the firewall owns and nothing else (DSL.md section 6):
+/// iptables backends: the hooks, the own chains (`fw-*`) of every table, and
+/// the built-in filter chains' policies back to `ACCEPT`; nftables: its own
+/// tables. `net.ipv4.ip_forward` is left as it is (Docker and libvirt need it).
+/// Under the same applier lock as [`apply`], through the shell library's
+/// `fw_remove` (the bash script's `--remove` runs the same function). Refuses
+/// with [`ApplyError::FailsafePending`] while a failsafe is pending: its
+/// revert would bring the rules back. Returns the backend it removed from
+/// (`options.backend`, or detected).
+pub fn remove(options: Options) -> Result<Backend, ApplyError> {
+    remove_on(&Host, &options)
+}
+
+fn remove_on(sys: &dyn System, options: &Options) -> Result<Backend, ApplyError> {
+    let euid = sys
+        .euid()
+        .map_err(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))?;
+    if euid != 0 {
+        return Err(ApplyError::NotRoot { euid });
+    }
+    let backend = match options.backend {
+        Some(b) => b,
+        None => detect::detect(sys)?,
+    };
+    match backend {
+        Backend::Nftables => {
+            if sys.find(nftables::NFT).is_none() {
+                return Err(missing(nftables::NFT));
+            }
+        }
+        _ => {
+            iptables::resolve(sys, backend)?;
+        }
+    }
+    for tool in ["bash", "awk"] {
+        if sys.find(tool).is_none() {
+            return Err(missing(tool));
+        }
+    }
+    let prefix = sys
+        .state_prefix()
+        .map_err(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))?;
+    let lock = lock::Lock::acquire(&prefix, options.lock_wait.unwrap_or(lock::DEFAULT_WAIT))?;
+    let program = rollback_program();
+    let p = prefix.to_string_lossy();
+    let fail = |e: io::Error| ApplyError::RemoveFailed {
+        detail: format!("could not run bash: {e}"),
+    };
+    let pending = sys
+        .run_holding("bash", &["-s", "pending", &p], Some(&program), lock.file())
+        .map_err(fail)?;
+    let pending = pending.stdout.trim();
+    if !pending.is_empty() {
+        return Err(ApplyError::FailsafePending {
+            backup: PathBuf::from(pending),
+        });
+    }
+    let out = sys
+        .run_holding(
+            "bash",
+            &["-s", "remove", backend.name()],
+            Some(&program),
+            lock.file(),
+        )
+        .map_err(fail)?;
+    if !out.success() {
+        return Err(ApplyError::RemoveFailed {
+            detail: format!(
+                "fw_remove exited with {:?}: {}",
+                out.code,
+                out.stderr.trim()
+            ),
+        });
+    }
+    Ok(backend)
+}
+
 /// How the chosen backend loads.
 enum Loader {
     /// `iptables-restore` of each family, with these tools.
@@ -434,18 +511,36 @@ fn run(
         write(shell::PROGRAM, &rollback_program())?;
         let saved = match &loader {
             Loader::Iptables(tools) => {
-                let [v4, v6] = iptables::save_both(sys, tools, true).map_err(Cause::Io)?;
+                // Only what the firewall owns, unless `exclusive;` replaces
+                // everything: then everything comes back on a rollback.
+                let [v4, v6] =
+                    iptables::save_both(sys, tools, model.exclusive).map_err(Cause::Io)?;
                 iptables::check_saved(&v4, &tools.save[0])?;
                 iptables::check_saved(&v6, &tools.save[1])?;
-                write(shell::V4_RULES, &v4.stdout)?;
-                write(shell::V6_RULES, &v6.stdout)?;
+                let keep = |save: &str| {
+                    if model.exclusive {
+                        save.to_string()
+                    } else {
+                        iptables::own(save)
+                    }
+                };
+                write(shell::V4_RULES, &keep(&v4.stdout))?;
+                write(shell::V6_RULES, &keep(&v6.stdout))?;
                 [v4.stdout, v6.stdout]
             }
             Loader::Nftables => {
-                write(shell::NFT_RULES, &nftables::save(sys)?)?;
+                let saved = if model.exclusive {
+                    nftables::save_ruleset(sys)?
+                } else {
+                    nftables::save(sys)?
+                };
+                write(shell::NFT_RULES, &saved)?;
                 [String::new(), String::new()]
             }
         };
+        if model.exclusive {
+            write(shell::EXCLUSIVE, "")?;
+        }
         let fwd = sys.read_ip_forward().map_err(Cause::Io)?;
         write(shell::IP_FORWARD, &format!("{fwd}\n"))?;
         Ok((fwd, saved))
@@ -497,10 +592,11 @@ fn run(
     // 5.-7. Load, route, verify; any failure rolls everything back.
     let change = || -> Result<(String, (usize, usize)), (Step, Cause)> {
         match &loader {
-            Loader::Iptables(tools) => load_iptables(sys, tools, texts, &saved, &lock)?,
-            Loader::Nftables => {
-                nftables::load(sys, &texts.nft, lock.file()).map_err(|c| (Step::LoadNft, c))?
+            Loader::Iptables(tools) => {
+                load_iptables(sys, tools, texts, &saved, model.exclusive, &lock)?
             }
+            Loader::Nftables => nftables::load(sys, &texts.nft, model.exclusive, lock.file())
+                .map_err(|c| (Step::LoadNft, c))?,
         }
         let mut after = ip_forward_before.clone();
         if model.is_router() && after != "1" {
@@ -591,18 +687,19 @@ fn load_iptables(
     tools: &iptables::Tools,
     texts: &Texts,
     saved: &[String; 2],
+    exclusive: bool,
     lock: &lock::Lock,
 ) -> Result<(), (Step, Cause)> {
     let load = |i: usize, printed: &Printed, step: Step| -> Result<(), (Step, Cause)> {
         let tool = &tools.restore[i];
-        let text = iptables::skip_unchanged_empty_tables(printed, &saved[i]);
+        let text = iptables::prepare(printed.text(), &saved[i], exclusive);
+        let args: &[&str] = if exclusive {
+            &["-w", system::LOCK_WAIT_SECS]
+        } else {
+            &["-w", system::LOCK_WAIT_SECS, "--noflush"]
+        };
         let out = sys
-            .run_holding(
-                tool,
-                &["-w", system::LOCK_WAIT_SECS],
-                Some(&text),
-                lock.file(),
-            )
+            .run_holding(tool, args, Some(&text), lock.file())
             .map_err(|e| (step, Cause::Io(e)))?;
         if out.success() {
             Ok(())

@@ -88,11 +88,33 @@ pub(crate) fn save(sys: &dyn System) -> Result<String, Cause> {
     Ok(saved)
 }
 
-/// Loads the policy's nftables file in one transaction; a failure names the
-/// line and the statement it came from.
-pub(crate) fn load(sys: &dyn System, nft: &Printed, lock: &File) -> Result<(), Cause> {
+/// The whole ruleset (`nft list ruleset`): the backup of an `exclusive;`
+/// apply, which replaces everything.
+pub(crate) fn save_ruleset(sys: &dyn System) -> Result<String, Cause> {
+    Ok(ok_or_cause(sys.run(NFT, &["list", "ruleset"], None), "list ruleset")?.stdout)
+}
+
+/// What `exclusive;` puts before the first line of the file (on that line,
+/// so that line numbers still name the policy's statements): the whole
+/// ruleset is flushed in the same transaction.
+pub(crate) const EXCLUSIVE_PREFIX: &str = "flush ruleset; ";
+
+/// Loads the policy's nftables file in one transaction (`exclusive`: after
+/// `flush ruleset`, in the same transaction); a failure names the line and
+/// the statement it came from.
+pub(crate) fn load(
+    sys: &dyn System,
+    nft: &Printed,
+    exclusive: bool,
+    lock: &File,
+) -> Result<(), Cause> {
+    let text = if exclusive {
+        std::borrow::Cow::Owned(format!("{EXCLUSIVE_PREFIX}{}", nft.text()))
+    } else {
+        std::borrow::Cow::Borrowed(nft.text())
+    };
     let out = sys
-        .run_holding(NFT, &["-f", "-"], Some(nft.text()), lock)
+        .run_holding(NFT, &["-f", "-"], Some(&text), lock)
         .map_err(Cause::Io)?;
     if out.success() {
         Ok(())

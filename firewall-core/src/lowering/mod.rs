@@ -58,6 +58,7 @@ pub(crate) fn lower(parsed: &PolicySyntax, whole: SpanRange, diags: &mut Sink) -
         ssh: None,
         failsafe: None,
         log_drops: false,
+        exclusive: false,
     };
     for stmt in &parsed.stmts {
         lower.stmt(stmt);
@@ -82,6 +83,7 @@ struct Lower<'d> {
     ssh: Option<Option<Port>>,
     failsafe: Option<Failsafe>,
     log_drops: bool,
+    exclusive: bool,
     /// The `extif` statement was there but did not parse.
     extif_failed: bool,
 }
@@ -161,6 +163,9 @@ impl Lower<'_> {
             }
             StmtKind::LogDrops => {
                 self.log_drops |= self.once(Once::LogDrops, id, stmt);
+            }
+            StmtKind::Exclusive => {
+                self.exclusive |= self.once(Once::Exclusive, id, stmt);
             }
             StmtKind::Ssh(port) => {
                 if self.once(Once::Ssh, id, stmt) {
@@ -503,6 +508,7 @@ impl Lower<'_> {
             ssh: self.ssh.unwrap_or(Port::new(22)),
             failsafe: self.failsafe,
             log_drops: self.log_drops,
+            exclusive: self.exclusive,
         };
         Lowered {
             complete: complete && !model.extif.is_empty(),

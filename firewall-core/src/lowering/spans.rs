@@ -19,6 +19,7 @@ pub(crate) enum Once {
     Ssh,
     Failsafe,
     LogDrops,
+    Exclusive,
 }
 
 /// Where each part of the model was written: the model itself holds no spans.

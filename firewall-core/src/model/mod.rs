@@ -245,6 +245,9 @@ pub struct Model {
     pub failsafe: Option<Failsafe>,
     /// `log drops;`
     pub log_drops: bool,
+    /// `exclusive;`: the policy is the host's only firewall; applying it
+    /// removes every other rule, chain and table first (DSL.md section 6).
+    pub exclusive: bool,
 }
 
 impl Model {

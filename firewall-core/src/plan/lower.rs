@@ -98,6 +98,7 @@ pub fn lower(model: &Model) -> Plan {
         ssh: _,      // the lockout check's business: it renders no rule
         failsafe: _, // applying's business: it renders no rule
         log_drops,
+        exclusive: _, // applying's business: the loader flushes, the rules are the same
     } = model;
     let l = Lowering {
         extif,

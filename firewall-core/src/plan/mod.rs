@@ -43,6 +43,13 @@ pub use origin::{Cause, Origin};
 
 use crate::model::{Host, Iface, Net, Port, PortRange};
 
+/// The name prefix of every iptables chain the firewall creates (`fw-input`,
+/// `fw-ext-in`, ...): the chains it owns, next to other tools' chains (Docker's
+/// `DOCKER`, fail2ban's `f2b-sshd`). Applying, verifying, rolling back and
+/// removing touch only chains with this prefix, the one jump ("hook") from
+/// each built-in chain into its own chain, and the built-in chains' policies.
+pub const CHAIN_PREFIX: &str = "fw-";
+
 /// The `LOG` prefix of `log drops;`.
 pub const LOG_PREFIX: &str = "firewall drop: ";
 
@@ -104,6 +111,19 @@ pub struct Table {
 }
 
 impl Table {
+    /// Whether the firewall owns chain `chain` of this table for `family` (in
+    /// iptables: creates its own chain for it, hooked into the built-in one):
+    /// every filter chain; a NAT chain only when it has rules of `family`.
+    pub fn owns(&self, chain: &Chain, family: Family) -> bool {
+        self.kind == TableKind::Filter || chain.rules_of(family).next().is_some()
+    }
+
+    /// Whether the firewall touches this table for `family` at all: it owns
+    /// one of its chains. A policy without NAT touches no `nat` table.
+    pub fn is_owned(&self, family: Family) -> bool {
+        self.chains.iter().any(|c| self.owns(c, family))
+    }
+
     /// The chain of that kind, if the table has it.
     pub fn chain(&self, kind: ChainKind) -> Option<&Chain> {
         self.chains.iter().find(|c| c.kind == kind)
@@ -184,6 +204,41 @@ impl UserChain {
             UserChain::ExtIn => "ext-in",
             UserChain::ExtFwd => "ext-fwd",
             UserChain::ExtOut => "ext-out",
+        }
+    }
+
+    /// The chain's name in the iptables backends: [`CHAIN_PREFIX`] and
+    /// [`UserChain::name`] (`fw-ext-in`).
+    pub const fn own_name(self) -> &'static str {
+        match self {
+            UserChain::ExtIn => "fw-ext-in",
+            UserChain::ExtFwd => "fw-ext-fwd",
+            UserChain::ExtOut => "fw-ext-out",
+        }
+    }
+}
+
+impl Hook {
+    /// The iptables chain of the firewall's own that holds the rules of the
+    /// built-in chain at this hook (`fw-input`): the built-in chain itself only
+    /// gets the policy and one jump to it.
+    pub const fn own_chain(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "fw-prerouting",
+            Hook::Input => "fw-input",
+            Hook::Forward => "fw-forward",
+            Hook::Output => "fw-output",
+            Hook::Postrouting => "fw-postrouting",
+        }
+    }
+}
+
+impl ChainKind {
+    /// The name of the firewall's own iptables chain for this chain.
+    pub const fn own_name(self) -> &'static str {
+        match self {
+            ChainKind::BuiltIn { hook, .. } => hook.own_chain(),
+            ChainKind::User(c) => c.own_name(),
         }
     }
 }

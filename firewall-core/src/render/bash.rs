@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 ///
 /// The script copies exactly these (with `declare -f`) into the backup
 /// directory as `rollback.sh`, so the detached watchdog runs the same code.
-pub const ROLLBACK_FUNCTIONS: [&str; 25] = [
+pub const ROLLBACK_FUNCTIONS: [&str; 29] = [
     "fw_log",
     "fw_now_us",
     "fw_alive",
@@ -38,6 +38,8 @@ pub const ROLLBACK_FUNCTIONS: [&str; 25] = [
     "fw_nft_save",
     "fw_nft_restore",
     "fw_drop_table",
+    "fw_ipt_own",
+    "fw_ipt_prepare",
     "fw_restore",
     "fw_rollback",
     "fw_confirm",
@@ -50,6 +52,8 @@ pub const ROLLBACK_FUNCTIONS: [&str; 25] = [
     "fw_nft_verify",
     "fw_held",
     "fw_detect_backend",
+    "fw_remove",
+    "fw_pending_dir",
     "fw_main",
 ];
 
@@ -165,6 +169,7 @@ fn delimiter(base: &str, text: &str) -> String {
 ///     ssh: None,
 ///     failsafe: None,
 ///     log_drops: false,
+///     exclusive: false,
 /// };
 /// let s = firewall_core::render::bash::script(
 ///     &model,
@@ -187,6 +192,25 @@ pub fn script(model: &Model, ipv4: &str, ipv6: &str, nft: &str) -> String {
         let _ = writeln!(s, "#   {}", comment_safe(&line));
     }
     s.push_str(&super::kernel::header(model));
+    if model.exclusive {
+        s.push_str(
+            "#\n\
+             # !!! EXCLUSIVE: this policy says `exclusive;`. Applying it REMOVES EVERY OTHER\n\
+             # !!! RULE, CHAIN AND TABLE of this host first (Docker's, fail2ban's, libvirt's,\n\
+             # !!! kube-proxy's, a VPN's): iptables: every table is replaced whole; nftables:\n\
+             # !!! `flush ruleset` in the same transaction. Other tools stop working until\n\
+             # !!! they reinstall their rules (restart them).\n",
+        );
+    } else {
+        s.push_str(
+            "#\n\
+             # Shares the host: touches only what the firewall owns: iptables: the chains\n\
+             # named fw-*, one jump (hook) from each built-in chain into them, appended\n\
+             # after other tools' jumps, and the built-in chains' policies; nftables: its\n\
+             # own tables. Other tools' rules (Docker, fail2ban, libvirt) stay as they are.\n\
+             # `bash THIS-SCRIPT --remove` takes out everything the firewall owns.\n",
+        );
+    }
     s.push_str(
         "#\n\
          # What this script does, in order:\n\
@@ -202,7 +226,8 @@ pub fn script(model: &Model, ipv4: &str, ipv6: &str, nft: &str) -> String {
          #   - saves what it replaces and net.ipv4.ip_forward into a private directory\n\
          #      (mktemp -d): nftables: the firewall's own tables (inet firewall,\n\
          #      ip firewall_nat; nothing else of the host's nftables ruleset is read\n\
-         #      or changed); iptables: the IPv4 and IPv6 rules;\n\
+         #      or changed); iptables: what the firewall owns of the IPv4 and IPv6\n\
+         #      rules (every rule when exclusive);\n\
          #   - arms a detached watchdog (it survives this script, even SIGKILL, and its\n\
          #      terminal) that restores the saved rules at once if this script dies\n\
          #      before the new rules are verified;\n",
@@ -268,12 +293,43 @@ else
   fw_tools=("$fw_save4" "$fw_save6" "$fw_restore4" "$fw_restore6")
   fw_package=iptables
 fi
-for fw_t in "${fw_tools[@]}" mktemp sed grep sort setsid flock readlink timeout; do
+for fw_t in "${fw_tools[@]}" mktemp sed grep sort awk setsid flock readlink timeout; do
   if ! command -v "$fw_t" >/dev/null 2>&1; then
     fw_die "$fw_t is missing (Debian/Ubuntu: apt-get install $fw_package util-linux coreutils)"
   fi
 done
 printf 'firewall: backend %s\n' "$fw_backend"
+"#,
+    );
+    let _ = writeln!(s, "fw_exclusive={}", u8::from(model.exclusive));
+    s.push_str(
+        r#"fw_prefix=$(fw_state_prefix) || fw_die "cannot create the state directory /run/firewall"
+fw_lock_wait=${FIREWALL_LOCK_WAIT:-10}
+case $fw_lock_wait in
+'' | *[!0-9]*) fw_lock_wait=10 ;;
+esac
+
+# ---- --remove: take out everything the firewall owns, nothing else ----
+if [ "${1:-}" = --remove ]; then
+  if ! fw_lock "$fw_prefix" "$fw_lock_wait"; then
+    printf 'firewall: another apply is running in this network namespace; nothing removed.\n' >&2
+    exit 4
+  fi
+  fw_pending=$(fw_pending_dir "$fw_prefix")
+  if [ -n "$fw_pending" ]; then
+    printf 'firewall: a failsafe is pending (%s): confirm it or let it expire first; nothing removed.\n' "$fw_pending" >&2
+    exit 5
+  fi
+  if ! fw_remove "$fw_backend"; then
+    fw_die "removing the firewall's rules failed (see above)"
+  fi
+  if [ "$fw_backend" != nftables ]; then
+    printf 'firewall: removed (chains fw-*, their hooks; built-in policies ACCEPT); other rules untouched.\n'
+  else
+    printf 'firewall: removed (tables %s); other rules untouched.\n' "$fw_nft_tables"
+  fi
+  exit 0
+fi
 "#,
     );
     s.push_str(&super::preflight::bash(model));
@@ -282,11 +338,6 @@ printf 'firewall: backend %s\n' "$fw_backend"
 # ---- Lock: one applier at a time per network namespace ----
 # flock(2) on /run/firewall/net-INODE.lock, shared with firewall-core's apply()
 # and the watchdogs; waits FIREWALL_LOCK_WAIT seconds (default 10), then exit 4.
-fw_prefix=$(fw_state_prefix) || fw_die "cannot create the state directory /run/firewall"
-fw_lock_wait=${FIREWALL_LOCK_WAIT:-10}
-case $fw_lock_wait in
-'' | *[!0-9]*) fw_lock_wait=10 ;;
-esac
 if ! fw_lock "$fw_prefix" "$fw_lock_wait"; then
   printf 'firewall: another apply is running in this network namespace (pid %s holds %s); nothing changed.\nfirewall: run this again once it has finished (or wait longer: FIREWALL_LOCK_WAIT=SECONDS).\n' "$(head -n 1 "$fw_prefix.lock" 2>/dev/null)" "$fw_prefix.lock" >&2
   exit 4
@@ -301,11 +352,21 @@ fi
 # Nothing changed yet: a failure here only removes the half-written backup.
 trap 'rm -rf -- "$fw_dir"' EXIT
 fw_save_rules() {
-  if [ "$fw_backend" = nftables ]; then
+  if [ "$fw_exclusive" = 1 ]; then
+    # Everything is replaced: everything is saved.
+    : >"$fw_dir/exclusive"
+    if [ "$fw_backend" = nftables ]; then
+      timeout 60 nft list ruleset >"$fw_dir/nft.rules"
+    else
+      timeout 60 "$fw_save4" -c >"$fw_dir/v4.rules" &&
+        timeout 60 "$fw_save6" -c >"$fw_dir/v6.rules"
+    fi
+  elif [ "$fw_backend" = nftables ]; then
     fw_nft_save >"$fw_dir/nft.rules"
   else
-    timeout 60 "$fw_save4" -c >"$fw_dir/v4.rules" &&
-      timeout 60 "$fw_save6" -c >"$fw_dir/v6.rules"
+    # What the firewall owns, nothing else (fw_ipt_own).
+    timeout 60 "$fw_save4" | fw_ipt_own >"$fw_dir/v4.rules" &&
+      timeout 60 "$fw_save6" | fw_ipt_own >"$fw_dir/v6.rules"
   fi
 }
 if ! { printf '%s\n' "$fw_backend" >"$fw_dir/backend" &&
@@ -407,11 +468,26 @@ fw_pending_set "$fw_prefix" "$fw_dir"
     s.push_str(
         r#"
 # ---- Load ----
+# Not exclusive: --noflush, only the firewall's own chains (declaring one
+# empties it), hooks not yet there, own chains no longer used deleted
+# (fw_ipt_prepare). Exclusive: every table replaced, `flush ruleset`.
 if [ "$fw_backend" = nftables ]; then
-  timeout 60 nft -f "$fw_dir/new.nft"
+  if [ "$fw_exclusive" = 1 ]; then
+    { printf 'flush ruleset; '; cat -- "$fw_dir/new.nft"; } | timeout 60 nft -f -
+  else
+    timeout 60 nft -f "$fw_dir/new.nft"
+  fi
 else
-  timeout 60 "$fw_restore4" -w 10 <"$fw_dir/new4.rules"
-  timeout 60 "$fw_restore6" -w 10 <"$fw_dir/new6.rules"
+  fw_mode=own
+  fw_noflush=(--noflush)
+  if [ "$fw_exclusive" = 1 ]; then
+    fw_mode=exclusive
+    fw_noflush=()
+  fi
+  timeout 60 "$fw_save4" | fw_ipt_prepare "$fw_mode" "$fw_dir/new4.rules" >"$fw_dir/load4.rules"
+  timeout 60 "$fw_restore4" -w 10 "${fw_noflush[@]}" <"$fw_dir/load4.rules"
+  timeout 60 "$fw_save6" | fw_ipt_prepare "$fw_mode" "$fw_dir/new6.rules" >"$fw_dir/load6.rules"
+  timeout 60 "$fw_restore6" -w 10 "${fw_noflush[@]}" <"$fw_dir/load6.rules"
 fi
 "#,
     );

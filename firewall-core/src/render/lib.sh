@@ -154,6 +154,112 @@ fw_drop_table() {
   } | timeout "$fw_tool_timeout" "$5" -w "$fw_xtables_wait"
 }
 
+# fw_ipt_own: of iptables-save text on stdin, what the firewall owns, the
+# part a backup keeps (apply() has the same rule: apply/iptables.rs `own`):
+# per table the built-in chains' policies, the own chains (name prefix
+# $fw_chain_prefix) and their rules, and the hooks (a rule exactly
+# `-A BUILTIN -j fw-CHAIN`); counters dropped. A table other than filter
+# appears only when it holds an own chain or hook. Nothing of other tools.
+fw_ipt_own() {
+  awk -v p="$fw_chain_prefix" '
+    function emit(unused) {
+      if (t != "" && (t == "filter" || own)) printf "*%s\n%s%s%sCOMMIT\n", t, b, d, r
+    }
+    /^\*/ { t = substr($0, 2); b = ""; d = ""; r = ""; own = 0; next }
+    /^COMMIT$/ { emit(0); t = ""; next }
+    t == "" { next }
+    /^:/ {
+      name = substr($1, 2)
+      if (index(name, p) == 1) { d = d ":" name " - [0:0]\n"; own = 1 }
+      else if ($2 != "-") b = b ":" name " " $2 " [0:0]\n"
+      next
+    }
+    {
+      line = $0
+      sub(/^\[[0-9]+:[0-9]+\] /, "", line)
+      if (line !~ /^-A /) next
+      n = split(line, w, " ")
+      if (index(w[2], p) == 1 || (n == 4 && w[3] == "-j" && index(w[4], p) == 1)) {
+        r = r line "\n"; own = 1
+      }
+    }
+  '
+}
+
+# fw_ipt_prepare MODE FILE: the text to load for FILE (a policy's or a
+# backup's iptables-save text), given the live ruleset (iptables-save) on
+# stdin; apply() has the same rule (apply/iptables.rs `prepare`). Line N of
+# FILE stays line N, so "line N" errors still name the policy statement.
+#   own (loaded with --noflush): a hook line of FILE that the live table
+#     already has becomes a comment (never a second hook); then, per live
+#     table, the own chains FILE does not declare are deleted: their hooks
+#     (-D), then -F and -X.
+#   exclusive (loaded without --noflush, which empties every table FILE
+#     names): each live table FILE does not name is added empty, its
+#     built-in chains ACCEPT.
+fw_ipt_prepare() {
+  awk -v p="$fw_chain_prefix" -v mode="$1" '
+    function hook(line, w, n) {
+      n = split(line, w, " ")
+      return n == 4 && w[1] == "-A" && index(w[2], p) != 1 && w[3] == "-j" && index(w[4], p) == 1
+    }
+    pass == 1 {
+      if ($0 ~ /^\*/) {
+        lt = substr($0, 2)
+        if (!(lt in seen)) { seen[lt] = 1; tabs[++nt] = lt }
+        next
+      }
+      if ($0 == "COMMIT") { lt = ""; next }
+      if (lt == "") next
+      if ($0 ~ /^:/) {
+        name = substr($1, 2)
+        if (index(name, p) == 1) owned[lt] = owned[lt] " " name
+        else if ($2 != "-") builtin[lt] = builtin[lt] " " name
+        next
+      }
+      line = $0
+      sub(/^\[[0-9]+:[0-9]+\] /, "", line)
+      if (hook(line)) { have[lt, line] = 1; hooks[lt, ++nh[lt]] = line }
+      next
+    }
+    {
+      if ($0 ~ /^\*/) { ft = substr($0, 2); named[ft] = 1 }
+      else if ($0 == "COMMIT") ft = ""
+      else if (ft != "" && $0 ~ /^:/) declared[ft, substr($1, 2)] = 1
+      else if (mode == "own" && ft != "" && hook($0) && ((ft, $0) in have)) {
+        print "# hook present: " $0
+        next
+      }
+      print
+    }
+    END {
+      for (i = 1; i <= nt; i++) {
+        t = tabs[i]
+        if (mode == "exclusive") {
+          if (t in named) continue
+          printf "*%s\n", t
+          n = split(builtin[t], c, " ")
+          for (j = 1; j <= n; j++) printf ":%s ACCEPT [0:0]\n", c[j]
+          print "COMMIT"
+          continue
+        }
+        n = split(owned[t], c, " ")
+        ns = 0
+        for (j = 1; j <= n; j++) if (!((t, c[j]) in declared)) stale[++ns] = c[j]
+        if (ns == 0) continue
+        printf "*%s\n", t
+        for (k = 1; k <= nh[t]; k++) {
+          split(hooks[t, k], w, " ")
+          for (j = 1; j <= ns; j++) if (w[4] == stale[j]) { line = hooks[t, k]; sub(/^-A /, "-D ", line); print line }
+        }
+        for (j = 1; j <= ns; j++) printf "-F %s\n", stale[j]
+        for (j = 1; j <= ns; j++) printf "-X %s\n", stale[j]
+        print "COMMIT"
+      }
+    }
+  ' pass=1 - pass=2 "$2"
+}
+
 # fw_restore DIR: put back everything saved in DIR (rules of both families,
 # counters included, and ip_forward). Tries every step even if one fails. A
 # family whose restore failed but whose rules already equal the backup
@@ -168,7 +274,10 @@ fw_restore() {
     src=$dir/prev
   fi
   backend=$(cat "$dir/backend") || return 1
-  if [ "$backend" = nftables ] && [ -e "$src/nft.rules" ]; then
+  if [ "$backend" = nftables ] && [ -e "$src/nft.rules" ] && [ -e "$src/exclusive" ]; then
+    # `exclusive;` replaced the whole ruleset: all of it comes back.
+    { printf 'flush ruleset\n'; cat -- "$src/nft.rules"; } | timeout "$fw_tool_timeout" nft -f - || failed=1
+  elif [ "$backend" = nftables ] && [ -e "$src/nft.rules" ]; then
     # Tables that equal the backup already (a load that failed changed
     # nothing: one transaction) stay as they are: recreating them would move
     # them behind other tables' chains of the same hook and priority.
@@ -193,6 +302,29 @@ fw_restore() {
     famfail=0
     save=$(fw_tool "$fam" save "$backend")
     restore=$(fw_tool "$fam" restore "$backend")
+    if [ ! -e "$src/exclusive" ]; then
+      # Only what the firewall owned (fw_ipt_own): other tools' rules, also
+      # those added since the backup (a fail2ban ban), stay as they are. A
+      # family whose own part equals the backup is not reloaded.
+      if now=$(timeout "$fw_tool_timeout" "$save"); then
+        if [ "$(printf '%s\n' "$now" | fw_ipt_own)" != "$(cat -- "$src/v$fam.rules")" ]; then
+          printf '%s\n' "$now" | fw_ipt_prepare own "$src/v$fam.rules" |
+            timeout "$fw_tool_timeout" "$restore" -w "$fw_xtables_wait" --noflush || famfail=1
+        fi
+      else
+        famfail=1
+      fi
+      if [ "$famfail" = 1 ]; then
+        if now=$(timeout "$fw_tool_timeout" "$save") &&
+          [ "$(printf '%s\n' "$now" | fw_ipt_own)" = "$(cat -- "$src/v$fam.rules")" ]; then
+          fw_log "$dir" "IPv$fam: a restore step failed, but the firewall's rules equal the backup: unchanged"
+          printf 'firewall: IPv%s: a restore step failed, but the rules already equal the saved ones: unchanged.\n' "$fam" >&2
+        else
+          failed=1
+        fi
+      fi
+      continue
+    fi
     if now=$(timeout "$fw_tool_timeout" "$save"); then
       for table in $(printf '%s\n' "$now" | sed -n 's/^\*//p'); do
         if ! grep -qxF "*$table" "$src/v$fam.rules"; then
@@ -282,7 +414,7 @@ fw_takeover() {
   fi
   rm -rf -- "$dir/prev.tmp"
   mkdir -m 0700 "$dir/prev.tmp" || return 1
-  for f in v4.rules v6.rules nft.rules ip_forward; do
+  for f in v4.rules v6.rules nft.rules ip_forward exclusive; do
     if [ -e "$src/$f" ] && ! cp -- "$src/$f" "$dir/prev.tmp/$f"; then
       rm -rf -- "$dir/prev.tmp"
       return 1
@@ -453,13 +585,15 @@ fw_rules_summary() {
   done
 }
 
-# fw_verify SAVE FILE: whether the rules SAVE (iptables-save or
-# ip6tables-save) reads back match the ones loaded from FILE, table by table.
+# fw_verify SAVE FILE: whether what the firewall owns (fw_ipt_own) of the
+# rules SAVE (iptables-save or ip6tables-save) reads back matches the policy
+# FILE: the same tables, own chains, policies, rules and exactly one hook
+# each. Other tools' chains and rules are not looked at.
 fw_verify() {
   local tables want have
-  tables=$(sed -n 's/^\*//p' "$2" | tr '\n' ' ')
+  tables=$({ sed -n 's/^\*//p' "$2"; timeout "$fw_tool_timeout" "$1" | fw_ipt_own | sed -n 's/^\*//p'; } | LC_ALL=C sort -u | tr '\n' ' ')
   want=$(fw_rules_summary "$tables" <"$2" | LC_ALL=C sort)
-  have=$(timeout "$fw_tool_timeout" "$1" | fw_rules_summary "$tables" | LC_ALL=C sort) || return 1
+  have=$(timeout "$fw_tool_timeout" "$1" | fw_ipt_own | fw_rules_summary "$tables" | LC_ALL=C sort) || return 1
   if [ "$want" != "$have" ]; then
     printf 'firewall: the rules read back with %s differ from the ones loaded:\n' "$1" >&2
     diff <(printf '%s\n' "$want") <(printf '%s\n' "$have") | head -n 6 >&2 || true
@@ -621,10 +755,56 @@ fw_detect_backend() {
   fi
 }
 
+# fw_remove BACKEND: take out everything the firewall owns, nothing else
+# (the caller holds the lock): nftables: its own tables, in one transaction;
+# iptables: per family, its hooks and own chains (fw_ipt_prepare against a
+# policy of no own chain), its built-in policies back to ACCEPT (filter). Then
+# checks that nothing of it is left.
+fw_remove() {
+  local fam save restore t none failed=0
+  local -a own
+  if [ "$1" = nftables ]; then
+    IFS=, read -r -a own <<<"$fw_nft_tables"
+    for t in "${own[@]}"; do
+      printf 'add table %s\ndelete table %s\n' "$t" "$t"
+    done | timeout "$fw_tool_timeout" nft -f - || return 1
+    [ -z "$(fw_nft_save)" ] || return 1
+    return 0
+  fi
+  none=$(mktemp) || return 1
+  printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' >"$none"
+  for fam in 4 6; do
+    save=$(fw_tool "$fam" save "$1")
+    restore=$(fw_tool "$fam" restore "$1")
+    timeout "$fw_tool_timeout" "$save" | fw_ipt_prepare own "$none" |
+      timeout "$fw_tool_timeout" "$restore" -w "$fw_xtables_wait" --noflush || failed=1
+    if [ "$(timeout "$fw_tool_timeout" "$save" | fw_ipt_own)" != "$(cat -- "$none")" ]; then
+      failed=1
+    fi
+  done
+  rm -f -- "$none"
+  return "$failed"
+}
+
+# fw_pending_dir PREFIX: the backup directory of a failsafe still pending
+# (armed, its watchdog alive); nothing when none is.
+fw_pending_dir() {
+  local old
+  old=$(cat "$1.pending" 2>/dev/null) || return 0
+  if [ -n "$old" ] && [ -e "$old/armed" ]; then
+    if [ -e "$old/watchdog.pid" ] && ! fw_alive "$(cat "$old/watchdog.pid" 2>/dev/null)"; then
+      return 0
+    fi
+    printf '%s\n' "$old"
+  fi
+}
+
 # fw_main COMMAND DIR [SECONDS [PID]]
 fw_main() {
   case "${1:-}" in
   detect) fw_detect_backend ;;
+  remove) fw_remove "$2" ;;
+  pending) fw_pending_dir "$2" ;;
   restore) fw_restore "$2" ;;
   rollback)
     # apply()'s rollback: the backup is no longer needed once restored (also
@@ -635,7 +815,7 @@ fw_main() {
   takeover) fw_takeover "$2" ;;
   watchdog) fw_watchdog "$2" "$3" "${4:-0}" ;;
   *)
-    printf 'usage: rollback.sh detect | restore|rollback|confirm|takeover|watchdog DIR [SECONDS [PID]]\n' >&2
+    printf 'usage: rollback.sh detect | remove BACKEND | pending PREFIX | restore|rollback|confirm|takeover|watchdog DIR [SECONDS [PID]]\n' >&2
     return 2
     ;;
   esac

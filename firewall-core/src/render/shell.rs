@@ -38,6 +38,9 @@ pub const V6_RULES: &str = "v6.rules";
 /// The firewall's own nftables tables before the change (`nft list table`
 /// of each that existed; empty when none did), nftables backend.
 pub const NFT_RULES: &str = "nft.rules";
+/// Present (empty) when the backup is of an `exclusive;` apply: the whole
+/// ruleset was saved and is restored whole.
+pub const EXCLUSIVE: &str = "exclusive";
 /// `net.ipv4.ip_forward` before the change.
 pub const IP_FORWARD: &str = "ip_forward";
 
@@ -52,12 +55,13 @@ pub const XTABLES_WAIT_SECS: u32 = 10;
 
 /// The shell variables [`constants`] sets (the script copies them into
 /// `rollback.sh` with `declare -p`).
-pub const CONSTANT_NAMES: [&str; 5] = [
+pub const CONSTANT_NAMES: [&str; 6] = [
     "fw_state_dir",
     "fw_state_fallback",
     "fw_nft_tables",
     "fw_tool_timeout",
     "fw_xtables_wait",
+    "fw_chain_prefix",
 ];
 
 /// The constants as shell assignments, the head of the library.
@@ -68,8 +72,10 @@ pub fn constants() -> String {
          fw_state_fallback={STATE_FALLBACK}\n\
          fw_nft_tables='{}'\n\
          fw_tool_timeout={TOOL_TIMEOUT_SECS}\n\
-         fw_xtables_wait={XTABLES_WAIT_SECS}\n\n",
-        NFT_TABLES.join(",")
+         fw_xtables_wait={XTABLES_WAIT_SECS}\n\
+         fw_chain_prefix={}\n\n",
+        NFT_TABLES.join(","),
+        crate::plan::CHAIN_PREFIX
     )
 }
 

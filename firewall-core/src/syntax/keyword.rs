@@ -55,6 +55,8 @@ keywords! {
     Failsafe => "failsafe",
     /// `log drops;`
     Log => "log",
+    /// `exclusive;`
+    Exclusive => "exclusive",
 }
 
 impl Keyword {

@@ -105,6 +105,8 @@ pub enum StmtKind {
     Failsafe(DurationLit),
     /// `log drops;`
     LogDrops,
+    /// `exclusive;`
+    Exclusive,
 }
 
 impl StmtKind {
@@ -124,6 +126,7 @@ impl StmtKind {
             StmtKind::Ssh(_) => Keyword::Ssh,
             StmtKind::Failsafe(_) => Keyword::Failsafe,
             StmtKind::LogDrops => Keyword::Log,
+            StmtKind::Exclusive => Keyword::Exclusive,
         }
     }
 
@@ -410,6 +413,7 @@ impl Stmt {
                 one_of(input, "log setting", &["drops"])?;
                 StmtKind::LogDrops
             }
+            Some(Keyword::Exclusive) => StmtKind::Exclusive,
             None => {
                 let other = &kw.text;
                 let help = match did_you_mean(&other.to_lowercase(), &Keyword::words()) {
