@@ -54,18 +54,6 @@ const BANNED_LATER: [&str; 2] = ["198.51.100.4", "2001:db8:1::4"];
 /// The nftables tables the firewall owns (DSL.md section 6: documented names).
 const OWN_NFT_TABLES: [&str; 2] = ["table inet firewall {", "table ip firewall_nat {"];
 
-/// The fallback for a build without `remove()`: the call resolves to the
-/// inherent method where there is one.
-trait RemoveFallback {
-    fn remove_with(&self, options: Options) -> Result<(), String>;
-}
-
-impl RemoveFallback for firewall::Policy {
-    fn remove_with(&self, _: Options) -> Result<(), String> {
-        Err("this build has no Policy::remove_with".to_string())
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The inner half: apply() / remove() inside the firewall namespace
 // ---------------------------------------------------------------------------
