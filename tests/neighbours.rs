@@ -51,6 +51,18 @@ const CLOSED_PORT: u16 = 2222;
 const BANNED: [&str; 2] = ["198.51.100.3", "2001:db8:1::3"];
 const BANNED_LATER: [&str; 2] = ["198.51.100.4", "2001:db8:1::4"];
 
+/// The tables iptables-nft keeps (counted through iptables-save).
+const IPTABLES_TABLES: [&str; 8] = [
+    "ip filter",
+    "ip nat",
+    "ip mangle",
+    "ip raw",
+    "ip6 filter",
+    "ip6 nat",
+    "ip6 mangle",
+    "ip6 raw",
+];
+
 /// The nftables tables the firewall owns (DSL.md section 6: documented names).
 const OWN_NFT_TABLES: [&str; 2] = ["table inet firewall {", "table ip firewall_nat {"];
 
@@ -357,18 +369,14 @@ impl Case {
         let mut nft = 0;
         let mut iptables_table = false;
         for line in script_backend::nft_ruleset(&self.t).lines() {
-            if line.starts_with("table ") {
-                iptables_table = ["table ip filter", "table ip nat", "table ip6 filter"]
-                    .iter()
-                    .chain(&["table ip6 nat", "table ip mangle", "table ip6 mangle"])
-                    .chain(&["table ip raw", "table ip6 raw"])
-                    .any(|t| line == format!("{t} {{"));
+            if let Some(table) = line.strip_prefix("table ") {
+                iptables_table = IPTABLES_TABLES.contains(&table.trim_end_matches(" {"));
             }
             let rule = line.starts_with("\t\t")
                 && !line.starts_with("\t\t\t")
-                && !line.starts_with("\t\ttype ")
-                && !line.starts_with("\t\tflags ")
-                && !line.starts_with("\t\telements ");
+                && !["type ", "flags ", "elements "]
+                    .iter()
+                    .any(|p| line[2..].starts_with(p));
             if rule && !iptables_table {
                 nft += 1;
             }
@@ -773,6 +781,13 @@ fn failsafe_revert(backend: &'static str, via: Via, test: &str) {
     k.check(late.is_ok(), || {
         format!("during the failsafe window: docker run -p 8084 failed: {late:?}")
     });
+    // The applied policy beside them, while the window is open.
+    still_banned(&c, &mut k, "during the failsafe window", &BANNED);
+    still_banned(&c, &mut k, "during the failsafe window", &BANNED_LATER);
+    k.check(
+        web_answers(&c.t, Ns::Outside, addr::FW_EXT_V4, 8080),
+        || "during the failsafe window: the published port 8080 does not answer".into(),
+    );
     k.check(c.own_rules_present(), || {
         "the window ended before the ban and the container: the test proves nothing".into()
     });
