@@ -21,14 +21,14 @@ const INNER: &str = "compiled_apply_inner";
 const SOURCE: &str = "extif eth0; open tcp 22;";
 /// The rule the constant has and `source()` does not render.
 const EXTRA: &str =
-    "-A ext-in -p tcp --dport 4444 -m comment --comment \"compiled, not rendered\" -j ACCEPT";
+    "-A fw-ext-in -p tcp --dport 4444 -m comment --comment \"compiled, not rendered\" -j ACCEPT";
 
-/// `text` with [`EXTRA`] as the first rule of `ext-in` in its filter table.
+/// `text` with [`EXTRA`] as the first rule of `fw-ext-in` in its filter table.
 fn with_extra(text: &str) -> &'static str {
     let mut out = String::new();
     let mut done = false;
     for line in text.lines() {
-        if !done && line.starts_with("-A ext-in ") {
+        if !done && line.starts_with("-A fw-ext-in ") {
             out.push_str(EXTRA);
             out.push('\n');
             done = true;
@@ -36,7 +36,7 @@ fn with_extra(text: &str) -> &'static str {
         out.push_str(line);
         out.push('\n');
     }
-    assert!(done, "no ext-in rule in:\n{text}");
+    assert!(done, "no fw-ext-in rule in:\n{text}");
     Box::leak(out.into_boxed_str())
 }
 

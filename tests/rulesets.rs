@@ -129,23 +129,23 @@ fn gateway_loads_with_nat() {
             ":INPUT DROP",
             ":FORWARD DROP",
             ":OUTPUT ACCEPT",
-            ":ext-in -",
-            "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED",
-            "-A INPUT -i eth0 -m comment --comment \"extif eth0\" -g ext-in",
+            ":fw-ext-in -",
+            "-A fw-input -m conntrack --ctstate RELATED,ESTABLISHED",
+            "-A fw-input -i eth0 -m comment --comment \"extif eth0\" -g fw-ext-in",
             "--dports 22,80",
             "\"open tcp 22, 80\"",
-            "-A ext-in -p icmp",
+            "-A fw-ext-in -p icmp",
             "--ctorigdstport 26",
             "--ctorigdstport 221",
             "-j DNAT --to-destination 203.0.113.2:22",
             "-j REDIRECT --to-ports 25",
-            "-A POSTROUTING -o eth0 -m comment --comment masquerade -j MASQUERADE",
+            "-A fw-postrouting -o eth0 -m comment --comment masquerade -j MASQUERADE",
         ],
     );
     // Port 25 is reachable only through the redirect.
     let ext_in: Vec<&str> = table_rules(&v4, "filter")
         .into_iter()
-        .filter(|l| l.starts_with("-A ext-in") && l.contains("--dport 25 "))
+        .filter(|l| l.starts_with("-A fw-ext-in") && l.contains("--dport 25 "))
         .collect();
     assert_eq!(ext_in.len(), 1, "{ext_in:?}");
     assert!(ext_in[0].contains("--ctstate DNAT"));
@@ -157,7 +157,6 @@ fn gateway_loads_with_nat() {
             "--icmpv6-type 135",
             "--hl-eq 255",
             "--icmpv6-type 128",
-            ":PREROUTING ACCEPT",
         ],
     );
     assert!(table_rules(&v6, "nat").is_empty(), "{v6}");
@@ -178,40 +177,44 @@ fn every_statement_loads() {
             ":INPUT DROP",
             ":FORWARD DROP",
             ":OUTPUT DROP",
-            "-A INPUT -i ppp+ ",
-            "-A INPUT -i br-lan ",
+            "-A fw-input -i ppp+ ",
+            "-A fw-input -i br-lan ",
             "--dports 22,443,8000:8080",
-            "-A ext-in -s 198.51.100.0/24 -p udp -m udp --dport 51820",
+            "-A fw-ext-in -s 198.51.100.0/24 -p udp -m udp --dport 51820",
             "--ctorigdstport 2222",
-            "-A ext-fwd -d 203.0.113.2/32 -p udp -m udp --dport 5353",
+            "-A fw-ext-fwd -d 203.0.113.2/32 -p udp -m udp --dport 5353",
             "-j DNAT --to-destination 203.0.113.2:5353",
-            "-A FORWARD -o ppp+ -p tcp -m multiport --dports 25,6660:6669",
-            "-A ext-out -p tcp -m multiport --dports 25,6660:6669",
+            "-A fw-forward -o ppp+ -p tcp -m multiport --dports 25,6660:6669",
+            "-A fw-ext-out -p tcp -m multiport --dports 25,6660:6669",
             "-j LOG --log-prefix \"firewall drop: \"",
             "--reject-with tcp-reset",
             "--reject-with icmp-port-unreachable",
-            "-A OUTPUT -o lo ",
-            "-A POSTROUTING -o ppp+ ",
+            "-A fw-output -o lo ",
+            "-A fw-postrouting -o ppp+ ",
         ],
     );
     assert_has(
         &v6,
         &[
-            "-A ext-in -s 2001:db8::/32 -p udp -m udp --dport 51820",
+            "-A fw-ext-in -s 2001:db8::/32 -p udp -m udp --dport 51820",
             "--reject-with icmp6-port-unreachable",
-            "-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type 136",
+            "-A fw-output -p ipv6-icmp -m icmp6 --icmpv6-type 136",
         ],
     );
     assert_lacks(
         &v6,
-        &["-s 198.51.100.0/24", "ctorigdstport", "-A FORWARD -i eth1"],
+        &[
+            "-s 198.51.100.0/24",
+            "ctorigdstport",
+            "-A fw-forward -i eth1",
+        ],
     );
     // icmp drop under `policy input reject`: ICMP is dropped before the
     // rejects (no "port unreachable" for a ping), never accepted.
     for saved in [&v4, &v6] {
         let ext_in: Vec<&str> = table_rules(saved, "filter")
             .into_iter()
-            .filter(|l| l.starts_with("-A ext-in "))
+            .filter(|l| l.starts_with("-A fw-ext-in "))
             .collect();
         let n = ext_in.len();
         assert!(
@@ -222,7 +225,7 @@ fn every_statement_loads() {
     }
     assert_lacks(
         &v4,
-        &["-A ext-in -p icmp -m comment --comment \"icmp accept\""],
+        &["-A fw-ext-in -p icmp -m comment --comment \"icmp accept\""],
     );
 }
 
@@ -237,11 +240,11 @@ fn host_with_trust_and_forward_drop_loads() {
     assert_has(
         &v4,
         &[
-            "-A INPUT -i eth1 -m comment --comment \"trust eth1\" -j ACCEPT",
-            "-A ext-fwd -m comment --comment \"forward drop\" -j DROP",
+            "-A fw-input -i eth1 -m comment --comment \"trust eth1\" -j ACCEPT",
+            "-A fw-ext-fwd -m comment --comment \"forward drop\" -j DROP",
         ],
     );
-    assert_lacks(&v4, &["not external is trusted", "-A FORWARD -i eth1"]);
+    assert_lacks(&v4, &["not external is trusted", "-A fw-forward -i eth1"]);
     assert!(table_rules(&v4, "nat").is_empty());
 }
 
@@ -255,7 +258,13 @@ fn reject_policies_load() {
         (&v4, "icmp-port-unreachable"),
         (&v6, "icmp6-port-unreachable"),
     ] {
-        for chain in ["ext-in", "ext-fwd", "ext-out", "FORWARD", "OUTPUT"] {
+        for chain in [
+            "fw-ext-in",
+            "fw-ext-fwd",
+            "fw-ext-out",
+            "fw-forward",
+            "fw-output",
+        ] {
             let rules: Vec<&str> = table_rules(saved, "filter")
                 .into_iter()
                 .filter(|l| l.starts_with(&format!("-A {chain} ")))
@@ -279,7 +288,7 @@ fn thousand_ports_from_nets_load() {
     for saved in [&v4, &v6] {
         let ext_in: Vec<&str> = table_rules(saved, "filter")
             .into_iter()
-            .filter(|l| l.starts_with("-A ext-in ") && l.contains("-p tcp"))
+            .filter(|l| l.starts_with("-A fw-ext-in ") && l.contains("-p tcp"))
             .collect();
         assert!(ext_in.len() <= 70, "{} rules", ext_in.len());
         let mut seen: Vec<u16> = Vec::new();
@@ -297,8 +306,8 @@ fn thousand_ports_from_nets_load() {
         }
         assert_eq!(seen, (20000..21000).collect::<Vec<u16>>());
     }
-    assert!(v4.contains("-A ext-in -s 198.51.100.0/24 -p tcp -m multiport --dports 20000,"));
-    assert!(v6.contains("-A ext-in -s 2001:db8::/32 -p tcp -m multiport --dports 20000,"));
+    assert!(v4.contains("-A fw-ext-in -s 198.51.100.0/24 -p tcp -m multiport --dports 20000,"));
+    assert!(v6.contains("-A fw-ext-in -s 2001:db8::/32 -p tcp -m multiport --dports 20000,"));
 }
 
 #[test]

@@ -82,6 +82,15 @@ pub(crate) fn error_line(stderr: &str) -> Option<usize> {
     None
 }
 
+/// The tables of an `iptables-save` text, one name a line (what the script
+/// writes with `sed -n 's/^\*//p'`).
+pub(crate) fn table_names(save: &str) -> String {
+    save.lines()
+        .filter_map(|l| l.strip_prefix('*'))
+        .map(|t| format!("{t}\n"))
+        .collect()
+}
+
 /// A rule line without its `[packets:bytes] ` counters.
 fn strip_counters(line: &str) -> &str {
     if let Some(rest) = line.strip_prefix('[') {

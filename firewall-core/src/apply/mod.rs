@@ -326,8 +326,9 @@ fn remove_on(sys: &dyn System, options: &Options) -> Result<Backend, ApplyError>
     let fail = |e: io::Error| ApplyError::RemoveFailed {
         detail: format!("could not run bash: {e}"),
     };
+    // (Not `run_holding`: that sends stdout into the lock file.)
     let pending = sys
-        .run_holding("bash", &["-s", "pending", &p], Some(&program), lock.file())
+        .run("bash", &["-s", "pending", &p], Some(&program))
         .map_err(fail)?;
     let pending = pending.stdout.trim();
     if !pending.is_empty() {
@@ -335,6 +336,8 @@ fn remove_on(sys: &dyn System, options: &Options) -> Result<Backend, ApplyError>
             backup: PathBuf::from(pending),
         });
     }
+    // Holding a copy of the lock: if this process dies, the removal finishes
+    // before the next applier starts.
     let out = sys
         .run_holding(
             "bash",
@@ -526,6 +529,8 @@ fn run(
                 };
                 write(shell::V4_RULES, &keep(&v4.stdout))?;
                 write(shell::V6_RULES, &keep(&v6.stdout))?;
+                write(shell::V4_TABLES, &iptables::table_names(&v4.stdout))?;
+                write(shell::V6_TABLES, &iptables::table_names(&v6.stdout))?;
                 [v4.stdout, v6.stdout]
             }
             Loader::Nftables => {

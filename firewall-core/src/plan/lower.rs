@@ -229,6 +229,21 @@ pub fn lower(model: &Model) -> Plan {
     let mut c = Builder::new(builtin(Hook::Forward, l.forward));
     c.established();
     c.invalid();
+    // Connections another tool translated to its guests (a container's
+    // published port) before the external gotos: from outside, they end there.
+    let bridges = foreign_bridges(model);
+    for b in &bridges {
+        c.push(
+            None,
+            Matches {
+                oif: Some(b.clone()),
+                ct_dnat: true,
+                ..Matches::default()
+            },
+            Target::Accept,
+            Cause::ForeignBridge(b.clone()),
+        );
+    }
     l.extif_goto(&mut c, true, UserChain::ExtFwd);
     // Whatever forwards outward (an IPv4 router's trusted accepts, or the
     // policy itself) meets `block out` first.
@@ -248,6 +263,15 @@ pub fn lower(model: &Model) -> Plan {
     }
     if l.router {
         l.trusted(&mut c, Some(Family::V4), true);
+    }
+    // What the guests of another tool's bridge send (after `block out`).
+    for b in &bridges {
+        c.push(
+            None,
+            iface(true, b),
+            Target::Accept,
+            Cause::ForeignBridge(b.clone()),
+        );
     }
     reject_tail(&mut c, model::Chain::Forward, l.forward);
     chains.push(c.chain);
@@ -375,6 +399,27 @@ pub fn lower(model: &Model) -> Plan {
     };
 
     Plan { filter, nat }
+}
+
+/// The [`FOREIGN_BRIDGES`](super::FOREIGN_BRIDGES) the policy does not name:
+/// a pattern is left out when an `extif` or `trust` interface falls under it
+/// or it under one (`trust br-lan;` drops `br-+`: the policy decides there).
+fn foreign_bridges(model: &Model) -> Vec<Iface> {
+    let covers = |pattern: &str, name: &str| match pattern.strip_suffix('+') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    };
+    let named: Vec<&str> = model
+        .extif
+        .iter()
+        .chain(model.trust.iter().flatten())
+        .map(Iface::as_str)
+        .collect();
+    super::FOREIGN_BRIDGES
+        .iter()
+        .filter(|b| !named.iter().any(|n| covers(b, n) || covers(n, b)))
+        .filter_map(|b| Iface::new(b).ok())
+        .collect()
 }
 
 /// The settings the rules of several chains read.

@@ -50,6 +50,16 @@ use crate::model::{Host, Iface, Net, Port, PortRange};
 /// each built-in chain into its own chain, and the built-in chains' policies.
 pub const CHAIN_PREFIX: &str = "fw-";
 
+/// The bridge interfaces other tools create for their guests: Docker's
+/// default bridge `docker0` and its user networks `br-+`, libvirt's `virbr+`
+/// (a name ending in `+` matches every name with that prefix). Forwarded
+/// traffic from them, and connections destination-translated to them (a
+/// container's published port), is accepted in the forward chain, for each
+/// one the policy does not itself name (see [`lower`](lower::lower)): under
+/// nftables a packet must pass every base chain of its hook, so the firewall's
+/// own forward chain would otherwise drop what Docker's chains accept.
+pub const FOREIGN_BRIDGES: [&str; 3] = ["docker0", "br-+", "virbr+"];
+
 /// The `LOG` prefix of `log drops;`.
 pub const LOG_PREFIX: &str = "firewall drop: ";
 
@@ -287,6 +297,8 @@ pub struct Matches {
     /// The connection was destination-translated (DNAT or REDIRECT) and its
     /// original destination port was this one.
     pub ct_dnat_from: Option<Port>,
+    /// The connection was destination-translated (DNAT), by anyone, to any port.
+    pub ct_dnat: bool,
     /// At most this rate (the rest does not match).
     pub limit: Option<RateLimit>,
 }

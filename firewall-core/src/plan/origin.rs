@@ -92,6 +92,9 @@ pub enum Cause {
     LogDrops,
     /// `policy CHAIN reject`: the rejects standing in for the policy.
     PolicyReject(Chain),
+    /// Another tool's bridge ([`super::FOREIGN_BRIDGES`]): its guests' traffic
+    /// and the connections translated to them are that tool's to decide.
+    ForeignBridge(Iface),
 }
 
 impl fmt::Display for Cause {
@@ -125,6 +128,10 @@ impl fmt::Display for Cause {
             }
             Cause::LogDrops => "log drops",
             Cause::PolicyReject(chain) => return write!(f, "policy {} reject", chain.as_str()),
+            Cause::ForeignBridge(i) => {
+                // No quote: iptables-save escapes it, verification compares comments.
+                return write!(f, "default: bridge {i} of another tool (Docker, libvirt)");
+            }
         };
         f.write_str(text)
     }

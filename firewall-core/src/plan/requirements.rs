@@ -391,6 +391,7 @@ fn rule_needs(rule: &Rule, family: Family, backend: Backend) -> Vec<Req> {
         hop_limit,
         ct_state,
         ct_dnat_from,
+        ct_dnat,
         limit,
     } = &rule.matches;
     let mut out = Vec::new();
@@ -407,7 +408,7 @@ fn rule_needs(rule: &Rule, family: Family, backend: Backend) -> Vec<Req> {
     if hop_limit.is_some() && xt {
         out.push(Req::XtHl);
     }
-    if ct_state.is_some() || ct_dnat_from.is_some() {
+    if ct_state.is_some() || ct_dnat_from.is_some() || *ct_dnat {
         out.push(Req::NfConntrack);
         out.push(if xt { Req::XtConntrack } else { Req::NftCt });
     }

@@ -62,8 +62,10 @@ pub const ROLLBACK_FUNCTIONS: [&str; 29] = [
 ///
 /// A backup directory `DIR` holds:
 /// * `backend`: `iptables-nft`, `iptables-legacy` or `nftables` ([`crate::plan::Backend::name`]), the backend used for save, load and restore;
-/// * `v4.rules`, `v6.rules`: `iptables-save -c` / `ip6tables-save -c` output before the change (iptables backends);
-/// * `nft.rules`: the firewall's own nftables tables before the change, as `nft list table` prints them (empty: none existed; nftables backend);
+/// * `v4.rules`, `v6.rules`: what the firewall owned before the change (`fw_ipt_own` of `iptables-save` / `ip6tables-save`: its `fw-*` chains, hooks and the built-in policies; iptables backends), restored with `--noflush` so that other tools' rules stay; with `exclusive`, the whole `iptables-save -c` output;
+/// * `v4.tables`, `v6.tables`: the tables that existed before the change (a restore removes one the change created, once empty);
+/// * `exclusive`: present for an `exclusive;` policy: the whole ruleset was saved and is restored whole;
+/// * `nft.rules`: the firewall's own nftables tables before the change, as `nft list table` prints them (empty: none existed; nftables backend; with `exclusive`, `nft list ruleset`);
 /// * `ip_forward`: the previous `net.ipv4.ip_forward` value;
 /// * `armed`: present while a failsafe waits for confirmation. Whoever renames it
 ///   first wins: `confirm` renames it to `confirmed`, the watchdog (at the
@@ -72,7 +74,9 @@ pub const ROLLBACK_FUNCTIONS: [&str; 29] = [
 /// * `watchdog.pid`, `log`: the watchdog's pid and what it did.
 ///
 /// Entry point: `fw_main COMMAND DIR [SECONDS]` with COMMAND one of
-/// `restore`, `rollback`, `confirm`, `watchdog`.
+/// `restore`, `rollback`, `confirm`, `watchdog`; also `remove BACKEND` (take
+/// out everything the firewall owns) and `pending PREFIX` (the backup
+/// directory of a pending failsafe, if any).
 pub fn rollback_functions() -> &'static str {
     &ROLLBACK_SH
 }
@@ -143,13 +147,17 @@ fn delimiter(base: &str, text: &str) -> String {
 /// It requires root, chooses the backend ([`super::preflight::BACKEND`]),
 /// checks its tools and the host ([`super::preflight`]: every `extif` exists,
 /// the SSH session it runs in survives, the other iptables backend holds no
-/// rules), saves what it replaces (the IPv4/IPv6 rules, or the firewall's own
-/// nftables tables) and `ip_forward` into a private `mktemp -d` directory,
-/// arms the watchdog (the failsafe, if the policy has one) before the first
-/// rule changes, loads the rules (`nft -f`: one transaction; or
-/// `iptables-restore -w` / `ip6tables-restore -w`) from quoted heredocs, sets
+/// rules), saves what it replaces (what the firewall owns of the IPv4/IPv6
+/// rules, or its own nftables tables; everything under `exclusive;`) and
+/// `ip_forward` into a private `mktemp -d` directory, arms the watchdog (the
+/// failsafe, if the policy has one) before the first rule changes, loads the
+/// rules (`nft -f`: one transaction; or `iptables-restore -w --noflush` /
+/// `ip6tables-restore -w --noflush` of the text `fw_ipt_prepare` makes of
+/// them; without `--noflush` under `exclusive;`) from quoted heredocs, sets
 /// `ip_forward` for routers, reads the rules back, and restores everything it
-/// saved if any step fails.
+/// saved if any step fails. `bash SCRIPT --remove` takes out everything the
+/// firewall owns instead (`fw_remove`), under the same lock; exit 5 while a
+/// failsafe is pending.
 ///
 /// ```
 /// use firewall_core::model::*;
@@ -364,9 +372,13 @@ fw_save_rules() {
   elif [ "$fw_backend" = nftables ]; then
     fw_nft_save >"$fw_dir/nft.rules"
   else
-    # What the firewall owns, nothing else (fw_ipt_own).
-    timeout 60 "$fw_save4" | fw_ipt_own >"$fw_dir/v4.rules" &&
-      timeout 60 "$fw_save6" | fw_ipt_own >"$fw_dir/v6.rules"
+    # What the firewall owns, nothing else (fw_ipt_own), and which tables
+    # exist (a restore removes a table the change created, once empty).
+    fw_now4=$(timeout 60 "$fw_save4") && fw_now6=$(timeout 60 "$fw_save6") &&
+      printf '%s\n' "$fw_now4" | fw_ipt_own >"$fw_dir/v4.rules" &&
+      printf '%s\n' "$fw_now6" | fw_ipt_own >"$fw_dir/v6.rules" &&
+      printf '%s\n' "$fw_now4" | sed -n 's/^\*//p' >"$fw_dir/v4.tables" &&
+      printf '%s\n' "$fw_now6" | sed -n 's/^\*//p' >"$fw_dir/v6.tables"
   fi
 }
 if ! { printf '%s\n' "$fw_backend" >"$fw_dir/backend" &&

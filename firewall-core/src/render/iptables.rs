@@ -191,7 +191,7 @@ fn write_table(out: &mut Builder, table: &Table, family: Family) {
         out.plain(&format!(":{} - [0:0]\n", chain.kind.own_name()));
         index.push((chain.kind, out.chain(expected(name, chain.kind, true))));
     }
-    for chain in owned.iter().copied().filter(|c| builtin(&c)) {
+    for chain in owned.iter().copied().filter(|c| builtin(c)) {
         if let Some((_, at)) = builtins.iter().find(|(k, _)| *k == chain.kind) {
             let line = hook_line(chain.kind);
             out.hook(*at, &format!("{line}\n"));
@@ -308,6 +308,9 @@ fn write_rule(out: &mut String, chain: &str, rule: &Rule, family: Family) {
     }
     if let Some(port) = m.ct_dnat_from {
         let _ = write!(after, " -m conntrack --ctstate DNAT --ctorigdstport {port}");
+    }
+    if m.ct_dnat {
+        after.push_str(" -m conntrack --ctstate DNAT");
     }
     if let Some(limit) = m.limit {
         let _ = write!(
@@ -504,7 +507,18 @@ mod tests {
             && !w[1].starts_with(plan::CHAIN_PREFIX)
     }
 
+    /// The rules of `chain`, without the foreign-bridge accepts (every
+    /// policy's forward chain has them; `foreign_bridges_*` tests them).
     fn chain_rules<'a>(text: &'a str, table: &str, chain: &str) -> Vec<&'a str> {
+        all_chain_rules(text, table, chain)
+            .into_iter()
+            .filter(|l| !l.contains(BRIDGE))
+            .collect()
+    }
+
+    const BRIDGE: &str = "of another tool";
+
+    fn all_chain_rules<'a>(text: &'a str, table: &str, chain: &str) -> Vec<&'a str> {
         let prefix = format!("-A {chain} ");
         let mut in_table = false;
         let mut out = Vec::new();
@@ -847,6 +861,47 @@ mod tests {
     }
 
     #[test]
+    fn foreign_bridges_are_accepted_where_the_policy_does_not_name_them() {
+        let c = |b: &str| {
+            format!(
+                "-m comment --comment \"default: bridge {b} {BRIDGE} (Docker, libvirt)\" -j ACCEPT"
+            )
+        };
+        for text in [ipv4(&base()), ipv6(&base())] {
+            let fwd = all_chain_rules(&text, "filter", "fw-forward");
+            let goto = index_of(&fwd, "-g fw-ext-fwd");
+            // DNAT'd to a guest: before the external goto (from outside it ends there)
+            for (i, b) in ["docker0", "br-+", "virbr+"].iter().enumerate() {
+                assert_eq!(
+                    fwd[2 + i],
+                    format!("-A fw-forward -o {b} -m conntrack --ctstate DNAT {}", c(b))
+                );
+                assert!(2 + i < goto);
+            }
+            // from a guest: after the goto (never for traffic from outside)
+            let from = index_of(&fwd, "-i docker0");
+            assert!(from > goto, "{fwd:#?}");
+            assert_eq!(
+                fwd[from],
+                format!("-A fw-forward -i docker0 {}", c("docker0"))
+            );
+            // nowhere else
+            assert_eq!(text.matches(BRIDGE).count(), 6, "{text}");
+        }
+        // A policy naming one (or one under a pattern) decides there itself.
+        let named = policy("extif docker0; trust \"br-lan\"; open tcp 22;");
+        let v4 = ipv4(&named);
+        assert!(
+            !v4.contains("bridge docker0") && !v4.contains("bridge br-+"),
+            "{v4}"
+        );
+        assert!(v4.contains("bridge virbr+ of"));
+        let wild = policy("extif eth0; trust virbr0; open tcp 22;");
+        assert!(!ipv4(&wild).contains("bridge virbr+ of"));
+        assert_eq!(ipv4(&wild).matches(BRIDGE).count(), 4);
+    }
+
+    #[test]
     fn host_forwards_nothing() {
         let mut m = base();
         m.forward_drop = true;
@@ -1128,8 +1183,14 @@ mod tests {
 -A fw-ext-in -p tcp --dport 25 -m conntrack --ctstate DNAT --ctorigdstport 26 -m comment --comment "{rd}" -j ACCEPT
 -A fw-forward -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "default: replies to accepted connections" -j ACCEPT
 -A fw-forward -m conntrack --ctstate INVALID -m comment --comment "default: drop invalid packets" -j DROP
+-A fw-forward -o docker0 -m conntrack --ctstate DNAT -m comment --comment "default: bridge docker0 of another tool (Docker, libvirt)" -j ACCEPT
+-A fw-forward -o br-+ -m conntrack --ctstate DNAT -m comment --comment "default: bridge br-+ of another tool (Docker, libvirt)" -j ACCEPT
+-A fw-forward -o virbr+ -m conntrack --ctstate DNAT -m comment --comment "default: bridge virbr+ of another tool (Docker, libvirt)" -j ACCEPT
 -A fw-forward -i eth0 -m comment --comment "extif eth0" -g fw-ext-fwd
 -A fw-forward -m comment --comment "default: every interface that is not external is trusted" -j ACCEPT
+-A fw-forward -i docker0 -m comment --comment "default: bridge docker0 of another tool (Docker, libvirt)" -j ACCEPT
+-A fw-forward -i br-+ -m comment --comment "default: bridge br-+ of another tool (Docker, libvirt)" -j ACCEPT
+-A fw-forward -i virbr+ -m comment --comment "default: bridge virbr+ of another tool (Docker, libvirt)" -j ACCEPT
 -A fw-ext-fwd -d 203.0.113.2/32 -p tcp --dport 22 -m conntrack --ctstate DNAT --ctorigdstport 221 -m comment --comment "{dn}" -j ACCEPT
 -A fw-output -o eth0 -m comment --comment "extif eth0" -g fw-ext-out
 COMMIT

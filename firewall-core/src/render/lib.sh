@@ -275,8 +275,14 @@ fw_restore() {
   fi
   backend=$(cat "$dir/backend") || return 1
   if [ "$backend" = nftables ] && [ -e "$src/nft.rules" ] && [ -e "$src/exclusive" ]; then
-    # `exclusive;` replaced the whole ruleset: all of it comes back.
-    { printf 'flush ruleset\n'; cat -- "$src/nft.rules"; } | timeout "$fw_tool_timeout" nft -f - || failed=1
+    # `exclusive;` replaced the whole ruleset: all of it comes back, unless
+    # it is still as saved (the failed transaction changed nothing: reloading
+    # a listing with other tools' iptables-nft rules could change them).
+    if now=$(timeout "$fw_tool_timeout" nft list ruleset) && [ "$now" = "$(cat -- "$src/nft.rules")" ]; then
+      :
+    else
+      { printf 'flush ruleset\n'; cat -- "$src/nft.rules"; } | timeout "$fw_tool_timeout" nft -f - || failed=1
+    fi
   elif [ "$backend" = nftables ] && [ -e "$src/nft.rules" ]; then
     # Tables that equal the backup already (a load that failed changed
     # nothing: one transaction) stay as they are: recreating them would move
@@ -313,6 +319,17 @@ fw_restore() {
         fi
       else
         famfail=1
+      fi
+      # A table the change created (not in v$fam.tables) that holds nothing
+      # now (no rule, no user chain: nobody else started using it meanwhile)
+      # goes again, as before the change.
+      if [ -e "$src/v$fam.tables" ] && now=$(timeout "$fw_tool_timeout" "$save"); then
+        for table in $(printf '%s\n' "$now" | sed -n 's/^\*//p'); do
+          if ! grep -qxF "$table" "$src/v$fam.tables" &&
+            ! printf '%s\n' "$now" | awk -v t="$table" '/^\*/ { on = ($0 == "*" t) } on && (/^-A / || /^:[^ ]+ - /) { used = 1 } END { exit !used }'; then
+            fw_drop_table "$fam" "$table" "$backend" "$save" "$restore" || famfail=1
+          fi
+        done
       fi
       if [ "$famfail" = 1 ]; then
         if now=$(timeout "$fw_tool_timeout" "$save") &&
@@ -414,7 +431,7 @@ fw_takeover() {
   fi
   rm -rf -- "$dir/prev.tmp"
   mkdir -m 0700 "$dir/prev.tmp" || return 1
-  for f in v4.rules v6.rules nft.rules ip_forward exclusive; do
+  for f in v4.rules v6.rules v4.tables v6.tables nft.rules ip_forward exclusive; do
     if [ -e "$src/$f" ] && ! cp -- "$src/$f" "$dir/prev.tmp/$f"; then
       rm -rf -- "$dir/prev.tmp"
       return 1

@@ -297,6 +297,9 @@ fn matches(r: &mut String, sets: &mut Sets, set_name: &str, m: &Matches, family:
     if let Some(port) = m.ct_dnat_from {
         let _ = write!(r, "ct status dnat ct original proto-dst {port} ");
     }
+    if m.ct_dnat {
+        r.push_str("ct status dnat ");
+    }
     if let Some(limit) = m.limit {
         let _ = write!(
             r,

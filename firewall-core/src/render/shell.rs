@@ -38,6 +38,11 @@ pub const V6_RULES: &str = "v6.rules";
 /// The firewall's own nftables tables before the change (`nft list table`
 /// of each that existed; empty when none did), nftables backend.
 pub const NFT_RULES: &str = "nft.rules";
+/// The tables that existed before the change, one name a line (IPv4): a
+/// restore removes a table the change created once it holds nothing.
+pub const V4_TABLES: &str = "v4.tables";
+/// The same for IPv6.
+pub const V6_TABLES: &str = "v6.tables";
 /// Present (empty) when the backup is of an `exclusive;` apply: the whole
 /// ruleset was saved and is restored whole.
 pub const EXCLUSIVE: &str = "exclusive";
