@@ -531,8 +531,45 @@ fn populate(t: &Topology, backend: &str) {
 }
 
 /// The rules as `backend` sees them ([`script_backend::state`]).
+///
+/// An iptables table that holds nothing (no rule, no user chain, every
+/// built-in chain ACCEPT) counts as absent: deleting the own chains of an
+/// earlier policy with NAT leaves its `nat` table so (the firewall deletes
+/// only its own chains, DSL.md section 6), which is the same ruleset as no
+/// `nat` table for every packet.
 fn state(t: &Topology, backend: &str) -> String {
-    script_backend::state(t, backend)
+    without_empty_tables(&script_backend::state(t, backend))
+}
+
+/// `text` without the iptables tables that hold nothing (see [`state`]).
+fn without_empty_tables(text: &str) -> String {
+    let mut out = String::new();
+    let mut table: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('*') {
+            table = vec![line];
+            continue;
+        }
+        if table.is_empty() {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        table.push(line);
+        if line == "COMMIT" {
+            let empty = table[1..table.len() - 1]
+                .iter()
+                .all(|l| l.starts_with(':') && l.split(' ').nth(1) == Some("ACCEPT"));
+            if !empty {
+                for l in &table {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+            table.clear();
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------
