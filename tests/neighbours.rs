@@ -596,6 +596,15 @@ fn docker_before_apply(backend: &'static str, via: Via, test: &str, policy: &str
     let _ssh = c.t.listen_tcp(Ns::Firewall, 22);
     let _closed = c.t.listen_tcp(Ns::Firewall, CLOSED_PORT);
     let _out = c.t.listen_tcp(Ns::Outside, OUTSIDE_PORT);
+    if policy == ROUTER_POLICY && c.backend == "nftables" {
+        // A router has forwarding on from boot (sysctl), before dockerd
+        // starts. A dockerd that turns forwarding on itself also sets
+        // iptables' FORWARD policy to DROP; with the nftables backend that
+        // drop is in another base chain, which the firewall's accepts cannot
+        // override (README: Running beside Docker, fail2ban, libvirt). The
+        // iptables backends route either way: their accepts are in that chain.
+        c.t.set_ip_forward(true);
+    }
     let d = docker_with_web(&c);
     baseline(&c, &d);
     let others = c.others();
