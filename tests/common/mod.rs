@@ -68,6 +68,7 @@
 #![allow(dead_code)]
 
 pub mod command;
+pub mod daemons;
 pub mod gate;
 pub mod netns;
 pub mod policy;
