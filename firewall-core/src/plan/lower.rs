@@ -98,6 +98,7 @@ pub fn lower(model: &Model) -> Plan {
         ssh: _,      // the lockout check's business: it renders no rule
         failsafe: _, // applying's business: it renders no rule
         log_drops,
+        asserts: _, // proof obligations, checked against the plan: no rule
     } = model;
     let l = Lowering {
         extif,

@@ -165,6 +165,7 @@ fn delimiter(base: &str, text: &str) -> String {
 ///     ssh: None,
 ///     failsafe: None,
 ///     log_drops: false,
+///     asserts: vec![],
 /// };
 /// let s = firewall_core::render::bash::script(
 ///     &model,

@@ -66,6 +66,7 @@
 //!     ssh: Port::new(22),
 //!     failsafe: None,
 //!     log_drops: false,
+//!     asserts: vec![],
 //! };
 //! let v4 = iptables::ipv4(&model);
 //! assert!(v4.contains(

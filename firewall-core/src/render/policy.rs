@@ -41,6 +41,7 @@ pub fn lines(model: &Model) -> Vec<String> {
         ssh,
         failsafe,
         log_drops,
+        asserts,
     } = model;
     let mut out = Vec::new();
     let list = |v: &[Iface]| v.iter().map(iface).collect::<Vec<_>>().join(", ");
@@ -90,6 +91,9 @@ pub fn lines(model: &Model) -> Vec<String> {
     }
     if *log_drops {
         out.push("log drops;".to_string());
+    }
+    for a in asserts {
+        out.push(format!("{a};"));
     }
     out
 }

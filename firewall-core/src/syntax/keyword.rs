@@ -55,6 +55,8 @@ keywords! {
     Failsafe => "failsafe",
     /// `log drops;`
     Log => "log",
+    /// `assert open|closed|closed out|forwarded ...;` (DSL.md section 7)
+    Assert => "assert",
 }
 
 impl Keyword {
