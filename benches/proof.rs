@@ -107,9 +107,15 @@ fn table() {
         let plan = plan::lower(&model);
         let classifier = Classifier::new(&plan, "lan0");
         let closed = IntervalSet::of(closed);
-        assert!(question(&classifier, &closed), "{name}: the assertion must hold");
+        assert!(
+            question(&classifier, &closed),
+            "{name}: the assertion must hold"
+        );
         let with = format!("{policy} {assertion}");
-        assert!(compile_str(&with).is_ok(), "{name}: the assertion must hold");
+        assert!(
+            compile_str(&with).is_ok(),
+            "{name}: the assertion must hold"
+        );
         let check = median(runs, || {
             black_box(compile_str(black_box(&policy)).is_ok());
         });
@@ -121,7 +127,7 @@ fn table() {
         });
         worst = worst.max(q);
         println!(
-            "| {name} | {check:.2?} | {q:.2?} | {:.2}x | {checked:.2?} | {:.2}x |",
+            "| {name} | {check:.2?} | {q:.2?} | {:.3}x | {checked:.2?} | {:.2}x |",
             q.as_secs_f64() / check.as_secs_f64(),
             checked.as_secs_f64() / check.as_secs_f64()
         );

@@ -23,9 +23,12 @@ pub fn firewall(input: TokenStream) -> TokenStream {
             // it must parse again to the same policy (apply() does that).
             let r = firewall_core::render::render(&model);
             let (source, bash, ipv4, ipv6, nft) = (r.source, r.bash, r.ipv4, r.ipv6, r.nft);
+            let explain =
+                firewall_core::proof::explain(&model, &firewall_core::plan::lower(&model));
             quote! {
                 ::firewall::__private::Firewall::__new(#source, #bash, #ipv4, #ipv6)
                     .__with_nft(#nft)
+                    .__with_explain(#explain)
             }
             .into()
         }

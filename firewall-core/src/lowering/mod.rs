@@ -12,10 +12,12 @@ pub(crate) use spans::{Once, Spans};
 
 use crate::diagnostic::{Code, Sink, SpanRange};
 use crate::model::{
-    Assert, AssertKind, BlockOut, Chain, Dnat, Failsafe, Host, Iface, Model, Net, Open, Port, PortRange, Proto,
-    Redirect, StmtId, Verdict,
+    Assert, AssertKind, BlockOut, Chain, Dnat, Failsafe, Host, Iface, Model, Net, Open, Port,
+    PortRange, Proto, Redirect, StmtId, Verdict,
 };
-use crate::syntax::{AddrText, AssertSyntax, IfaceName, Keyword, Num, PolicySyntax, PortItem, Stmt, StmtKind};
+use crate::syntax::{
+    AddrText, AssertSyntax, IfaceName, Keyword, Num, PolicySyntax, PortItem, Stmt, StmtKind,
+};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::str::FromStr;

@@ -26,7 +26,7 @@ pub(crate) fn check(model: &Model, plan: &Plan, spans: &Spans, out: &mut Sink) {
 
 /// A name for the interface towards the inner hosts: the first trusted
 /// interface, else one no `extif` pattern matches.
-fn inside_name(model: &Model) -> String {
+pub(super) fn inside_name(model: &Model) -> String {
     if let Some(first) = model.trust.as_ref().and_then(|t| t.first()) {
         return concrete(first);
     }
@@ -45,7 +45,7 @@ fn matches_pattern(pattern: &Iface, name: &str) -> bool {
 }
 
 /// An interface name a pattern matches (`eth+` -> `eth0`).
-fn concrete(i: &Iface) -> String {
+pub(super) fn concrete(i: &Iface) -> String {
     match i.as_str().strip_suffix('+') {
         Some(prefix) => format!("{prefix}0"),
         None => i.as_str().to_string(),
@@ -80,7 +80,8 @@ fn check_one(
         for e in &model.extif {
             let iface = concrete(e);
             let (class, wrong): (Option<Class>, Box<dyn Fn(&Outcome) -> bool>) = match &a.kind {
-                AssertKind::Open { proto, ports, from } | AssertKind::Closed { proto, ports, from } => {
+                AssertKind::Open { proto, ports, from }
+                | AssertKind::Closed { proto, ports, from } => {
                     let open = matches!(a.kind, AssertKind::Open { .. });
                     let class = sources(from, family).map(|src| Class {
                         src,

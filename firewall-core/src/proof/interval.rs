@@ -165,7 +165,10 @@ mod tests {
         assert_eq!(a.intervals(), &[(1, 5), (10, 20), (30, 40)]);
         let b = IntervalSet::of([(3, 12), (35, 35)]);
         assert_eq!(a.intersect(&b).intervals(), &[(3, 5), (10, 12), (35, 35)]);
-        assert_eq!(a.minus(&b).intervals(), &[(1, 2), (13, 20), (30, 34), (36, 40)]);
+        assert_eq!(
+            a.minus(&b).intervals(),
+            &[(1, 2), (13, 20), (30, 34), (36, 40)]
+        );
         assert!(a.minus(&a).is_empty());
         assert_eq!(
             IntervalSet::all_ports()
@@ -175,6 +178,10 @@ mod tests {
         );
         assert!(a.contains(35) && !a.contains(25) && !a.contains(0));
         let all = IntervalSet::range(0, u128::MAX);
-        assert_eq!(all.minus(&IntervalSet::range(u128::MAX, u128::MAX)).intervals(), &[(0, u128::MAX - 1)]);
+        assert_eq!(
+            all.minus(&IntervalSet::range(u128::MAX, u128::MAX))
+                .intervals(),
+            &[(0, u128::MAX - 1)]
+        );
     }
 }

@@ -19,10 +19,12 @@
 
 mod assert;
 mod classify;
+mod explain;
 mod interval;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use assert::check;
 pub use classify::{split, Class, Classifier, DecidedBy, Outcome, Proto, Verdict};
+pub use explain::explain;
 pub use interval::{net_interval, IntervalSet};

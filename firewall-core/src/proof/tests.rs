@@ -66,7 +66,10 @@ fn sources_are_split_and_trusted_interfaces_accept() {
         dport: super::IntervalSet::range(22, 22),
         ..Class::incoming(Family::V4, "eth0", Proto::Tcp)
     });
-    let accepted: Vec<_> = out.iter().filter(|o| o.verdict == Verdict::Accept).collect();
+    let accepted: Vec<_> = out
+        .iter()
+        .filter(|o| o.verdict == Verdict::Accept)
+        .collect();
     assert_eq!(accepted.len(), 1);
     assert_eq!(
         accepted[0].class.src.intervals(),
@@ -114,7 +117,10 @@ fn dnat_is_forwarded_and_redirect_accepts_only_the_translated_port() {
     );
     let c = Classifier::new(&plan, "eth1");
     let out = c.classify(Class::incoming(Family::V4, "eth0", Proto::Tcp));
-    let accepted: Vec<_> = out.iter().filter(|o| o.verdict == Verdict::Accept).collect();
+    let accepted: Vec<_> = out
+        .iter()
+        .filter(|o| o.verdict == Verdict::Accept)
+        .collect();
     let mut by: Vec<(u128, bool, u128, String)> = accepted
         .iter()
         .map(|o| {
@@ -143,7 +149,10 @@ fn dnat_is_forwarded_and_redirect_accepts_only_the_translated_port() {
         .filter(|o| o.class.dnat_from.is_none() && o.class.dport.contains(25))
         .all(|o| o.verdict == Verdict::Drop));
     let out = c.classify(Class::incoming(Family::V6, "eth0", Proto::Tcp));
-    let accepted: Vec<_> = out.iter().filter(|o| o.verdict == Verdict::Accept).collect();
+    let accepted: Vec<_> = out
+        .iter()
+        .filter(|o| o.verdict == Verdict::Accept)
+        .collect();
     assert_eq!(accepted.len(), 1);
     assert_eq!(accepted[0].class.dport.intervals(), &[(22, 22)]);
     // An established packet skips NAT: not translated, and accepted anyway.
@@ -151,7 +160,9 @@ fn dnat_is_forwarded_and_redirect_accepts_only_the_translated_port() {
         ct: CtState::Established,
         ..Class::incoming(Family::V4, "eth0", Proto::Tcp)
     });
-    assert!(out.iter().all(|o| o.nat.is_none() && o.verdict == Verdict::Accept));
+    assert!(out
+        .iter()
+        .all(|o| o.nat.is_none() && o.verdict == Verdict::Accept));
 }
 
 #[test]
@@ -286,7 +297,11 @@ fn asserts(text: &str) -> Vec<(Code, String, Option<String>)> {
             .iter()
             .map(|d| {
                 let l = d.located();
-                (d.code, d.message.clone(), l.note.map(|n| format!("{}: {}", n.start, n.message)))
+                (
+                    d.code,
+                    d.message.clone(),
+                    l.note.map(|n| format!("{}: {}", n.start, n.message)),
+                )
             })
             .collect(),
     }
@@ -315,7 +330,10 @@ fn assertions_that_fail_name_a_counterexample_and_the_deciding_statement() {
         ds[0].1,
         "`assert closed tcp 3306` does not hold: tcp from 198.51.100.7 to port 3306 on eth0 is accepted (and over IPv6: from 2001:db8::7)"
     );
-    assert_eq!(ds[0].2.as_deref(), Some("1:13: `open tcp 22, 3306` decides it"));
+    assert_eq!(
+        ds[0].2.as_deref(),
+        Some("1:13: `open tcp 22, 3306` decides it")
+    );
 
     let ds = asserts("extif eth0; open tcp 22; assert open tcp 22, 80;");
     assert_eq!(
@@ -324,16 +342,41 @@ fn assertions_that_fail_name_a_counterexample_and_the_deciding_statement() {
     );
     assert_eq!(ds[0].2, None);
 
-    let ds = asserts("extif eth0; open tcp 22; policy input drop; assert open udp 53 from 203.0.113.0/24;");
-    assert!(ds[0].1.contains("udp from 203.0.113.7 to port 53 on eth0 is dropped"), "{ds:?}");
-    assert_eq!(ds[0].2.as_deref(), Some("1:26: `policy input drop` decides it"));
+    let ds = asserts(
+        "extif eth0; open tcp 22; policy input drop; assert open udp 53 from 203.0.113.0/24;",
+    );
+    assert!(
+        ds[0]
+            .1
+            .contains("udp from 203.0.113.7 to port 53 on eth0 is dropped"),
+        "{ds:?}"
+    );
+    assert_eq!(
+        ds[0].2.as_deref(),
+        Some("1:26: `policy input drop` decides it")
+    );
 
     let ds = asserts("extif eth0; open tcp 22; masquerade; dnat 221 -> 192.168.125.22:22; assert forwarded 221 -> 192.168.125.23:22;");
-    assert!(ds[0].1.contains("tcp from 198.51.100.7 to port 221 on eth0 is forwarded to 192.168.125.22:22"), "{ds:?}");
-    assert_eq!(ds[0].2.as_deref(), Some("1:38: `dnat 221 -> 192.168.125.22:22` decides it"));
+    assert!(
+        ds[0].1.contains(
+            "tcp from 198.51.100.7 to port 221 on eth0 is forwarded to 192.168.125.22:22"
+        ),
+        "{ds:?}"
+    );
+    assert_eq!(
+        ds[0].2.as_deref(),
+        Some("1:38: `dnat 221 -> 192.168.125.22:22` decides it")
+    );
 
-    let ds = asserts("extif eth0; open tcp 22; redirect 2222 -> 22; assert forwarded 2222 -> 192.168.125.23:22;");
-    assert!(ds[0].1.contains("to port 2222 on eth0 is accepted by this host itself (port 22)"), "{ds:?}");
+    let ds = asserts(
+        "extif eth0; open tcp 22; redirect 2222 -> 22; assert forwarded 2222 -> 192.168.125.23:22;",
+    );
+    assert!(
+        ds[0]
+            .1
+            .contains("to port 2222 on eth0 is accepted by this host itself (port 22)"),
+        "{ds:?}"
+    );
 
     let ds = asserts("extif eth0; open tcp 22; assert closed out tcp 25;");
     assert_eq!(
@@ -341,16 +384,21 @@ fn assertions_that_fail_name_a_counterexample_and_the_deciding_statement() {
         "`assert closed out tcp 25` does not hold: this host's IPv4 tcp to port 25 out through eth0 is accepted by the default `policy output accept` (and over IPv6)"
     );
     // A redirect's target port stays closed, so `assert open` of it fails at the input tail.
-    let ds = asserts("extif eth0; ssh 2222; redirect 2222 -> 22; assert open tcp 22 from 0.0.0.0/0;");
+    let ds =
+        asserts("extif eth0; ssh 2222; redirect 2222 -> 22; assert open tcp 22 from 0.0.0.0/0;");
     assert!(ds[0].1.contains("to port 22 on eth0 is dropped"), "{ds:?}");
     // A failing check stops the proofs: one mistake, one diagnostic.
     let ds = asserts("extif eth0; open tcp 80; assert open tcp 22;");
-    assert_eq!(ds.iter().map(|d| d.0).collect::<Vec<_>>(), vec![Code::Lockout]);
+    assert_eq!(
+        ds.iter().map(|d| d.0).collect::<Vec<_>>(),
+        vec![Code::Lockout]
+    );
 }
 
 #[test]
 fn assertions_are_written_back_and_parse_again() {
-    let text = "extif eth0; open tcp 22; block out tcp 25; masquerade; dnat udp 53 -> 192.168.1.2:5353; \
+    let text =
+        "extif eth0; open tcp 22; block out tcp 25; masquerade; dnat udp 53 -> 192.168.1.2:5353; \
         assert open tcp 22 from 198.51.100.0/24, \"2001:db8::/32\"; assert closed udp 1..=52; \
         assert closed out tcp 25; assert forwarded udp 53 -> 192.168.1.2:5353 from 203.0.113.7;";
     let model = test_model(text);
@@ -363,9 +411,47 @@ fn assertions_are_written_back_and_parse_again() {
     ] {
         assert!(source.contains(line), "{line}\n{source}");
     }
-    let kinds = |m: &crate::model::Model| m.asserts.iter().map(|a| a.kind.clone()).collect::<Vec<_>>();
+    let kinds =
+        |m: &crate::model::Model| m.asserts.iter().map(|a| a.kind.clone()).collect::<Vec<_>>();
     assert_eq!(kinds(&test_model(&source)), kinds(&model));
     // They render no rule.
-    let without = test_model("extif eth0; open tcp 22; block out tcp 25; masquerade; dnat udp 53 -> 192.168.1.2:5353;");
+    let without = test_model(
+        "extif eth0; open tcp 22; block out tcp 25; masquerade; dnat udp 53 -> 192.168.1.2:5353;",
+    );
     assert_eq!(plan::lower(&model), plan::lower(&without));
+}
+
+#[test]
+fn explain_is_computed_from_the_rules() {
+    let model = test_model(
+        "extif eth0; trust eth1; open tcp 22, 80; open tcp 5432 from 198.51.100.0/24; icmp accept; \
+         masquerade; dnat 221 -> 192.168.125.22:22; redirect 26 -> 25; block out tcp 25;",
+    );
+    let text = super::explain(&model, &plan::lower(&model));
+    for line in [
+        "IPv4, new connections in through eth0:",
+        "  tcp 22, 80: accepted from anyone (open tcp 22, 80)",
+        "  tcp 5432: accepted from 198.51.100.0/24 (open tcp 5432 from 198.51.100.0/24)",
+        "  tcp 221: forwarded to 192.168.125.22:22 from anyone (dnat 221 -> 192.168.125.22:22)",
+        "  tcp 26: accepted on port 25 from anyone (redirect 26 -> 25)",
+        "  icmp echo request: accepted from anyone (icmp accept)",
+        "IPv4, forwarded from the inside (eth1) out through eth0:",
+        "  tcp 25: dropped (block out tcp 25)",
+        "IPv6, new connections this host opens out through eth0:",
+        "  tcp 1..=24, 26..=65535: accepted (policy output)",
+    ] {
+        assert!(text.contains(line), "{line:?} not in\n{text}");
+    }
+    // IPv6 has no NAT: 221 and 26 are not accepted there.
+    let v6 = &text[text.find("IPv6, new connections in").unwrap()..];
+    assert!(!v6.contains("221") && !v6.contains("tcp 26"), "{v6}");
+}
+
+#[test]
+#[ignore = "prints the explanation of the README's gateway"]
+fn print_explain() {
+    let model = test_model(
+        "extif eth0; open tcp 22, 80; open tcp 5432 from 198.51.100.0/24; icmp accept; masquerade; dnat 221 -> 192.168.125.22:22; redirect 26 -> 25; block out tcp 25;",
+    );
+    print!("{}", super::explain(&model, &plan::lower(&model)));
 }

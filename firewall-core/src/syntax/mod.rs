@@ -512,11 +512,7 @@ fn assertion(input: ParseStream) -> PResult<AssertSyntax> {
             })
         }
         _ => {
-            let out = word == "closed"
-                && input
-                    .cursor()
-                    .ident()
-                    .is_some_and(|(id, _)| id == "out");
+            let out = word == "closed" && input.cursor().ident().is_some_and(|(id, _)| id == "out");
             if out {
                 one_of(input, "word", &["out"])?;
                 let proto = proto(input)?;
