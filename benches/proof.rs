@@ -27,7 +27,10 @@ fn ports_policy(n: u16) -> String {
 }
 
 /// (name, policy, assertion, the asserted-closed ports).
-fn cases() -> Vec<(&'static str, String, String, Vec<(u128, u128)>)> {
+type Case = (&'static str, String, String, Vec<(u128, u128)>);
+
+/// The bench's policies and questions.
+fn cases() -> Vec<Case> {
     vec![
         (
             "host opening 22, 80",

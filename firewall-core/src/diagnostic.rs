@@ -115,8 +115,9 @@ pub struct SpannedDiagnostic {
     /// The offending tokens.
     pub span: SpanRange,
     /// A second place that explains it (the statement whose rule decides a
-    /// failing `assert`), with what to read there.
-    pub note: Option<(SpanRange, String)>,
+    /// failing `assert`), with what to read there. Boxed: most diagnostics
+    /// have none, and every parser result carries the type.
+    pub note: Option<Box<(SpanRange, String)>>,
 }
 
 impl SpannedDiagnostic {
@@ -138,7 +139,7 @@ impl SpannedDiagnostic {
 
     /// The same diagnostic with a note at `span`.
     pub fn with_note(mut self, span: SpanRange, note: impl Into<String>) -> Self {
-        self.note = Some((span, note.into()));
+        self.note = Some(Box::new((span, note.into())));
         self
     }
 
@@ -156,7 +157,7 @@ impl SpannedDiagnostic {
             help: self.help.clone(),
             start,
             end,
-            note: self.note.as_ref().map(|(span, message)| {
+            note: self.note.as_deref().map(|(span, message)| {
                 let (start, end) = located(*span);
                 Note {
                     message: message.clone(),
@@ -199,7 +200,7 @@ impl SpannedDiagnostic {
     /// The note as the macro shows it (a second error at the note's span).
     pub fn rendered_note(&self) -> Option<(SpanRange, String)> {
         self.note
-            .as_ref()
+            .as_deref()
             .map(|(span, m)| (*span, format!("note: {m}")))
     }
 }

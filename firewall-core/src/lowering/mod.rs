@@ -280,12 +280,10 @@ impl Lower<'_> {
             } => {
                 let (ports, from) = (self.ports(id, ports), self.nets(id, from));
                 let proto = proto.value;
-                (!ports.is_empty()).then(|| {
-                    if *open {
-                        AssertKind::Open { proto, ports, from }
-                    } else {
-                        AssertKind::Closed { proto, ports, from }
-                    }
+                (!ports.is_empty()).then_some(if *open {
+                    AssertKind::Open { proto, ports, from }
+                } else {
+                    AssertKind::Closed { proto, ports, from }
                 })
             }
             AssertSyntax::ClosedOut { proto, ports } => {

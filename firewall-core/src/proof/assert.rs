@@ -64,6 +64,9 @@ fn sources(from: &[Net], family: Family) -> Option<IntervalSet> {
     (!nets.is_empty()).then(|| IntervalSet::nets(nets))
 }
 
+/// Whether a part's fate breaks the assertion.
+type Wrong = Box<dyn Fn(&Outcome) -> bool>;
+
 /// The first counterexample of `a`, as a diagnostic.
 fn check_one(
     model: &Model,
@@ -79,7 +82,7 @@ fn check_one(
     for &family in families {
         for e in &model.extif {
             let iface = concrete(e);
-            let (class, wrong): (Option<Class>, Box<dyn Fn(&Outcome) -> bool>) = match &a.kind {
+            let (class, wrong): (Option<Class>, Wrong) = match &a.kind {
                 AssertKind::Open { proto, ports, from }
                 | AssertKind::Closed { proto, ports, from } => {
                     let open = matches!(a.kind, AssertKind::Open { .. });

@@ -160,9 +160,12 @@ fn accepted_lines(parts: &[Outcome], family: Family) -> Vec<String> {
     lines.into_iter().map(|(_, _, line)| line).collect()
 }
 
+/// Protocol, verdict, decider.
+type FateKey = (&'static str, Verdict, String);
+
 /// Every part's fate by protocol, verdict and decider, ports merged.
 fn fate_lines(parts: &[Outcome]) -> Vec<String> {
-    let mut groups: BTreeMap<(&'static str, Verdict, String), Vec<(u128, u128)>> = BTreeMap::new();
+    let mut groups: BTreeMap<FateKey, Vec<(u128, u128)>> = BTreeMap::new();
     for o in parts {
         groups
             .entry((proto_word(o.class.proto), o.verdict, by_text(&o.by)))

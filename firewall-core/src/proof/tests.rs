@@ -13,8 +13,11 @@ fn plan_of(text: &str) -> Plan {
     plan::lower(&test_model(text))
 }
 
-/// (dport intervals, verdict, origin text) of every part, sorted by port.
-fn parts(outcomes: &[Outcome]) -> Vec<(Vec<(u128, u128)>, Verdict, String)> {
+/// Dport intervals, verdict, origin text.
+type Part = (Vec<(u128, u128)>, Verdict, String);
+
+/// Every part as a [`Part`], sorted by port.
+fn parts(outcomes: &[Outcome]) -> Vec<Part> {
     let mut v: Vec<_> = outcomes
         .iter()
         .map(|o| {
