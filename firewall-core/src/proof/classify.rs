@@ -82,7 +82,8 @@ pub struct Class {
 
 impl Class {
     /// New TCP/UDP connections of `family` arriving on `iif` for this host,
-    /// from every address to every port.
+    /// from every address and source port to every port (every source port:
+    /// a rule that matches one, such as DHCPv6's 547, must be seen).
     pub fn incoming(family: Family, iif: &str, proto: Proto) -> Class {
         let v4 = family.is_v4();
         Class {
@@ -93,7 +94,7 @@ impl Class {
             src: IntervalSet::all_addresses(v4),
             dst: IntervalSet::all_addresses(v4),
             proto,
-            sport: IntervalSet::range(1024, 65535),
+            sport: IntervalSet::all_ports(),
             dport: IntervalSet::all_ports(),
             icmp_type: None,
             hop_limit: 64,

@@ -107,9 +107,19 @@ fn established_is_accepted_and_invalid_dropped() {
     ] {
         let out = c.classify(Class {
             ct,
-            ..Class::incoming(Family::V6, "eth0", Proto::Udp)
+            ..Class::incoming(Family::V6, "eth0", Proto::Tcp)
         });
         assert!(out.iter().all(|o| o.verdict == verdict), "{ct:?}");
+        // UDP: DHCPv6 replies are accepted before the invalid drop (the
+        // plan's choice: conntrack cannot pair them), nothing else is.
+        let out = c.classify(Class {
+            ct,
+            ..Class::incoming(Family::V6, "eth0", Proto::Udp)
+        });
+        for o in out.iter().filter(|o| o.verdict != verdict) {
+            assert_eq!(o.class.dport.intervals(), &[(546, 546)], "{ct:?}");
+            assert_eq!(o.class.sport.intervals(), &[(547, 547)], "{ct:?}");
+        }
     }
 }
 
@@ -317,7 +327,7 @@ fn assertions_that_hold() {
         "extif eth0; open tcp 22; open tcp 3306 from 10.0.0.0/8; assert closed tcp 3306 from 198.51.100.0/24, \"2001:db8::/32\"; assert open tcp 3306 from 10.1.2.3;",
         "extif eth0; open tcp 22; masquerade; dnat 221 -> 192.168.125.22:22; assert forwarded 221 -> 192.168.125.22:22; assert closed udp 221;",
         "extif eth0; open tcp 22; block out tcp 25; assert closed out tcp 25;",
-        "extif eth0; open tcp 22; assert closed udp 1..=65535;",
+        "extif eth0; open tcp 22; assert closed udp 1..=65535 from 0.0.0.0/0, \"2000::/3\";",
         "extif eth0; open tcp 22; redirect 2222 -> 22; assert open tcp 2222 from 0.0.0.0/0; assert closed tcp 2222 from \"::/0\";",
     ] {
         assert_eq!(asserts(ok), vec![], "{ok}");
@@ -390,6 +400,13 @@ fn assertions_that_fail_name_a_counterexample_and_the_deciding_statement() {
     let ds =
         asserts("extif eth0; ssh 2222; redirect 2222 -> 22; assert open tcp 22 from 0.0.0.0/0;");
     assert!(ds[0].1.contains("to port 22 on eth0 is dropped"), "{ds:?}");
+    // Every source port is asked: DHCPv6 replies (547 -> 546 from a
+    // link-local server) are accepted, so udp 546 is not closed over IPv6.
+    let ds = asserts("extif eth0; open tcp 22; assert closed udp 546;");
+    assert!(
+        ds[0].1.contains("udp from fe80::1 to port 546 on eth0 is accepted by the rule `default: DHCPv6 replies from a link-local server`"),
+        "{ds:?}"
+    );
     // A failing check stops the proofs: one mistake, one diagnostic.
     let ds = asserts("extif eth0; open tcp 80; assert open tcp 22;");
     assert_eq!(
