@@ -1,5 +1,6 @@
-//! Proofs over the rule model: the packet classifier ([`classify`]) and the
-//! `assert` statements checked with it ([`check`]).
+//! Proofs over the rule model: the packet classifier ([`Classifier`]), the
+//! `assert` statements checked with it (at compile time, after the checks),
+//! and [`explain`], the service matrix it computes.
 //!
 //! Pipeline: syntax → lowering → model → checks → plan → **proof** → render →
 //! apply. This stage reads the plan (the rules every printer spells), never
