@@ -20,6 +20,8 @@ struct Shown {
     help: String,
     /// Underline width when start and end are on the same line.
     width: Option<usize>,
+    /// The note that follows it (a failing `assert`): line, column, text.
+    note: Option<(usize, usize, String)>,
 }
 
 /// The diagnostics of a `.stderr` snapshot whose code is one of ours.
@@ -83,6 +85,21 @@ fn parse_stderr(stderr: &str) -> Vec<Shown> {
                 break;
             }
         }
+        // A note is the next error, `error: note: ...`, with its own `-->`.
+        let note = lines[arrow_at + 1..]
+            .iter()
+            .position(|l| l.starts_with("error"))
+            .and_then(|k| {
+                let at = arrow_at + 1 + k;
+                let text = lines[at].strip_prefix("error: note: ")?;
+                let arrow = lines[at..]
+                    .iter()
+                    .find_map(|l| l.trim_start().strip_prefix("--> "))?;
+                let mut parts = arrow.rsplitn(3, ':');
+                let column: usize = parts.next()?.parse().ok()?;
+                let line: usize = parts.next()?.parse().ok()?;
+                Some((line, column, text.to_string()))
+            });
         out.push(Shown {
             line,
             column,
@@ -90,6 +107,7 @@ fn parse_stderr(stderr: &str) -> Vec<Shown> {
             message: message.to_string(),
             help,
             width,
+            note,
         });
         i = arrow_at + 1;
     }
@@ -116,6 +134,7 @@ fn lexer_error(lines: &[&str], i: usize, message: &str) -> Option<Shown> {
         message: message.to_string(),
         help: help.to_string(),
         width: Some(1),
+        note: None,
     })
 }
 
@@ -137,6 +156,10 @@ fn shown_from_parse(d: &Diagnostic, line0: usize, col0: usize, with_width: bool)
         help: d.help.clone(),
         width: (with_width && d.start.line == d.end.line)
             .then(|| d.end.column.saturating_sub(d.start.column)),
+        note: d.note.as_ref().map(|n| {
+            let (line, column) = to_file(n.start.line, n.start.column);
+            (line, column, n.message.clone())
+        }),
     }
 }
 
@@ -186,7 +209,7 @@ fn parse_reports_what_the_macro_reports() {
             // No tokens: the macro can only point at its invocation, the text
             // at its start. Compare everything but the position.
             for s in m.iter_mut().chain(parse_side.iter_mut()) {
-                (s.line, s.column, s.width) = (0, 0, None);
+                (s.line, s.column, s.width, s.note) = (0, 0, None, None);
             }
         }
         m.sort();

@@ -243,6 +243,8 @@ const OTHER_WORDS: &[&str] = &[
     "udp",
     "from",
     "out",
+    "closed",
+    "forwarded",
     "none",
     "drops",
     "lo",

@@ -6,7 +6,9 @@
 //! 2. [`crate::lowering`] validates every value into the model's types
 //!    (`port-range`, `address`, `interface`, `failsafe`, `redirect-self`,
 //!    statements given twice) and records where each part was written;
-//! 3. [`crate::check`] runs the policy-level checks on the model.
+//! 3. [`crate::check`] runs the policy-level checks on the model;
+//! 4. when those pass, [`crate::proof`] checks the `assert` statements
+//!    against the plan ([`crate::plan::lower`]): the rules that are rendered.
 //!
 //! Every stage writes into one [`Sink`]; every diagnostic of every stage is
 //! returned, in source order.
@@ -39,6 +41,12 @@ pub fn compile(tokens: TokenStream) -> Result<Model, Vec<SpannedDiagnostic>> {
         whole,
         &mut diags,
     );
+    // Proofs run on the rules of a policy that passed every check: a broken
+    // one has no plan worth proving things about.
+    if diags.is_empty() && !lowered.model.extif.is_empty() && !lowered.model.asserts.is_empty() {
+        let plan = crate::plan::lower(&lowered.model);
+        crate::proof::check(&lowered.model, &plan, &lowered.spans, &mut diags);
+    }
     let diags = diags.into_sorted();
     if lowered.model.extif.is_empty() || !diags.is_empty() {
         Err(diags)

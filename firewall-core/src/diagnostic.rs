@@ -29,11 +29,13 @@ pub enum Code {
     Syntax,
     /// A failsafe of zero or over an hour.
     Failsafe,
+    /// An `assert` the planned rules do not satisfy.
+    Assert,
 }
 
 impl Code {
     /// Every code, in catalogue order.
-    pub const ALL: [Code; 11] = [
+    pub const ALL: [Code; 12] = [
         Code::Lockout,
         Code::PortRange,
         Code::Duplicate,
@@ -45,6 +47,7 @@ impl Code {
         Code::Interface,
         Code::Syntax,
         Code::Failsafe,
+        Code::Assert,
     ];
 
     /// The code as written in messages: `lockout`, `port-range`, ...
@@ -61,6 +64,7 @@ impl Code {
             Code::Interface => "interface",
             Code::Syntax => "syntax",
             Code::Failsafe => "failsafe",
+            Code::Assert => "assert",
         }
     }
 }
@@ -110,6 +114,10 @@ pub struct SpannedDiagnostic {
     pub help: String,
     /// The offending tokens.
     pub span: SpanRange,
+    /// A second place that explains it (the statement whose rule decides a
+    /// failing `assert`), with what to read there. Boxed: most diagnostics
+    /// have none, and every parser result carries the type.
+    pub note: Option<Box<(SpanRange, String)>>,
 }
 
 impl SpannedDiagnostic {
@@ -125,7 +133,14 @@ impl SpannedDiagnostic {
             message: message.into(),
             help: help.into(),
             span,
+            note: None,
         }
+    }
+
+    /// The same diagnostic with a note at `span`.
+    pub fn with_note(mut self, span: SpanRange, note: impl Into<String>) -> Self {
+        self.note = Some(Box::new((span, note.into())));
+        self
     }
 
     /// The message as the macro shows it: `code: message` then `help: ...`.
@@ -135,21 +150,58 @@ impl SpannedDiagnostic {
 
     /// Detaches it from the tokens, keeping line and column.
     pub fn located(&self) -> Diagnostic {
-        let s = self.span.start.start();
-        let e = self.span.end.end();
+        let (start, end) = located(self.span);
         Diagnostic {
             code: self.code,
             message: self.message.clone(),
             help: self.help.clone(),
-            start: LineColumn {
-                line: s.line,
-                column: s.column + 1,
-            },
-            end: LineColumn {
-                line: e.line,
-                column: e.column + 1,
-            },
+            start,
+            end,
+            note: self.note.as_deref().map(|(span, message)| {
+                let (start, end) = located(*span);
+                Note {
+                    message: message.clone(),
+                    start,
+                    end,
+                }
+            }),
         }
+    }
+}
+
+/// Line and column (1-based) of the start and the end of `span`.
+fn located(span: SpanRange) -> (LineColumn, LineColumn) {
+    let s = span.start.start();
+    let e = span.end.end();
+    (
+        LineColumn {
+            line: s.line,
+            column: s.column + 1,
+        },
+        LineColumn {
+            line: e.line,
+            column: e.column + 1,
+        },
+    )
+}
+
+/// A second place a [`Diagnostic`] points at, with what to read there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// What this place has to do with the problem.
+    pub message: String,
+    /// Where it starts.
+    pub start: LineColumn,
+    /// Where it ends (exclusive).
+    pub end: LineColumn,
+}
+
+impl SpannedDiagnostic {
+    /// The note as the macro shows it (a second error at the note's span).
+    pub fn rendered_note(&self) -> Option<(SpanRange, String)> {
+        self.note
+            .as_deref()
+            .map(|(span, m)| (*span, format!("note: {m}")))
     }
 }
 
@@ -235,6 +287,9 @@ pub struct Diagnostic {
     pub start: LineColumn,
     /// Where they end (exclusive).
     pub end: LineColumn,
+    /// A second place that explains it (a failing `assert`: the statement
+    /// whose rule decides the counterexample).
+    pub note: Option<Note>,
 }
 
 impl fmt::Display for Diagnostic {
@@ -243,7 +298,11 @@ impl fmt::Display for Diagnostic {
             f,
             "{}: error[{}]: {}\n  help: {}",
             self.start, self.code, self.message, self.help
-        )
+        )?;
+        if let Some(n) = &self.note {
+            write!(f, "\n  note: {}: {}", n.start, n.message)?;
+        }
+        Ok(())
     }
 }
 

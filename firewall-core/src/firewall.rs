@@ -20,6 +20,7 @@ pub struct Firewall {
     ipv4: &'static str,
     ipv6: &'static str,
     nft: &'static str,
+    explain: &'static str,
 }
 
 impl Firewall {
@@ -36,7 +37,23 @@ impl Firewall {
             ipv4,
             ipv6,
             nft: "",
+            explain: "",
         }
+    }
+
+    /// The constant with its explanation (the macro emits
+    /// `__new(..).__with_nft(..).__with_explain(..)`).
+    #[doc(hidden)]
+    pub const fn __with_explain(self, explain: &'static str) -> Firewall {
+        Firewall { explain, ..self }
+    }
+
+    /// The policy as a reviewer reads it, computed by the packet classifier
+    /// from the planned rules (see [`crate::proof::explain`]): per family and
+    /// external interface, which ports accept new connections from whom,
+    /// what is forwarded where, and what leaves.
+    pub const fn explain(&self) -> &'static str {
+        self.explain
     }
 
     /// The constant with its nftables file (the macro emits

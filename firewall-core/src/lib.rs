@@ -15,6 +15,7 @@ pub mod lowering;
 pub mod model;
 pub mod plan;
 mod policy;
+pub mod proof;
 pub mod render;
 pub mod syntax;
 

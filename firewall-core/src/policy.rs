@@ -62,6 +62,18 @@ impl Policy {
         &self.source
     }
 
+    /// The policy as a reviewer reads it, computed by the packet classifier
+    /// from the planned rules (see [`crate::proof::explain`]).
+    ///
+    /// ```
+    /// use firewall_core::Policy;
+    /// let p = Policy::parse("extif eth0; open tcp 22, 80;").unwrap();
+    /// assert!(p.explain().contains("tcp 22, 80: accepted from anyone (open tcp 22, 80)"));
+    /// ```
+    pub fn explain(&self) -> String {
+        crate::proof::explain(&self.model, &crate::plan::lower(&self.model))
+    }
+
     /// The checked model.
     pub fn model(&self) -> &Model {
         &self.model

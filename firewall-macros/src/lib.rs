@@ -8,7 +8,7 @@ use firewall_core::compile;
 use firewall_core::diagnostic::SpannedDiagnostic;
 use proc_macro::TokenStream;
 use proc_macro2::{
-    Delimiter, Group, Ident, Literal, Punct, Spacing, TokenStream as TokenStream2, TokenTree,
+    Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream as TokenStream2, TokenTree,
 };
 use quote::quote;
 
@@ -23,14 +23,24 @@ pub fn firewall(input: TokenStream) -> TokenStream {
             // it must parse again to the same policy (apply() does that).
             let r = firewall_core::render::render(&model);
             let (source, bash, ipv4, ipv6, nft) = (r.source, r.bash, r.ipv4, r.ipv6, r.nft);
+            let explain =
+                firewall_core::proof::explain(&model, &firewall_core::plan::lower(&model));
             quote! {
                 ::firewall::__private::Firewall::__new(#source, #bash, #ipv4, #ipv6)
                     .__with_nft(#nft)
+                    .__with_explain(#explain)
             }
             .into()
         }
         Err(diagnostics) => {
-            let errors = diagnostics.iter().map(compile_error);
+            // A note (the statement that decides a failing `assert`) is a
+            // second error at its own span: stable Rust has no spanned notes.
+            let errors = diagnostics.iter().flat_map(|d| {
+                let note = d
+                    .rendered_note()
+                    .map(|(span, text)| compile_error_at(span.start, span.end, &text));
+                std::iter::once(compile_error(d)).chain(note)
+            });
             quote! {
                 {
                     #(#errors)*
@@ -46,8 +56,11 @@ pub fn firewall(input: TokenStream) -> TokenStream {
 /// (the first tokens carry the start span, the group the end span, as rustc
 /// joins them for the error).
 fn compile_error(d: &SpannedDiagnostic) -> TokenStream2 {
-    let start = d.span.start;
-    let end = d.span.end;
+    compile_error_at(d.span.start, d.span.end, &d.rendered_message())
+}
+
+/// `::core::compile_error! { "text" };` underlining `start ..= end`.
+fn compile_error_at(start: Span, end: Span, text: &str) -> TokenStream2 {
     let mut colon1 = Punct::new(':', Spacing::Joint);
     colon1.set_span(start);
     let mut colon2 = Punct::new(':', Spacing::Alone);
@@ -58,7 +71,7 @@ fn compile_error(d: &SpannedDiagnostic) -> TokenStream2 {
     colon4.set_span(start);
     let mut bang = Punct::new('!', Spacing::Alone);
     bang.set_span(start);
-    let mut msg = Literal::string(&d.rendered_message());
+    let mut msg = Literal::string(text);
     msg.set_span(end);
     let mut group = Group::new(Delimiter::Brace, TokenTree::from(msg).into());
     group.set_span(end);

@@ -12,10 +12,12 @@ pub(crate) use spans::{Once, Spans};
 
 use crate::diagnostic::{Code, Sink, SpanRange};
 use crate::model::{
-    BlockOut, Chain, Dnat, Failsafe, Host, Iface, Model, Net, Open, Port, PortRange, Proto,
-    Redirect, StmtId, Verdict,
+    Assert, AssertKind, BlockOut, Chain, Dnat, Failsafe, Host, Iface, Model, Net, Open, Port,
+    PortRange, Proto, Redirect, StmtId, Verdict,
 };
-use crate::syntax::{AddrText, IfaceName, Keyword, Num, PolicySyntax, PortItem, Stmt, StmtKind};
+use crate::syntax::{
+    AddrText, AssertSyntax, IfaceName, Keyword, Num, PolicySyntax, PortItem, Stmt, StmtKind,
+};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -59,6 +61,7 @@ pub(crate) fn lower(parsed: &PolicySyntax, whole: SpanRange, diags: &mut Sink) -
         failsafe: None,
         log_drops: false,
         exclusive: false,
+        asserts: Vec::new(),
     };
     for stmt in &parsed.stmts {
         lower.stmt(stmt);
@@ -84,6 +87,7 @@ struct Lower<'d> {
     failsafe: Option<Failsafe>,
     log_drops: bool,
     exclusive: bool,
+    asserts: Vec<Assert>,
     /// The `extif` statement was there but did not parse.
     extif_failed: bool,
 }
@@ -260,6 +264,57 @@ impl Lower<'_> {
                     proto: proto.value,
                     ports,
                 });
+            }
+            StmtKind::Assert(a) => {
+                if let Some(kind) = self.assertion(id, a) {
+                    self.asserts.push(Assert { stmt: id, kind });
+                }
+            }
+        }
+    }
+
+    /// An assertion in the model's types; `None` when a value was refused
+    /// (reported) or nothing is left of its ports.
+    fn assertion(&mut self, id: StmtId, a: &AssertSyntax) -> Option<AssertKind> {
+        match a {
+            AssertSyntax::Reach {
+                open,
+                proto,
+                ports,
+                from,
+            } => {
+                let (ports, from) = (self.ports(id, ports), self.nets(id, from));
+                let proto = proto.value;
+                (!ports.is_empty()).then_some(if *open {
+                    AssertKind::Open { proto, ports, from }
+                } else {
+                    AssertKind::Closed { proto, ports, from }
+                })
+            }
+            AssertSyntax::ClosedOut { proto, ports } => {
+                let ports = self.ports(id, ports);
+                (!ports.is_empty()).then_some(AssertKind::ClosedOut {
+                    proto: proto.value,
+                    ports,
+                })
+            }
+            AssertSyntax::Forwarded {
+                proto,
+                port,
+                to,
+                to_port,
+                from,
+            } => {
+                let (p, host, t) = (self.port(port), self.dnat_host(to), self.port(to_port));
+                let from = self.nets(id, from);
+                let (port, to, to_port) = (p?, host?, t?);
+                Some(AssertKind::Forwarded {
+                    proto: proto.map_or(Proto::Tcp, |p| p.value),
+                    port,
+                    to,
+                    to_port,
+                    from,
+                })
             }
         }
     }
@@ -509,6 +564,7 @@ impl Lower<'_> {
             failsafe: self.failsafe,
             log_drops: self.log_drops,
             exclusive: self.exclusive,
+            asserts: self.asserts,
         };
         Lowered {
             complete: complete && !model.extif.is_empty(),

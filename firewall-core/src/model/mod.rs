@@ -8,11 +8,13 @@
 //! in the policy language, which is what rule comments show.
 
 mod addr;
+mod assert;
 mod duration;
 mod iface;
 mod port;
 
 pub use addr::{AddrError, Host, Net};
+pub use assert::{Assert, AssertKind};
 pub use duration::Failsafe;
 pub use iface::{Iface, IfaceError};
 pub use port::{Port, PortRange, Proto};
@@ -111,22 +113,27 @@ impl fmt::Display for Open {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "open {} ", self.proto)?;
         port::fmt_ports(f, &self.ports)?;
-        if !self.from.is_empty() {
-            f.write_str(" from ")?;
-            for (i, n) in self.from.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(", ")?;
-                }
-                // As the language writes it: IPv6 networks are quoted.
-                if n.is_ipv4() {
-                    write!(f, "{n}")?;
-                } else {
-                    write!(f, "\"{n}\"")?;
-                }
+        fmt_from(f, &self.from)
+    }
+}
+
+/// ` from NET, ...` as the language writes it (nothing for an empty list).
+fn fmt_from(f: &mut fmt::Formatter<'_>, from: &[Net]) -> fmt::Result {
+    if !from.is_empty() {
+        f.write_str(" from ")?;
+        for (i, n) in from.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            // As the language writes it: IPv6 networks are quoted.
+            if n.is_ipv4() {
+                write!(f, "{n}")?;
+            } else {
+                write!(f, "\"{n}\"")?;
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// `dnat [tcp|udp] PORT -> ADDR[:PORT];`
@@ -248,6 +255,8 @@ pub struct Model {
     /// `exclusive;`: the policy is the host's only firewall; applying it
     /// removes every other rule, chain and table first (DSL.md section 6).
     pub exclusive: bool,
+    /// `assert` statements: checked against the plan, they render no rule.
+    pub asserts: Vec<Assert>,
 }
 
 impl Model {

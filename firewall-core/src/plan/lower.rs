@@ -99,6 +99,7 @@ pub fn lower(model: &Model) -> Plan {
         failsafe: _, // applying's business: it renders no rule
         log_drops,
         exclusive: _, // applying's business: the loader flushes, the rules are the same
+        asserts: _,   // proof obligations, checked against the plan: no rule
     } = model;
     let l = Lowering {
         extif,

@@ -178,6 +178,7 @@ fn delimiter(base: &str, text: &str) -> String {
 ///     failsafe: None,
 ///     log_drops: false,
 ///     exclusive: false,
+///     asserts: vec![],
 /// };
 /// let s = firewall_core::render::bash::script(
 ///     &model,

@@ -77,6 +77,7 @@
 //!     failsafe: None,
 //!     log_drops: false,
 //!     exclusive: false,
+//!     asserts: vec![],
 //! };
 //! let v4 = iptables::ipv4(&model);
 //! assert!(v4.contains(

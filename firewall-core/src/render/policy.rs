@@ -42,6 +42,7 @@ pub fn lines(model: &Model) -> Vec<String> {
         failsafe,
         log_drops,
         exclusive,
+        asserts,
     } = model;
     let mut out = Vec::new();
     let list = |v: &[Iface]| v.iter().map(iface).collect::<Vec<_>>().join(", ");
@@ -94,6 +95,9 @@ pub fn lines(model: &Model) -> Vec<String> {
     }
     if *exclusive {
         out.push("exclusive;".to_string());
+    }
+    for a in asserts {
+        out.push(format!("{a};"));
     }
     out
 }

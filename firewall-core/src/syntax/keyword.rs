@@ -57,6 +57,8 @@ keywords! {
     Log => "log",
     /// `exclusive;`
     Exclusive => "exclusive",
+    /// `assert open|closed|closed out|forwarded ...;` (DSL.md section 7)
+    Assert => "assert",
 }
 
 impl Keyword {

@@ -107,6 +107,45 @@ pub enum StmtKind {
     LogDrops,
     /// `exclusive;`
     Exclusive,
+    /// `assert ...;`
+    Assert(AssertSyntax),
+}
+
+/// The assertions of `assert ...;`, values still raw.
+#[derive(Debug, Clone)]
+pub enum AssertSyntax {
+    /// `assert open PROTO PORTS [from NETS]` (`open` true) or
+    /// `assert closed PROTO PORTS [from NETS]` (false).
+    Reach {
+        /// `open` (true) or `closed`.
+        open: bool,
+        /// tcp or udp.
+        proto: At<Proto>,
+        /// Ports.
+        ports: Vec<PortItem>,
+        /// Sources.
+        from: Vec<AddrText>,
+    },
+    /// `assert closed out PROTO PORTS`
+    ClosedOut {
+        /// tcp or udp.
+        proto: At<Proto>,
+        /// Ports.
+        ports: Vec<PortItem>,
+    },
+    /// `assert forwarded [PROTO] PORT -> ADDR:PORT [from NETS]`
+    Forwarded {
+        /// Protocol if written.
+        proto: Option<At<Proto>>,
+        /// Incoming port.
+        port: Num,
+        /// Inner host.
+        to: AddrText,
+        /// Its port.
+        to_port: Num,
+        /// Sources.
+        from: Vec<AddrText>,
+    },
 }
 
 impl StmtKind {
@@ -127,6 +166,7 @@ impl StmtKind {
             StmtKind::Failsafe(_) => Keyword::Failsafe,
             StmtKind::LogDrops => Keyword::Log,
             StmtKind::Exclusive => Keyword::Exclusive,
+            StmtKind::Assert(_) => Keyword::Assert,
         }
     }
 
@@ -342,15 +382,7 @@ impl Stmt {
             Some(Keyword::Open) => {
                 let proto = proto(input)?;
                 let ports = parse_ports(input)?;
-                let mut from = Vec::new();
-                if input.peek(Ident) {
-                    one_of(input, "word", &["from"])?;
-                    from.push(AddrText::parse(input)?);
-                    while input.peek(Token![,]) {
-                        input.parse::<Token![,]>()?;
-                        from.push(AddrText::parse(input)?);
-                    }
-                }
+                let from = from_list(input)?;
                 StmtKind::Open { proto, ports, from }
             }
             Some(Keyword::Icmp) => {
@@ -414,6 +446,7 @@ impl Stmt {
                 StmtKind::LogDrops
             }
             Some(Keyword::Exclusive) => StmtKind::Exclusive,
+            Some(Keyword::Assert) => StmtKind::Assert(assertion(input)?),
             None => {
                 let other = &kw.text;
                 let help = match did_you_mean(&other.to_lowercase(), &Keyword::words()) {
@@ -438,6 +471,68 @@ impl Stmt {
                 end,
             },
         })
+    }
+}
+
+/// `[from ADDR, ...]`
+fn from_list(input: ParseStream) -> PResult<Vec<AddrText>> {
+    let mut from = Vec::new();
+    if input.peek(Ident) {
+        one_of(input, "word", &["from"])?;
+        from.push(AddrText::parse(input)?);
+        while input.peek(Token![,]) {
+            input.parse::<Token![,]>()?;
+            from.push(AddrText::parse(input)?);
+        }
+    }
+    Ok(from)
+}
+
+/// What follows `assert`.
+fn assertion(input: ParseStream) -> PResult<AssertSyntax> {
+    let (word, _) = one_of(input, "assertion", &["open", "closed", "forwarded"])?;
+    match word {
+        "forwarded" => {
+            let proto = optional_proto(input)?;
+            let port = Num::parse(input)?;
+            arrow(input)?;
+            let to = AddrText::parse(input)?;
+            if !input.peek(Token![:]) {
+                return Err(unexpected(
+                    input,
+                    "expected `:PORT` after the inner host",
+                    "name the inner host and its port, e.g. `assert forwarded 221 -> 192.0.2.22:22;`",
+                ));
+            }
+            input.parse::<Token![:]>()?;
+            let to_port = Num::parse(input)?;
+            let from = from_list(input)?;
+            Ok(AssertSyntax::Forwarded {
+                proto,
+                port,
+                to,
+                to_port,
+                from,
+            })
+        }
+        _ => {
+            let out = word == "closed" && input.cursor().ident().is_some_and(|(id, _)| id == "out");
+            if out {
+                one_of(input, "word", &["out"])?;
+                let proto = proto(input)?;
+                let ports = parse_ports(input)?;
+                return Ok(AssertSyntax::ClosedOut { proto, ports });
+            }
+            let proto = proto(input)?;
+            let ports = parse_ports(input)?;
+            let from = from_list(input)?;
+            Ok(AssertSyntax::Reach {
+                open: word == "open",
+                proto,
+                ports,
+                from,
+            })
+        }
     }
 }
 

@@ -23,6 +23,10 @@ const EVERYTHING: Firewall = firewall! {
     ssh 2222;
     failsafe 2min;
     log drops;
+    assert open tcp 80, 443;
+    assert closed tcp 3306;
+    assert forwarded 221 -> 192.168.125.22:22;
+    assert closed out tcp 25;
 };
 
 fn main() {
