@@ -11,7 +11,8 @@
 //! and removing, byte for byte, and traffic shows it: the banned source is
 //! refused, another source reaches the opened port, the published port
 //! reaches the container. A policy without NAT leaves the nat table as it was.
-//! (tests/docker_fail2ban.rs, another branch, runs the real daemons.)
+//! iptables-legacy too (module `legacy`). tests/neighbours.rs runs the real
+//! daemons.
 //!
 //! `apply()` and `remove()` run in the firewall namespace through the ignored
 //! test [`share_inner`] (`common::Topology::run_test_in`).
@@ -124,6 +125,23 @@ fn share_inner() {
 // Helpers
 // ---------------------------------------------------------------------------
 
+thread_local! {
+    /// This test's iptables variant for the other tools' rules: Docker and
+    /// fail2ban use the host's `iptables`, so with the legacy backend theirs
+    /// are legacy rules too.
+    static LEGACY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `t.sh` in the firewall namespace with the iptables tools of this test's
+/// variant (`iptables-nft` spelled in `cmd` becomes `iptables-legacy`).
+fn tools_sh(t: &Topology, cmd: &str) -> String {
+    if LEGACY.with(|l| l.get()) {
+        t.sh(Ns::Firewall, &cmd.replace("tables-nft", "tables-legacy"))
+    } else {
+        t.sh(Ns::Firewall, cmd)
+    }
+}
+
 /// The host as Docker and fail2ban leave it, before the firewall: the inside
 /// link renamed `docker0` (the "container" bridge), ip_forward on, the first
 /// ban, Docker's chains and NAT (iptables-nft, as both tools use it).
@@ -135,8 +153,8 @@ fn install_foreign(t: &Topology) {
          echo 1 >/proc/sys/net/ipv4/ip_forward",
     );
     let (v4, v6) = BANNED[0];
-    t.sh(
-        Ns::Firewall,
+    tools_sh(
+        t,
         &format!(
             "set -e
              for f in iptables-nft ip6tables-nft; do $f -w -N f2b-sshd; $f -w -I INPUT -j f2b-sshd; done
@@ -164,8 +182,8 @@ fn install_foreign(t: &Topology) {
 /// also refuse the banned host's neighbour discovery, and no answer could
 /// reach it.
 fn ban(t: &Topology, (v4, v6): (&str, &str)) {
-    t.sh(
-        Ns::Firewall,
+    tools_sh(
+        t,
         &format!(
             "iptables-nft -w -I f2b-sshd -s {v4} -p tcp -j REJECT && ip6tables-nft -w -I f2b-sshd -s {v6} -p tcp -j REJECT"
         ),
@@ -174,8 +192,8 @@ fn ban(t: &Topology, (v4, v6): (&str, &str)) {
 
 /// The iptables-nft rulesets (both families) with counters blanked.
 fn iptables_nft(t: &Topology) -> String {
-    let out = t.sh(
-        Ns::Firewall,
+    let out = tools_sh(
+        t,
         "iptables-nft-save -w 2>/dev/null || iptables-nft-save; echo ---; ip6tables-nft-save",
     );
     out.lines()
@@ -203,10 +221,17 @@ fn foreign(t: &Topology) -> String {
 
 /// The nat tables only (a policy without NAT leaves them byte-identical).
 fn nat(t: &Topology) -> String {
-    t.sh(
-        Ns::Firewall,
+    // Counters blanked: the legacy tools count packets on the chain policies.
+    tools_sh(
+        t,
         "iptables-nft-save -t nat | grep -v '^#'; ip6tables-nft-save -t nat | grep -v '^#'",
     )
+    .lines()
+    .map(|l| match l.rfind(" [") {
+        Some(i) if l.starts_with(':') => format!("{}\n", &l[..i]),
+        _ => format!("{l}\n"),
+    })
+    .collect()
 }
 
 /// What the firewall holds: own chains/hooks (iptables-nft) or own tables (nftables).
@@ -554,5 +579,37 @@ both_backends! {
     /// The whole sequence by the bash script and its `--remove`.
     fn other_tools_rules_survive_the_script(backend, test) {
         share(backend, test, true);
+    }
+}
+
+/// The sequences with iptables-legacy: the backend, the other tools' rules
+/// and every reading of them legacy.
+mod legacy {
+    use super::common::gate::{self, Need};
+
+    fn run(name: &str, by_script: bool) {
+        let test = format!("{name}::iptables_legacy");
+        let ok = gate::require(&test, &[Need::Kernel])
+            && ["iptables-legacy", "ip6tables-legacy"].iter().all(|tool| {
+                gate::find_in_path(tool).is_some()
+                    || gate::skip(
+                        &test,
+                        &format!("{tool} is missing (Debian package iptables)"),
+                    )
+            });
+        if ok {
+            super::LEGACY.with(|l| l.set(true));
+            super::share("iptables-legacy", &test, by_script);
+        }
+    }
+
+    #[test]
+    fn other_tools_rules_survive_apply() {
+        run("other_tools_rules_survive_apply", false);
+    }
+
+    #[test]
+    fn other_tools_rules_survive_the_script() {
+        run("other_tools_rules_survive_the_script", true);
     }
 }
