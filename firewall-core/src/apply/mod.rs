@@ -322,6 +322,26 @@ fn make_backup_dir(parent: &Path) -> io::Result<PathBuf> {
     Err(last.unwrap_or_else(|| io::Error::other("could not create a backup directory")))
 }
 
+/// What the backup saved, as `apply` needs it later.
+#[derive(Default)]
+struct Backup {
+    /// `net.ipv4.ip_forward` before.
+    ip_forward: String,
+    /// iptables: `iptables-save -c` and `ip6tables-save -c`.
+    iptables: [String; 2],
+    /// nftables: the own tables that existed.
+    nft_present: Vec<&'static str>,
+}
+
+/// Writes `path` whole: into `path.tmp`, then renamed, so that the watchdog,
+/// which runs while the backup is saved, finds it complete or not at all.
+fn write_whole(path: &Path, text: &str) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 fn io_fail(step: Step, e: io::Error, rollback: Rollback) -> ApplyError {
     ApplyError::Failed {
         step,
@@ -417,7 +437,11 @@ fn run(
         .map_err(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))?;
     let lock = lock::Lock::acquire(&prefix, options.lock_wait.unwrap_or(lock::DEFAULT_WAIT))?;
 
-    // 3. Backup.
+    // 3.-4. Backup, and meanwhile the watchdog (pending.rs), armed before the
+    //    first rule changes, with or without failsafe: it reverts if this
+    //    process dies (even SIGKILL) before the new rules are verified, and
+    //    at the failsafe deadline. A failsafe an earlier apply left pending is
+    //    taken over once the backup is saved.
     let parent = options
         .backup_parent
         .clone()
@@ -426,55 +450,80 @@ fn run(
         location::location_error(&parent, e)
             .unwrap_or_else(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))
     })?;
-    let backup = || -> Result<(String, [String; 2]), Cause> {
-        let write =
-            |name: &str, text: &str| std::fs::write(dir.join(name), text).map_err(Cause::Io);
+    let write = |name: &str, text: &str| write_whole(&dir.join(name), text).map_err(Cause::Io);
+    // What the watchdog reads first.
+    let prelude = || -> Result<(), Cause> {
         write(shell::BACKEND, &format!("{backend}\n"))?;
         write(shell::STATE, &format!("{}\n", prefix.display()))?;
-        write(shell::PROGRAM, &rollback_program())?;
-        let saved = match &loader {
+        write(shell::PROGRAM, &rollback_program())
+    };
+    let backup = || -> Result<Backup, Cause> {
+        let mut saved = Backup::default();
+        match &loader {
             Loader::Iptables(tools) => {
                 let [v4, v6] = iptables::save_both(sys, tools, true).map_err(Cause::Io)?;
                 iptables::check_saved(&v4, &tools.save[0])?;
                 iptables::check_saved(&v6, &tools.save[1])?;
                 write(shell::V4_RULES, &v4.stdout)?;
                 write(shell::V6_RULES, &v6.stdout)?;
-                [v4.stdout, v6.stdout]
+                saved.iptables = [v4.stdout, v6.stdout];
             }
             Loader::Nftables => {
-                write(shell::NFT_RULES, &nftables::save(sys)?)?;
-                [String::new(), String::new()]
+                write(nftables::LOAD_FILE, texts.nft.text())?;
+                let own = nftables::save(sys)?;
+                write(shell::NFT_RULES, &own.text)?;
+                saved.nft_present = own.present;
             }
-        };
-        let fwd = sys.read_ip_forward().map_err(Cause::Io)?;
-        write(shell::IP_FORWARD, &format!("{fwd}\n"))?;
-        Ok((fwd, saved))
+        }
+        saved.ip_forward = sys.read_ip_forward().map_err(Cause::Io)?;
+        write(shell::IP_FORWARD, &format!("{}\n", saved.ip_forward))?;
+        Ok(saved)
     };
-    let (ip_forward_before, saved) = match backup() {
-        Ok(f) => f,
-        Err(cause) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            let cause = match cause {
-                Cause::Io(e) => match location::location_error(&parent, e) {
-                    Ok(located) => return Err(located),
-                    Err(e) => Cause::Io(e),
-                },
-                other => other,
-            };
+    // A failed backup: nothing changed; an unusable location is named.
+    let backup_failed = |cause: Cause| {
+        let _ = std::fs::remove_dir_all(&dir);
+        let cause = match cause {
+            Cause::Io(e) => match location::location_error(&parent, e) {
+                Ok(located) => return located,
+                Err(e) => Cause::Io(e),
+            },
+            other => other,
+        };
+        ApplyError::Failed {
+            step: Step::Backup,
+            cause: Box::new(cause),
+            rollback: Rollback::NothingChanged,
+        }
+    };
+    prelude().map_err(backup_failed)?;
+    let armed_at = Instant::now();
+    let (saved, watchdog) = std::thread::scope(|s| {
+        let watchdog = s.spawn(|| pending::start(sys, &dir, window));
+        let saved = backup();
+        let watchdog = watchdog
+            .join()
+            .unwrap_or_else(|_| Err(Cause::Io(io::Error::other("the watchdog thread panicked"))));
+        (saved, watchdog)
+    });
+    let saved = match (saved, watchdog) {
+        (Ok(saved), Ok(())) => saved,
+        (Err(cause), watchdog) => {
+            if watchdog.is_ok() {
+                // It exits when it sees `armed` gone.
+                pending::disarm(&dir, &prefix);
+            }
+            return Err(backup_failed(cause));
+        }
+        (Ok(_), Err(cause)) => {
+            pending::disarm(&dir, &prefix);
             return Err(ApplyError::Failed {
-                step: Step::Backup,
+                step: Step::ArmFailsafe,
                 cause: Box::new(cause),
                 rollback: Rollback::NothingChanged,
             });
         }
     };
-
-    // 4. The watchdog (pending.rs), armed before the first rule changes, with
-    //    or without failsafe: it reverts if this process dies (even SIGKILL)
-    //    before the new rules are verified, and at the failsafe deadline. A
-    //    failsafe an earlier apply left pending is taken over.
-    let armed_at = Instant::now();
-    let took_over = match pending::arm(sys, &dir, &prefix, window, lock.file()) {
+    let took_over = match pending::take_over(sys, &dir, &prefix, lock.file()) {
         Ok(t) => t,
         Err((cause, claimed)) => {
             let rollback = if claimed {
@@ -493,15 +542,20 @@ fn run(
         }
     };
     let guard = window.map(|w| FailsafeGuard::new(dir.clone(), w, armed_at, prefix.clone()));
+    let ip_forward_before = saved.ip_forward.clone();
 
     // 5.-7. Load, route, verify; any failure rolls everything back.
     let change = || -> Result<(String, (usize, usize)), (Step, Cause)> {
-        match &loader {
-            Loader::Iptables(tools) => load_iptables(sys, tools, texts, &saved, &lock)?,
-            Loader::Nftables => {
-                nftables::load(sys, &texts.nft, lock.file()).map_err(|c| (Step::LoadNft, c))?
+        let echo = match &loader {
+            Loader::Iptables(tools) => {
+                load_iptables(sys, tools, texts, &saved.iptables, &lock)?;
+                None
             }
-        }
+            Loader::Nftables => Some(
+                nftables::load(sys, &texts.nft, &dir.join(nftables::LOAD_FILE), lock.file())
+                    .map_err(|c| (Step::LoadNft, c))?,
+            ),
+        };
         let mut after = ip_forward_before.clone();
         if model.is_router() && after != "1" {
             sys.write_ip_forward("1")
@@ -511,7 +565,13 @@ fn run(
         let rules = match &loader {
             Loader::Iptables(tools) => verify_iptables(sys, tools, texts)?,
             Loader::Nftables => {
-                nftables::verify(sys, &texts.nft).map_err(|c| (Step::Verify, c))?;
+                nftables::verify(
+                    sys,
+                    &texts.nft,
+                    echo.as_deref().unwrap_or_default(),
+                    &saved.nft_present,
+                )
+                .map_err(|c| (Step::Verify, c))?;
                 (
                     texts.nft.rules_of(Family::V4),
                     texts.nft.rules_of(Family::V6),
