@@ -25,7 +25,8 @@
 //!    that one backend.
 //!    Then the kernel: the options and modules the policy needs with that
 //!    backend ([`crate::plan::requirements`]) against the running kernel's
-//!    configuration (`/proc/config.gz`, else `/boot/config-<release>`; `=y`,
+//!    configuration (`/proc/config.gz`, decompressed in this process, else
+//!    `/boot/config-<release>`; `=y`,
 //!    or `=m` with the module loaded or loadable): missing ones are
 //!    [`ApplyError::KernelMissing`]. An unreadable configuration skips the
 //!    check ([`Applied::kernel_checked`] false); override:
@@ -36,30 +37,37 @@
 //!    `rollback.sh` (the shell library, shared with the bash script,
 //!    [`crate::render::bash::rollback_functions`]), and the rules: iptables
 //!    backends `iptables-save -c` and `ip6tables-save -c` (`v4.rules`,
-//!    `v6.rules`); nftables the firewall's own tables (`nft list tables`,
-//!    then `nft list table` of `inet firewall` and `ip firewall_nat` where
-//!    they exist: `nft.rules`; nothing else of the host's nftables ruleset).
-//!    Before it: the applier lock of this network namespace (see below).
+//!    `v6.rules`); nftables the firewall's own tables, `inet firewall` and
+//!    `ip firewall_nat` where they exist, as `nft list table` prints them,
+//!    taken from one `nft list ruleset` (`nft.rules`; nothing else of the
+//!    host's nftables ruleset is saved). Each file is written whole (a
+//!    temporary file, renamed). Before it: the applier lock of this network
+//!    namespace (see below).
 //! 4. **Watchdog** (always) and **failsafe** (the policy's `failsafe`, or
 //!    [`Options::failsafe`]): a detached watchdog is armed *before* the first
-//!    rule changes. It restores the backup at once if this process dies before
+//!    rule changes, started while step 3 saves the backup (it finds a rules
+//!    file complete or not at all; one not yet there means nothing changed
+//!    yet). It restores the backup at once if this process dies before
 //!    step 7 passed, and at the failsafe deadline unless confirmed; see
 //!    [`FailsafeGuard`]. A failsafe an earlier apply left pending is taken over
-//!    (see below).
+//!    once the backup is saved (see below).
 //! 5. **Load.** iptables: IPv4 and IPv6 concurrently, each with one
 //!    `iptables-restore -w 10` run fed on stdin ([`Texts::ipv4`],
-//!    [`Texts::ipv6`]). nftables: one `nft -f -` of [`Texts::nft`], both
-//!    families and the NAT table in one transaction ([`Step::LoadNft`]): it
-//!    applies completely or not at all.
+//!    [`Texts::ipv6`]). nftables: one `nft -e -j -f DIR/load.nft` of
+//!    [`Texts::nft`], both families and the NAT table in one transaction
+//!    ([`Step::LoadNft`]): it applies completely or not at all.
 //! 6. **Routing.** `net.ipv4.ip_forward=1` when the policy routes.
 //! 7. **Verify.** Reads the rules back (iptables: the save tools; nftables:
-//!    `nft -j list table` of each own table the file declares, read with
-//!    `serde_json`) and compares them per chain with what the printer
-//!    printed ([`Printed::chains`]): the chains, their policies (nftables:
-//!    also the base chains' hooks), and per chain the sequence of rule
-//!    comments. A missing or extra table (nftables: an own table the policy
-//!    does not declare) is a mismatch. Then the watchdog is told the load is
-//!    complete; without failsafe it is disarmed and the backup removed.
+//!    the load's echo, the objects the kernel reports the committed
+//!    transaction created, as JSON read with `serde_json`, see
+//!    `apply/nftables.rs`) and compares them per chain with what the
+//!    printer printed ([`Printed::chains`]): the chains, their policies
+//!    (nftables: also the base chains' hooks), and per chain the sequence of
+//!    rule comments. A missing or extra table (nftables: a declared table the
+//!    load did not create anew, or an own table the policy does not declare:
+//!    when one existed before the load, one `nft list tables` checks that it
+//!    is gone) is a mismatch. Then the watchdog is told the load is complete;
+//!    without failsafe it is disarmed and the backup removed.
 //!
 //! If step 5, 6 or 7 fails, `rollback.sh rollback` restores the saved rules
 //! (iptables: both families, removing tables that did not exist before;
@@ -67,7 +75,7 @@
 //! did not exist), and puts `ip_forward` back; the error says which step
 //! failed and whether the restore worked ([`Rollback`]). A rule the tool
 //! rejects at a line (`iptables-restore`: "line N"; `nft -f`:
-//! `/dev/stdin:N:...: Error:`) is reported with the policy statement it came
+//! `DIR/load.nft:N:...: Error:`) is reported with the policy statement it came
 //! from, taken from the printer's map of the text ([`Printed::origin_at`]),
 //! not from reading comments back ([`ApplyError::statement`]).
 //!
@@ -282,7 +290,7 @@ pub fn apply(model: &Model, texts: &Texts, options: Options) -> Result<Applied, 
 enum Loader {
     /// `iptables-restore` of each family, with these tools.
     Iptables(iptables::Tools),
-    /// One `nft -f` of the firewall's own tables.
+    /// One `nft -e -j -f` of the firewall's own tables.
     Nftables,
 }
 
