@@ -163,18 +163,22 @@ impl Scratch {
         let mark = self.load_mark();
         let mark = mark.display();
         if backend == "nftables" {
-            // Every option but `-f FILE` (apply()'s `-e -j`) goes on to the real nft.
-            let plain = "printf '%s\\n' \"$input\" | REAL \"${opts[@]}\" -f -";
+            // Every option but `-f FILE` (apply()'s `-e -j`) goes on to the
+            // real nft, with the input in a file: with `-j`, nft 1.0.6 first
+            // reads its input as JSON, so `-f -` would load nothing.
+            let feed = |filter: &str| {
+                format!(
+                    "t=$(mktemp) && printf '%s\\n' \"$input\" {filter}>\"$t\" && REAL \"${{opts[@]}}\" -f \"$t\"; rc=$?; rm -f \"$t\"; (exit $rc)"
+                )
+            };
+            let plain = feed("");
             let load = match load {
-                Load::Plain => plain.to_string(),
+                Load::Plain => plain.clone(),
                 Load::Slow(secs) => format!(": >'{mark}'; sleep {secs}; {plain}"),
                 Load::SlowAfterCommit(secs) => {
                     format!("{plain}; rc=$?; : >'{mark}'; sleep {secs}; exit $rc")
                 }
-                Load::Lossy => {
-                    "printf '%s\\n' \"$input\" | sed '/open tcp 22, 80/d' | REAL \"${opts[@]}\" -f -"
-                        .to_string()
-                }
+                Load::Lossy => feed("| sed '/open tcp 22, 80/d' "),
             };
             wrap_tool(
                 &self.tmp.dir().join(name),
