@@ -161,6 +161,9 @@ fn save_by_table(sys: &dyn System) -> Result<Saved, Cause> {
 
 /// Loads the policy's nftables file (written to `file` before) in one
 /// transaction, its stdin holding `lock`; returns the echo (`nft -e -j`).
+/// A file, not stdin: stdin holds the lock, and with `-j` nft 1.0.6 first
+/// tries to read its input as JSON, which would consume a pipe before the
+/// native parser reads it (`-f -` then loads nothing).
 /// A failure names the line and the statement it came from.
 pub(crate) fn load(
     sys: &dyn System,
