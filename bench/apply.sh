@@ -18,11 +18,16 @@
 #            `nft -f` of the policy's nftables file; apply() then saves and
 #            verifies the firewall's own tables only; BACKEND=iptables-legacy:
 #            `iptables-legacy-restore`, `ip6tables-legacy-restore`).
+#   floor    BACKEND=nftables only: the two nft processes apply() cannot do
+#            without, `nft list ruleset` (its backup) then `nft -e -j -f` (its
+#            load, whose echo is its verification), run bare; "floor/bare" is
+#            what they cost against the bare `nft -f`, the rest of apply()'s
+#            ratio is its own work.
 #   loop     the howto: `for p in $PORTS; do iptables -A INPUT -p tcp --dport $p
 #            -j ACCEPT; done` (IPv4 only, as in the howto), from a flushed table
 #            (`iptables-legacy -A` with BACKEND=iptables-legacy).
-# Medians of REPS runs (apply and restore alternate, so load on the machine
-# affects both alike); the loop runs once.
+# Medians of REPS runs (apply, restore and floor alternate, so load on the
+# machine affects them alike); the loop runs once.
 set -euo pipefail
 
 REPS=${REPS:-11}
@@ -64,7 +69,11 @@ inns ip link add eth0 type veth peer name eth0-peer
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ms() { awk -v us="$1" 'BEGIN {printf "%.1f", us/1000}'; }
 
-printf '%-7s %12s %12s %7s %14s %10s\n' ports "apply() ms" "restore ms" ratio "howto loop ms" speedup
+if [ "$BACKEND" = nftables ]; then
+  printf '%-7s %12s %12s %7s %14s %10s %9s %11s\n' ports "apply() ms" "restore ms" ratio "howto loop ms" speedup "floor ms" "floor/bare"
+else
+  printf '%-7s %12s %12s %7s %14s %10s\n' ports "apply() ms" "restore ms" ratio "howto loop ms" speedup
+fi
 for n in $SIZES; do
   policy=$work/p$n.policy
   {
@@ -80,6 +89,7 @@ for n in $SIZES; do
   inns "$bin" "$policy" --allow-session-lockout --backend "$BACKEND" >/dev/null
   : >"$work/apply.$n"
   : >"$work/restore.$n"
+  : >"$work/floor.$n"
   for _ in $(seq "$REPS"); do
     inns "$bin" "$policy" --allow-session-lockout --backend "$BACKEND" >>"$work/apply.$n"
     if [ "$BACKEND" = nftables ]; then
@@ -87,6 +97,10 @@ for n in $SIZES; do
       inns bash -c 's=${EPOCHREALTIME//[!0-9]/}
         nft -f "$1"
         e=${EPOCHREALTIME//[!0-9]/}; echo $((e - s))' _ "$work/e$n/nft.rules" >>"$work/restore.$n"
+      # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
+      inns bash -c 's=${EPOCHREALTIME//[!0-9]/}
+        nft list ruleset >/dev/null; nft -e -j -f "$1" >/dev/null
+        e=${EPOCHREALTIME//[!0-9]/}; echo $((e - s))' _ "$work/e$n/nft.rules" >>"$work/floor.$n"
     else
       # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
       inns bash -c 's=${EPOCHREALTIME//[!0-9]/}
@@ -111,5 +125,11 @@ for n in $SIZES; do
     l=skipped
     speed=-
   fi
-  printf '%-7s %12s %12s %7s %14s %10s\n' "$n" "$(ms "$a")" "$(ms "$r")" "$ratio" "$l" "$speed"
+  if [ "$BACKEND" = nftables ]; then
+    f=$(median <"$work/floor.$n")
+    fr=$(awk -v f="$f" -v r="$r" 'BEGIN {printf "%.2f", f/r}')
+    printf '%-7s %12s %12s %7s %14s %10s %9s %11s\n' "$n" "$(ms "$a")" "$(ms "$r")" "$ratio" "$l" "$speed" "$(ms "$f")" "$fr"
+  else
+    printf '%-7s %12s %12s %7s %14s %10s\n' "$n" "$(ms "$a")" "$(ms "$r")" "$ratio" "$l" "$speed"
+  fi
 done

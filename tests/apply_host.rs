@@ -539,14 +539,15 @@ both_backends! {
 
 /// A `PATH` whose load tool of `backend` always fails, in a load and in a
 /// rollback's restore alike: iptables: `ip6tables(-nft)-restore` (IPv4
-/// loads, IPv6 fails); nftables: `nft -f` (the one transaction).
+/// loads, IPv6 fails); nftables: any `nft -f` (the one transaction;
+/// apply() runs `nft -e -j -f FILE`).
 fn failing_restore_tool(scratch: &Scratch, backend: &str) -> String {
     let dir = scratch.0.join("fakebin");
     match backend {
         "nftables" => common::wrappers::wrap_tool(
             &dir,
             &["nft"],
-            "case \"$1\" in\n-f) cat >/dev/null; echo 'fake nft: failing on purpose' >&2; exit 1 ;;\nesac\nexec REAL \"$@\"\n",
+            "case \" $* \" in\n*\" -f \"*) cat >/dev/null; echo 'fake nft: failing on purpose' >&2; exit 1 ;;\nesac\nexec REAL \"$@\"\n",
         ),
         _ => common::wrappers::wrap_tool(
             &dir,

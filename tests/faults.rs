@@ -156,29 +156,43 @@ impl Scratch {
     /// restore one with `-c`; a slowed load slows the IPv6 step (IPv4 is new
     /// meanwhile), a lossy one loses the rule of IPv4. nftables: a load is an
     /// `nft -f` of a policy's file (it starts with the printer's header:
-    /// `apply()` gives it on stdin, the script names its file), a restore
-    /// any other `nft -f`; the one transaction is slowed or thinned out.
+    /// `apply()` runs `nft -e -j -f DIR/load.nft`, the script names its
+    /// file), a restore any other `nft -f`; the one transaction is slowed or
+    /// thinned out, the other options (`-e -j`) passed on.
     fn tool_path(&self, name: &str, backend: &str, load: Load, restore_secs: f64) -> String {
         let mark = self.load_mark();
         let mark = mark.display();
         if backend == "nftables" {
-            let plain = "printf '%s\\n' \"$input\" | REAL -f -";
+            // Every option but `-f FILE` (apply()'s `-e -j`) goes on to the
+            // real nft, with the input in a file: with `-j`, nft 1.0.6 first
+            // reads its input as JSON, so `-f -` would load nothing.
+            let feed = |filter: &str| {
+                format!(
+                    "t=$(mktemp) && printf '%s\\n' \"$input\" {filter}>\"$t\" && REAL \"${{opts[@]}}\" -f \"$t\"; rc=$?; rm -f \"$t\"; (exit $rc)"
+                )
+            };
+            let plain = feed("");
             let load = match load {
-                Load::Plain => plain.to_string(),
+                Load::Plain => plain.clone(),
                 Load::Slow(secs) => format!(": >'{mark}'; sleep {secs}; {plain}"),
                 Load::SlowAfterCommit(secs) => {
                     format!("{plain}; rc=$?; : >'{mark}'; sleep {secs}; exit $rc")
                 }
-                Load::Lossy => {
-                    "printf '%s\\n' \"$input\" | sed '/open tcp 22, 80/d' | REAL -f -".to_string()
-                }
+                Load::Lossy => feed("| sed '/open tcp 22, 80/d' "),
             };
             wrap_tool(
                 &self.tmp.dir().join(name),
                 &["nft"],
                 &format!(
-                    "if [ \"$1\" != -f ]; then exec REAL \"$@\"; fi\n\
-                     if [ \"$2\" = - ]; then input=$(cat); else input=$(cat -- \"$2\"); fi\n\
+                    "opts=() file=\n\
+                     while [ $# -gt 0 ]; do\n\
+                     case $1 in\n\
+                     -f) file=$2; shift 2 ;;\n\
+                     *) opts+=(\"$1\"); shift ;;\n\
+                     esac\n\
+                     done\n\
+                     if [ -z \"$file\" ]; then exec REAL \"${{opts[@]}}\"; fi\n\
+                     if [ \"$file\" = - ]; then input=$(cat); else input=$(cat -- \"$file\"); fi\n\
                      case $input in\n\
                      '{}'*) {load} ;;\n\
                      *) sleep {restore_secs}; {plain} ;;\n\

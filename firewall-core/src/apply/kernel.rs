@@ -2,11 +2,13 @@
 //! policy needs ([`crate::plan::requirements`]) against the running kernel's
 //! configuration.
 //!
-//! The configuration is `/proc/config.gz` (decompressed by `gzip -dc`), else
+//! The configuration is `/proc/config.gz` (decompressed in this process, see
+//! [`super::system::gunzip`]), else
 //! `/boot/config-<release>`. An option is available when it is `=y`, when its
 //! module is loaded (`/sys/module/<name>`), or when it is `=m` and the module
 //! can be loaded: listed in `/lib/modules/<release>/modules.dep` or
-//! `modules.builtin`, or `modprobe -n -q <name>` succeeds. When no
+//! `modules.builtin` (read only when an `=m` option's module is not loaded),
+//! or `modprobe -n -q <name>` succeeds. When no
 //! configuration can be read the check is skipped ([`super::Applied::kernel_checked`]
 //! is false): a host is never refused because we could not look.
 
@@ -14,6 +16,7 @@ use super::system::System;
 use super::{ApplyError, Backend};
 use crate::model::Model;
 use crate::plan::{self, requirements};
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use crate::plan::requirements::Requirement;
@@ -38,8 +41,11 @@ pub(crate) fn check(sys: &dyn System, model: &Model, backend: Backend) -> Result
 struct Kernel {
     /// `CONFIG_X` -> `y`, `m`, ... (options that are not set are absent).
     config: BTreeMap<String, String>,
-    /// The modules `modules.dep` and `modules.builtin` list (`-` as `_`), read once.
-    listed: Option<Vec<String>>,
+    /// The release (`/proc/sys/kernel/osrelease`), if readable.
+    release: Option<String>,
+    /// The modules `modules.dep` and `modules.builtin` list (`-` as `_`),
+    /// read once, when first needed.
+    listed: OnceCell<Option<Vec<String>>>,
 }
 
 impl Kernel {
@@ -49,12 +55,7 @@ impl Kernel {
             .ok()
             .map(|r| r.trim().to_string())
             .filter(|r| !r.is_empty() && !r.contains('/'));
-        let from_proc = || {
-            sys.run("gzip", &["-dc", "/proc/config.gz"], None)
-                .ok()
-                .filter(|out| out.success())
-                .map(|out| out.stdout)
-        };
+        let from_proc = || sys.read_gz("/proc/config.gz").ok();
         let from_boot = || {
             let release = release.as_ref()?;
             sys.read_file(&format!("/boot/config-{release}")).ok()
@@ -64,18 +65,29 @@ impl Kernel {
             .flatten()
             .map(|text| parse(&text))
             .find(|c| !c.is_empty())?;
-        let listed = release.as_ref().and_then(|r| {
-            let mut names = Vec::new();
-            let mut any = false;
-            for file in ["modules.dep", "modules.builtin"] {
-                if let Ok(text) = sys.read_file(&format!("/lib/modules/{r}/{file}")) {
-                    any = true;
-                    names.extend(text.lines().filter_map(module_of_line));
+        Some(Kernel {
+            config,
+            release,
+            listed: OnceCell::new(),
+        })
+    }
+
+    /// The modules the release's `modules.dep` and `modules.builtin` list.
+    fn listed(&self, sys: &dyn System) -> Option<&Vec<String>> {
+        self.listed
+            .get_or_init(|| {
+                let r = self.release.as_ref()?;
+                let mut names = Vec::new();
+                let mut any = false;
+                for file in ["modules.dep", "modules.builtin"] {
+                    if let Ok(text) = sys.read_file(&format!("/lib/modules/{r}/{file}")) {
+                        any = true;
+                        names.extend(text.lines().filter_map(module_of_line));
+                    }
                 }
-            }
-            any.then_some(names)
-        });
-        Some(Kernel { config, listed })
+                any.then_some(names)
+            })
+            .as_ref()
     }
 
     /// The requirements the kernel does not meet.
@@ -97,7 +109,7 @@ impl Kernel {
             return false;
         }
         let name = req.module.replace('-', "_");
-        if self.listed.as_ref().is_some_and(|l| l.contains(&name)) {
+        if self.listed(sys).is_some_and(|l| l.contains(&name)) {
             return true;
         }
         sys.run("modprobe", &["-n", "-q", req.module], None)

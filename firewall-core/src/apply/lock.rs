@@ -11,8 +11,9 @@
 //! the file; a waiter reports it ([`ApplyError::Busy`]).
 //!
 //! `apply()` holds the lock from before the backup until the new rules are
-//! verified (or rolled back). The `iptables-restore` processes it starts hold
-//! it too (they inherit the locked file as their stdout): if the applying
+//! verified (or rolled back). The `iptables-restore` and `nft -f` processes
+//! it starts hold it too (they inherit the locked file, `iptables-restore` as
+//! its stdout, `nft -e -j -f FILE` as its stdin): if the applying
 //! process dies mid-load, the watchdog cannot revert before the last of them
 //! has finished, so a late commit cannot land on top of the restored rules.
 

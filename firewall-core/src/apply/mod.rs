@@ -25,7 +25,8 @@
 //!    that one backend.
 //!    Then the kernel: the options and modules the policy needs with that
 //!    backend ([`crate::plan::requirements`]) against the running kernel's
-//!    configuration (`/proc/config.gz`, else `/boot/config-<release>`; `=y`,
+//!    configuration (`/proc/config.gz`, decompressed in this process, else
+//!    `/boot/config-<release>`; `=y`,
 //!    or `=m` with the module loaded or loadable): missing ones are
 //!    [`ApplyError::KernelMissing`]. An unreadable configuration skips the
 //!    check ([`Applied::kernel_checked`] false); override:
@@ -36,30 +37,37 @@
 //!    `rollback.sh` (the shell library, shared with the bash script,
 //!    [`crate::render::bash::rollback_functions`]), and the rules: iptables
 //!    backends `iptables-save -c` and `ip6tables-save -c` (`v4.rules`,
-//!    `v6.rules`); nftables the firewall's own tables (`nft list tables`,
-//!    then `nft list table` of `inet firewall` and `ip firewall_nat` where
-//!    they exist: `nft.rules`; nothing else of the host's nftables ruleset).
-//!    Before it: the applier lock of this network namespace (see below).
+//!    `v6.rules`); nftables the firewall's own tables, `inet firewall` and
+//!    `ip firewall_nat` where they exist, as `nft list table` prints them,
+//!    taken from one `nft list ruleset` (`nft.rules`; nothing else of the
+//!    host's nftables ruleset is saved). Each file is written whole (a
+//!    temporary file, renamed). Before it: the applier lock of this network
+//!    namespace (see below).
 //! 4. **Watchdog** (always) and **failsafe** (the policy's `failsafe`, or
 //!    [`Options::failsafe`]): a detached watchdog is armed *before* the first
-//!    rule changes. It restores the backup at once if this process dies before
+//!    rule changes, started while step 3 saves the backup (it finds a rules
+//!    file complete or not at all; one not yet there means nothing changed
+//!    yet). It restores the backup at once if this process dies before
 //!    step 7 passed, and at the failsafe deadline unless confirmed; see
 //!    [`FailsafeGuard`]. A failsafe an earlier apply left pending is taken over
-//!    (see below).
+//!    once the backup is saved (see below).
 //! 5. **Load.** iptables: IPv4 and IPv6 concurrently, each with one
 //!    `iptables-restore -w 10` run fed on stdin ([`Texts::ipv4`],
-//!    [`Texts::ipv6`]). nftables: one `nft -f -` of [`Texts::nft`], both
-//!    families and the NAT table in one transaction ([`Step::LoadNft`]): it
-//!    applies completely or not at all.
+//!    [`Texts::ipv6`]). nftables: one `nft -e -j -f DIR/load.nft` of
+//!    [`Texts::nft`], both families and the NAT table in one transaction
+//!    ([`Step::LoadNft`]): it applies completely or not at all.
 //! 6. **Routing.** `net.ipv4.ip_forward=1` when the policy routes.
 //! 7. **Verify.** Reads the rules back (iptables: the save tools; nftables:
-//!    `nft -j list table` of each own table the file declares, read with
-//!    `serde_json`) and compares them per chain with what the printer
-//!    printed ([`Printed::chains`]): the chains, their policies (nftables:
-//!    also the base chains' hooks), and per chain the sequence of rule
-//!    comments. A missing or extra table (nftables: an own table the policy
-//!    does not declare) is a mismatch. Then the watchdog is told the load is
-//!    complete; without failsafe it is disarmed and the backup removed.
+//!    the load's echo, the objects the kernel reports the committed
+//!    transaction created, as JSON read with `serde_json`, see
+//!    `apply/nftables.rs`) and compares them per chain with what the
+//!    printer printed ([`Printed::chains`]): the chains, their policies
+//!    (nftables: also the base chains' hooks), and per chain the sequence of
+//!    rule comments. A missing or extra table (nftables: a declared table the
+//!    load did not create anew, or an own table the policy does not declare:
+//!    when one existed before the load, one `nft list tables` checks that it
+//!    is gone) is a mismatch. Then the watchdog is told the load is complete;
+//!    without failsafe it is disarmed and the backup removed.
 //!
 //! If step 5, 6 or 7 fails, `rollback.sh rollback` restores the saved rules
 //! (iptables: both families, removing tables that did not exist before;
@@ -67,7 +75,7 @@
 //! did not exist), and puts `ip_forward` back; the error says which step
 //! failed and whether the restore worked ([`Rollback`]). A rule the tool
 //! rejects at a line (`iptables-restore`: "line N"; `nft -f`:
-//! `/dev/stdin:N:...: Error:`) is reported with the policy statement it came
+//! `DIR/load.nft:N:...: Error:`) is reported with the policy statement it came
 //! from, taken from the printer's map of the text ([`Printed::origin_at`]),
 //! not from reading comments back ([`ApplyError::statement`]).
 //!
@@ -363,7 +371,7 @@ fn remove_on(sys: &dyn System, options: &Options) -> Result<Backend, ApplyError>
 enum Loader {
     /// `iptables-restore` of each family, with these tools.
     Iptables(iptables::Tools),
-    /// One `nft -f` of the firewall's own tables.
+    /// One `nft -e -j -f` of the firewall's own tables.
     Nftables,
 }
 
@@ -401,6 +409,26 @@ fn make_backup_dir(parent: &Path) -> io::Result<PathBuf> {
         }
     }
     Err(last.unwrap_or_else(|| io::Error::other("could not create a backup directory")))
+}
+
+/// What the backup saved, as `apply` needs it later.
+#[derive(Default)]
+struct Backup {
+    /// `net.ipv4.ip_forward` before.
+    ip_forward: String,
+    /// iptables: `iptables-save -c` and `ip6tables-save -c`.
+    iptables: [String; 2],
+    /// nftables: the own tables that existed.
+    nft_present: Vec<&'static str>,
+}
+
+/// Writes `path` whole: into `path.tmp`, then renamed, so that the watchdog,
+/// which runs while the backup is saved, finds it complete or not at all.
+fn write_whole(path: &Path, text: &str) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 fn io_fail(step: Step, e: io::Error, rollback: Rollback) -> ApplyError {
@@ -498,7 +526,11 @@ fn run(
         .map_err(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))?;
     let lock = lock::Lock::acquire(&prefix, options.lock_wait.unwrap_or(lock::DEFAULT_WAIT))?;
 
-    // 3. Backup.
+    // 3.-4. Backup, and meanwhile the watchdog (pending.rs), armed before the
+    //    first rule changes, with or without failsafe: it reverts if this
+    //    process dies (even SIGKILL) before the new rules are verified, and
+    //    at the failsafe deadline. A failsafe an earlier apply left pending is
+    //    taken over once the backup is saved.
     let parent = options
         .backup_parent
         .clone()
@@ -507,13 +539,16 @@ fn run(
         location::location_error(&parent, e)
             .unwrap_or_else(|e| io_fail(Step::Backup, e, Rollback::NothingChanged))
     })?;
-    let backup = || -> Result<(String, [String; 2]), Cause> {
-        let write =
-            |name: &str, text: &str| std::fs::write(dir.join(name), text).map_err(Cause::Io);
+    let write = |name: &str, text: &str| write_whole(&dir.join(name), text).map_err(Cause::Io);
+    // What the watchdog reads first.
+    let prelude = || -> Result<(), Cause> {
         write(shell::BACKEND, &format!("{backend}\n"))?;
         write(shell::STATE, &format!("{}\n", prefix.display()))?;
-        write(shell::PROGRAM, &rollback_program())?;
-        let saved = match &loader {
+        write(shell::PROGRAM, &rollback_program())
+    };
+    let backup = || -> Result<Backup, Cause> {
+        let mut saved = Backup::default();
+        match &loader {
             Loader::Iptables(tools) => {
                 // Only what the firewall owns, unless `exclusive;` replaces
                 // everything: then everything comes back on a rollback.
@@ -532,50 +567,85 @@ fn run(
                 write(shell::V6_RULES, &keep(&v6.stdout))?;
                 write(shell::V4_TABLES, &iptables::table_names(&v4.stdout))?;
                 write(shell::V6_TABLES, &iptables::table_names(&v6.stdout))?;
-                [v4.stdout, v6.stdout]
+                saved.iptables = [v4.stdout, v6.stdout];
             }
             Loader::Nftables => {
-                let saved = if model.exclusive {
+                // `exclusive;`: the whole ruleset is flushed in the load's
+                // transaction, and saved whole for a rollback.
+                let file = if model.exclusive {
+                    format!("{}{}", nftables::EXCLUSIVE_PREFIX, texts.nft.text())
+                } else {
+                    texts.nft.text().to_string()
+                };
+                write(nftables::LOAD_FILE, &file)?;
+                let own = if model.exclusive {
                     nftables::save_ruleset(sys)?
                 } else {
                     nftables::save(sys)?
                 };
-                write(shell::NFT_RULES, &saved)?;
-                [String::new(), String::new()]
+                write(shell::NFT_RULES, &own.text)?;
+                saved.nft_present = own.present;
             }
-        };
+        }
         if model.exclusive {
             write(shell::EXCLUSIVE, "")?;
         }
-        let fwd = sys.read_ip_forward().map_err(Cause::Io)?;
-        write(shell::IP_FORWARD, &format!("{fwd}\n"))?;
-        Ok((fwd, saved))
+        saved.ip_forward = sys.read_ip_forward().map_err(Cause::Io)?;
+        write(
+            shell::IP_FORWARD,
+            &format!(
+                "{}
+",
+                saved.ip_forward
+            ),
+        )?;
+        Ok(saved)
     };
-    let (ip_forward_before, saved) = match backup() {
-        Ok(f) => f,
-        Err(cause) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            let cause = match cause {
-                Cause::Io(e) => match location::location_error(&parent, e) {
-                    Ok(located) => return Err(located),
-                    Err(e) => Cause::Io(e),
-                },
-                other => other,
-            };
+    // A failed backup: nothing changed; an unusable location is named.
+    let backup_failed = |cause: Cause| {
+        let _ = std::fs::remove_dir_all(&dir);
+        let cause = match cause {
+            Cause::Io(e) => match location::location_error(&parent, e) {
+                Ok(located) => return located,
+                Err(e) => Cause::Io(e),
+            },
+            other => other,
+        };
+        ApplyError::Failed {
+            step: Step::Backup,
+            cause: Box::new(cause),
+            rollback: Rollback::NothingChanged,
+        }
+    };
+    prelude().map_err(backup_failed)?;
+    let armed_at = Instant::now();
+    let (saved, watchdog) = std::thread::scope(|s| {
+        let watchdog = s.spawn(|| pending::start(sys, &dir, window));
+        let saved = backup();
+        let watchdog = watchdog
+            .join()
+            .unwrap_or_else(|_| Err(Cause::Io(io::Error::other("the watchdog thread panicked"))));
+        (saved, watchdog)
+    });
+    let saved = match (saved, watchdog) {
+        (Ok(saved), Ok(())) => saved,
+        (Err(cause), watchdog) => {
+            if watchdog.is_ok() {
+                // It exits when it sees `armed` gone.
+                pending::disarm(&dir, &prefix);
+            }
+            return Err(backup_failed(cause));
+        }
+        (Ok(_), Err(cause)) => {
+            pending::disarm(&dir, &prefix);
             return Err(ApplyError::Failed {
-                step: Step::Backup,
+                step: Step::ArmFailsafe,
                 cause: Box::new(cause),
                 rollback: Rollback::NothingChanged,
             });
         }
     };
-
-    // 4. The watchdog (pending.rs), armed before the first rule changes, with
-    //    or without failsafe: it reverts if this process dies (even SIGKILL)
-    //    before the new rules are verified, and at the failsafe deadline. A
-    //    failsafe an earlier apply left pending is taken over.
-    let armed_at = Instant::now();
-    let took_over = match pending::arm(sys, &dir, &prefix, window, lock.file()) {
+    let took_over = match pending::take_over(sys, &dir, &prefix, lock.file()) {
         Ok(t) => t,
         Err((cause, claimed)) => {
             let rollback = if claimed {
@@ -594,16 +664,20 @@ fn run(
         }
     };
     let guard = window.map(|w| FailsafeGuard::new(dir.clone(), w, armed_at, prefix.clone()));
+    let ip_forward_before = saved.ip_forward.clone();
 
     // 5.-7. Load, route, verify; any failure rolls everything back.
     let change = || -> Result<(String, (usize, usize)), (Step, Cause)> {
-        match &loader {
+        let echo = match &loader {
             Loader::Iptables(tools) => {
-                load_iptables(sys, tools, texts, &saved, model.exclusive, &lock)?
+                load_iptables(sys, tools, texts, &saved.iptables, model.exclusive, &lock)?;
+                None
             }
-            Loader::Nftables => nftables::load(sys, &texts.nft, model.exclusive, lock.file())
-                .map_err(|c| (Step::LoadNft, c))?,
-        }
+            Loader::Nftables => Some(
+                nftables::load(sys, &texts.nft, &dir.join(nftables::LOAD_FILE), lock.file())
+                    .map_err(|c| (Step::LoadNft, c))?,
+            ),
+        };
         let mut after = ip_forward_before.clone();
         if model.is_router() && after != "1" {
             sys.write_ip_forward("1")
@@ -613,7 +687,13 @@ fn run(
         let rules = match &loader {
             Loader::Iptables(tools) => verify_iptables(sys, tools, texts)?,
             Loader::Nftables => {
-                nftables::verify(sys, &texts.nft).map_err(|c| (Step::Verify, c))?;
+                nftables::verify(
+                    sys,
+                    &texts.nft,
+                    echo.as_deref().unwrap_or_default(),
+                    &saved.nft_present,
+                )
+                .map_err(|c| (Step::Verify, c))?;
                 (
                     texts.nft.rules_of(Family::V4),
                     texts.nft.rules_of(Family::V6),

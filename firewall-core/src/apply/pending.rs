@@ -6,7 +6,8 @@
 //! Every apply, with or without `failsafe`, starts the detached watchdog
 //! (`setsid -f bash rollback.sh watchdog DIR SECONDS PID`, see
 //! [`crate::render::bash::rollback_functions`]) before the first rule
-//! changes, and marks the load phase with the file `DIR/loading`. If the
+//! changes (while the backup is being saved: it is started concurrently),
+//! and marks the load phase with the file `DIR/loading`. If the
 //! applying process dies while `loading` exists (SIGKILL, SIGTERM, Ctrl-C, a
 //! crash), the watchdog notices within 0.1 s, takes the applier lock (see
 //! [`super::lock`]) and restores the previous rules: the host ends with the old
@@ -79,10 +80,37 @@ fn other_pending(prefix: &Path, dir: &Path) -> bool {
     })
 }
 
-/// Arms the watchdog of `dir` for this process and takes a pending failsafe
-/// over. `Ok(true)`: one was taken over. `Err((cause, claimed))`: `claimed`
-/// says whether a pending failsafe had already been taken over (then the
-/// caller must roll back, which restores the taken-over backup).
+/// Arms the watchdog of `dir` for this process: `armed`, `loading`, and
+/// `setsid -f bash rollback.sh watchdog DIR SECONDS PID`. `dir` must hold
+/// `backend`, `state` and `rollback.sh` already; the rules may still be being
+/// saved meanwhile (they are written whole, by rename, so the watchdog finds
+/// a rules file complete or not at all: missing, nothing changed yet, and
+/// nothing of it is restored).
+pub(crate) fn start(sys: &dyn System, dir: &Path, window: Option<Failsafe>) -> Result<(), Cause> {
+    std::fs::write(dir.join("armed"), b"").map_err(Cause::Io)?;
+    std::fs::write(dir.join("loading"), format!("{}\n", std::process::id())).map_err(Cause::Io)?;
+    let prog = dir.join(crate::render::shell::PROGRAM);
+    let secs = window.map_or(0, |w| w.as_secs()).to_string();
+    let pid = std::process::id().to_string();
+    let (p, d) = (prog.to_string_lossy(), dir.to_string_lossy());
+    let code = sys
+        .run_detached("setsid", &["-f", "bash", &p, "watchdog", &d, &secs, &pid])
+        .map_err(Cause::Io)?;
+    if code != Some(0) {
+        return Err(Cause::Tool {
+            tool: "setsid".to_string(),
+            code,
+            stderr: String::new(),
+        });
+    }
+    Ok(())
+}
+
+/// With the watchdog of `dir` started and the backup saved: takes a pending
+/// failsafe over, and records `dir` as the pending one. `Ok(true)`: one was
+/// taken over. `Err((cause, claimed))`: `claimed` says whether a pending
+/// failsafe had already been taken over (then the caller must roll back,
+/// which restores the taken-over backup).
 ///
 /// The take-over (`rollback.sh takeover DIR`) runs holding a copy of `lock`
 /// (see [`System::run_holding`]): if this process dies meanwhile (SIGKILL),
@@ -91,35 +119,16 @@ fn other_pending(prefix: &Path, dir: &Path) -> bool {
 /// confirmed rules) rather than leaving the earlier apply's rules with its
 /// failsafe gone. Whether it took over is read from the result, `DIR/prev`,
 /// not from the child's output.
-pub(crate) fn arm(
+pub(crate) fn take_over(
     sys: &dyn System,
     dir: &Path,
     prefix: &Path,
-    window: Option<Failsafe>,
     lock: &File,
 ) -> Result<bool, (Cause, bool)> {
-    let io = |e: io::Error| (Cause::Io(e), false);
-    std::fs::write(dir.join("armed"), b"").map_err(io)?;
-    std::fs::write(dir.join("loading"), format!("{}\n", std::process::id())).map_err(io)?;
-    let prog = dir.join(crate::render::shell::PROGRAM);
-    let secs = window.map_or(0, |w| w.as_secs()).to_string();
-    let pid = std::process::id().to_string();
-    let (p, d) = (prog.to_string_lossy(), dir.to_string_lossy());
-    let code = sys
-        .run_detached("setsid", &["-f", "bash", &p, "watchdog", &d, &secs, &pid])
-        .map_err(io)?;
-    if code != Some(0) {
-        return Err((
-            Cause::Tool {
-                tool: "setsid".to_string(),
-                code,
-                stderr: String::new(),
-            },
-            false,
-        ));
-    }
     let mut took_over = false;
     if other_pending(prefix, dir) {
+        let prog = dir.join(crate::render::shell::PROGRAM);
+        let (p, d) = (prog.to_string_lossy(), dir.to_string_lossy());
         // `prev` appears complete or not at all (rollback.sh renames it into place).
         let claimed = || dir.join("prev").is_dir();
         let out = sys

@@ -50,6 +50,20 @@ pub(crate) trait System: Sync {
         let _ = hold;
         self.run(tool, args, stdin)
     }
+    /// [`System::run`] without input, with the child's stdin on a copy of
+    /// `hold` (the applier lock), stdout and stderr captured: for a tool that
+    /// reads its input from a file it is given (`nft -f FILE`) and whose output
+    /// is needed (`nft -e -j`'s echo). The child holds the lock until it
+    /// exits, as with [`System::run_holding`].
+    fn run_capturing_holding(
+        &self,
+        tool: &str,
+        args: &[&str],
+        hold: &File,
+    ) -> io::Result<RunOutput> {
+        let _ = hold;
+        self.run(tool, args, None)
+    }
     /// The per-network-namespace state prefix (`/run/firewall/net-<inode>`, see [`super::lock`]).
     fn state_prefix(&self) -> io::Result<PathBuf>;
     /// Starts `tool args...` with stdin, stdout and stderr on `/dev/null` and
@@ -65,6 +79,9 @@ pub(crate) trait System: Sync {
     fn interfaces(&self) -> io::Result<Vec<String>>;
     /// The text of the file at `path` (`/boot/config-...`, `modules.dep`).
     fn read_file(&self, path: &str) -> io::Result<String>;
+    /// The text of the gzip-compressed file at `path` (`/proc/config.gz`),
+    /// decompressed in this process.
+    fn read_gz(&self, path: &str) -> io::Result<String>;
     /// Whether `path` exists (`/sys/module/NAME`).
     fn exists(&self, path: &str) -> bool;
 }
@@ -109,30 +126,41 @@ impl std::fmt::Display for ToolTimeout {
 
 impl std::error::Error for ToolTimeout {}
 
+/// What a tool's stdin is.
+enum Input<'a> {
+    /// `/dev/null`.
+    Nothing,
+    /// This text, through a pipe.
+    Text(&'a str),
+    /// This file (a copy of the applier lock, see [`System::run_capturing_holding`]).
+    File(File),
+}
+
 /// Runs `tool` with `stdout` (captured when piped), feeding `stdin`, reading
 /// its outputs; kills it after `limit`.
 fn run_bounded(
     tool: &str,
     args: &[&str],
-    stdin: Option<&str>,
+    stdin: Input<'_>,
     limit: Duration,
     stdout: Stdio,
 ) -> io::Result<RunOutput> {
     let deadline = Instant::now() + limit;
+    let (stdin, text) = match stdin {
+        Input::Nothing => (Stdio::null(), None),
+        Input::Text(t) => (Stdio::piped(), Some(t)),
+        Input::File(f) => (Stdio::from(f), None),
+    };
     let mut child = Command::new(tool)
         .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(stdin)
         .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()?;
     // Feed stdin from a thread while the outputs are read on two others, so
     // that a tool that writes a lot before reading all its input cannot
     // deadlock us, and this thread can keep the time.
-    let feeder = match (stdin, child.stdin.take()) {
+    let feeder = match (text, child.stdin.take()) {
         (Some(text), Some(mut pipe)) => {
             let text = text.to_string();
             Some(std::thread::spawn(move || {
@@ -218,6 +246,19 @@ fn run_bounded(
     })
 }
 
+fn input(stdin: Option<&str>) -> Input<'_> {
+    stdin.map_or(Input::Nothing, Input::Text)
+}
+
+/// The text of gzip data, lossily decoded. In this process (the kernel
+/// check reads `/proc/config.gz` on every apply; a `gzip -dc` process cost
+/// 2-4 ms of it).
+pub(crate) fn gunzip(bytes: &[u8]) -> io::Result<String> {
+    let mut text = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut text)?;
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
 impl System for Host {
@@ -241,7 +282,7 @@ impl System for Host {
     }
 
     fn run(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> io::Result<RunOutput> {
-        run_bounded(tool, args, stdin, timeout_for(tool), Stdio::piped())
+        run_bounded(tool, args, input(stdin), timeout_for(tool), Stdio::piped())
     }
 
     fn run_holding(
@@ -254,9 +295,24 @@ impl System for Host {
         run_bounded(
             tool,
             args,
-            stdin,
+            input(stdin),
             timeout_for(tool),
             Stdio::from(hold.try_clone()?),
+        )
+    }
+
+    fn run_capturing_holding(
+        &self,
+        tool: &str,
+        args: &[&str],
+        hold: &File,
+    ) -> io::Result<RunOutput> {
+        run_bounded(
+            tool,
+            args,
+            Input::File(hold.try_clone()?),
+            timeout_for(tool),
+            Stdio::piped(),
         )
     }
 
@@ -310,6 +366,10 @@ impl System for Host {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    fn read_gz(&self, path: &str) -> io::Result<String> {
+        gunzip(&std::fs::read(path)?)
+    }
+
     fn exists(&self, path: &str) -> bool {
         std::path::Path::new(path).exists()
     }
@@ -325,7 +385,7 @@ mod tests {
         let e = run_bounded(
             "sleep",
             &["30"],
-            None,
+            Input::Nothing,
             Duration::from_millis(300),
             Stdio::piped(),
         )
@@ -347,7 +407,7 @@ mod tests {
         let e = run_bounded(
             "sleep",
             &["30"],
-            Some("x\n"),
+            Input::Text("x\n"),
             Duration::from_millis(200),
             Stdio::piped(),
         );
@@ -359,7 +419,7 @@ mod tests {
         let out = run_bounded(
             "sh",
             &["-c", "cat; echo err >&2; exit 3"],
-            Some("in\n"),
+            Input::Text("in\n"),
             Duration::from_secs(20),
             Stdio::piped(),
         )
@@ -371,11 +431,50 @@ mod tests {
         let out = run_bounded(
             "cat",
             &[],
-            Some(&big),
+            Input::Text(&big),
             Duration::from_secs(20),
             Stdio::piped(),
         )
         .expect("cat");
         assert_eq!(out.stdout.len(), big.len());
+    }
+
+    /// The load's child gets the lock as its stdin (so it holds the lock
+    /// until it exits) and its stdout is captured (the echo).
+    #[test]
+    fn a_capturing_child_holds_the_lock_on_its_stdin() {
+        let path = std::env::temp_dir().join(format!("fw-hold-{}", std::process::id()));
+        let file = File::create(&path).unwrap();
+        let out = Host
+            .run_capturing_holding("sh", &["-c", "readlink /proc/self/fd/0; echo e >&2"], &file)
+            .unwrap();
+        assert!(out.success(), "{out:?}");
+        assert_eq!(out.stdout.trim(), path.display().to_string());
+        assert_eq!(out.stderr, "e\n");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// `/proc/config.gz` is read in this process: what `gzip` compressed
+    /// comes back (also several members, as `zcat` reads them).
+    #[test]
+    fn gzip_is_read_in_process() {
+        let text = "CONFIG_NF_TABLES=y\n# CONFIG_X is not set\n".repeat(500);
+        let dir = std::env::temp_dir().join(format!("fw-gz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let plain = dir.join("config");
+        std::fs::write(&plain, &text).unwrap();
+        let st = Command::new("gzip")
+            .arg("-kf")
+            .arg(&plain)
+            .status()
+            .expect("gzip");
+        assert!(st.success());
+        let packed = dir.join("config.gz");
+        assert_eq!(Host.read_gz(&packed.to_string_lossy()).unwrap(), text);
+        let mut two = std::fs::read(&packed).unwrap();
+        two.extend(std::fs::read(&packed).unwrap());
+        assert_eq!(gunzip(&two).unwrap(), format!("{text}{text}"));
+        assert!(gunzip(b"not gzip").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -21,17 +21,19 @@ struct Mock {
     held: Mutex<Vec<String>>,
     /// (tool, text) of every load.
     loaded: Mutex<Vec<(String, String)>>,
-    /// The own nftables tables that exist (`nft list tables`).
+    /// The own nftables tables that exist (`nft list tables`, `nft list ruleset`).
     nft_tables: Mutex<Vec<String>>,
-    /// What `nft -j list table` reads back once `nft -f` loaded: the chains
-    /// of this printed file (None: the file loaded).
+    /// What the load's echo (`nft -e -j -f`) shows committed: the chains of
+    /// this printed file (None: only the tables, no chain).
     nft_readback: Option<Printed>,
     /// An own table a load leaves in place (to fake a broken transaction).
     nft_survives: Option<&'static str>,
+    /// Whether `nft list ruleset` fails.
+    nft_ruleset_fails: bool,
     route_dev: &'static str,
     ifaces: Vec<&'static str>,
     /// Files the kernel check reads (`/proc/config.gz` as its decompressed
-    /// text, served by `gzip -dc`); none: the configuration is unreadable.
+    /// text, served by `read_gz`); none: the configuration is unreadable.
     files: BTreeMap<String, String>,
     /// Modules under `/sys/module`.
     sys_modules: Vec<&'static str>,
@@ -58,6 +60,7 @@ impl Mock {
             nft_tables: Mutex::new(vec![]),
             nft_readback: None,
             nft_survives: None,
+            nft_ruleset_fails: false,
             route_dev: "eth0",
             ifaces: vec!["lo", "eth0", "eth1"],
             files: BTreeMap::new(),
@@ -81,19 +84,32 @@ impl Mock {
         })
     }
 
-    /// `nft`: its own tables as state; a load declares the tables of the
-    /// file, `-j list table` reads back [`Mock::nft_readback`].
+    /// `nft`: its own tables as state; a load (`nft -e -j -f FILE`) declares
+    /// the tables of the file and echoes what the kernel would: the empty
+    /// placeholder of each own table that did not exist, then each declared
+    /// table with the chains and rules of [`Mock::nft_readback`].
     fn nft(&self, args: &[&str], stdin: Option<&str>) -> io::Result<RunOutput> {
         let tables = self.nft_tables.lock().unwrap().clone();
+        let saved = |t: &str| format!("table {t} {{\n\tcomment \"saved\"\n}}\n");
         match args {
             ["list", "tables"] => ok(&tables
                 .iter()
                 .map(|t| format!("table {t}\n"))
                 .collect::<String>()),
+            ["list", "ruleset"] if self.nft_ruleset_fails => Ok(RunOutput {
+                code: Some(1),
+                stderr: "Error: unsupported expression\n".into(),
+                ..RunOutput::default()
+            }),
+            ["list", "ruleset"] => ok(&crate::render::shell::NFT_TABLES
+                .iter()
+                .filter(|t| tables.iter().any(|have| have == *t))
+                .map(|t| saved(t))
+                .collect::<String>()),
             ["list", "table", family, name] => {
                 let t = format!("{family} {name}");
                 if tables.contains(&t) {
-                    ok(&format!("table {t} {{\n\tcomment \"saved\"\n}}\n"))
+                    ok(&saved(&t))
                 } else {
                     Ok(RunOutput {
                         code: Some(1),
@@ -102,28 +118,36 @@ impl Mock {
                     })
                 }
             }
-            ["-f", "-"] => {
+            ["-e", "-j", "-f", file] => {
                 if let Some(failed) = self.failed("nft") {
                     return failed;
                 }
-                let text = stdin.unwrap_or_default().to_string();
+                assert!(stdin.is_none(), "the load reads its file, not stdin");
+                let text = std::fs::read_to_string(file)?;
                 let mut declared: Vec<String> = crate::render::shell::NFT_TABLES
                     .iter()
                     .filter(|t| text.contains(&format!("table {t} {{\n")))
                     .map(|t| t.to_string())
                     .collect();
-                declared.extend(self.nft_survives.map(str::to_string));
-                *self.nft_tables.lock().unwrap() = declared;
-                self.loaded.lock().unwrap().push(("nft".into(), text));
-                ok("")
-            }
-            ["-j", "list", "table", family, name] => {
-                let t = format!("{family} {name}");
-                let mut items = vec![format!(
-                    "{{\"table\": {{\"family\": \"{family}\", \"name\": \"{name}\"}}}}"
-                )];
-                if let Some(p) = &self.nft_readback {
-                    for c in p.chains().iter().filter(|c| c.table == t) {
+                let mut items = Vec::new();
+                let table_event = |t: &str| {
+                    let (family, name) = t.split_once(' ').unwrap();
+                    format!(
+                        "{{\"add\": {{\"table\": {{\"family\": \"{family}\", \"name\": \"{name}\"}}}}}}"
+                    )
+                };
+                for t in crate::render::shell::NFT_TABLES {
+                    if !tables.iter().any(|have| have == t) {
+                        items.push(table_event(t));
+                    }
+                }
+                for t in &declared {
+                    let (family, name) = t.split_once(' ').unwrap();
+                    items.push(table_event(t));
+                    let Some(p) = &self.nft_readback else {
+                        continue;
+                    };
+                    for c in p.chains().iter().filter(|c| c.table == *t) {
                         let base = match (&c.hook, &c.policy) {
                             (Some(h), Some(p)) => {
                                 format!(", \"type\": \"filter\", \"hook\": \"{h}\", \"prio\": 0, \"policy\": \"{p}\"")
@@ -131,20 +155,23 @@ impl Mock {
                             _ => String::new(),
                         };
                         items.push(format!(
-                            "{{\"chain\": {{\"family\": \"{family}\", \"table\": \"{name}\", \"name\": \"{}\"{base}}}}}",
+                            "{{\"add\": {{\"chain\": {{\"family\": \"{family}\", \"table\": \"{name}\", \"name\": \"{}\"{base}}}}}}}",
                             c.name
                         ));
                     }
-                    for c in p.chains().iter().filter(|c| c.table == t) {
+                    for c in p.chains().iter().filter(|c| c.table == *t) {
                         for comment in &c.comments {
                             items.push(format!(
-                                "{{\"rule\": {{\"family\": \"{family}\", \"table\": \"{name}\", \"chain\": \"{}\", \"comment\": \"{comment}\", \"expr\": []}}}}",
+                                "{{\"add\": {{\"rule\": {{\"family\": \"{family}\", \"table\": \"{name}\", \"chain\": \"{}\", \"comment\": \"{comment}\", \"expr\": []}}}}}}",
                                 c.name
                             ));
                         }
                     }
                 }
-                ok(&format!("{{\"nftables\": [{}]}}", items.join(", ")))
+                declared.extend(self.nft_survives.map(str::to_string));
+                *self.nft_tables.lock().unwrap() = declared;
+                self.loaded.lock().unwrap().push(("nft".into(), text));
+                ok(&format!("{{\"nftables\": [{}]}}\n", items.join(", ")))
             }
             _ => ok(""),
         }
@@ -196,14 +223,6 @@ impl System for Mock {
                 })
             }
             "nft" => self.nft(args, stdin),
-            "gzip" => match args.last().and_then(|f| self.files.get(*f)) {
-                Some(text) => ok(text),
-                None => Ok(RunOutput {
-                    code: Some(1),
-                    stderr: "gzip: /proc/config.gz: No such file or directory\n".into(),
-                    ..RunOutput::default()
-                }),
-            },
             "modprobe" => Ok(RunOutput {
                 code: Some(if self.modprobe_ok { 0 } else { 1 }),
                 ..RunOutput::default()
@@ -266,6 +285,18 @@ impl System for Mock {
             .push(format!("{tool} {}", args.join(" ")));
         self.run(tool, args, stdin)
     }
+    fn run_capturing_holding(
+        &self,
+        tool: &str,
+        args: &[&str],
+        _hold: &std::fs::File,
+    ) -> io::Result<RunOutput> {
+        self.held
+            .lock()
+            .unwrap()
+            .push(format!("{tool} {}", args.join(" ")));
+        self.run(tool, args, None)
+    }
     fn run_detached(&self, tool: &str, args: &[&str]) -> io::Result<Option<i32>> {
         self.calls
             .lock()
@@ -287,6 +318,10 @@ impl System for Mock {
             .get(path)
             .cloned()
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+    fn read_gz(&self, path: &str) -> io::Result<String> {
+        // `files` holds `/proc/config.gz` decompressed.
+        self.read_file(path)
     }
     fn exists(&self, path: &str) -> bool {
         path.strip_prefix("/sys/module/")
@@ -351,8 +386,9 @@ fn applies_and_verifies() {
     assert!(bash[0].starts_with("bash -c ") && bash[0].contains("fw_detect_backend"));
 }
 
-/// The nftables backend: backup of the own tables only, one `nft -f`,
-/// verification through `nft -j`, rules counted per family.
+/// The nftables backend: backup of the own tables only (one `nft list
+/// ruleset`), one `nft -e -j -f` holding the lock, verified from its echo,
+/// rules counted per family.
 #[test]
 fn nftables_applies_and_verifies() {
     let texts = t();
@@ -373,24 +409,48 @@ fn nftables_applies_and_verifies() {
             texts.ipv6.rules_of(crate::plan::Family::V6) + 1
         )
     );
+    // One listing for the backup, one load, whose echo is the verification:
+    // both tables are declared, so nothing else is read.
+    let nft: Vec<String> = m
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("nft"))
+        .collect();
+    assert_eq!(nft.len(), 2, "{nft:?}");
+    assert_eq!(nft[0], "nft list ruleset");
+    assert!(
+        nft[1].starts_with("nft -e -j -f ") && nft[1].ends_with("/load.nft"),
+        "{nft:?}"
+    );
+    // The load holds the applier lock.
+    assert!(m.held.lock().unwrap().contains(&nft[1]));
     let calls = m.calls();
-    for want in [
-        "nft list tables",
-        "nft list table inet firewall",
-        "nft -f -",
-        "nft -j list table inet firewall",
-        "nft -j list table ip firewall_nat",
-    ] {
-        assert!(calls.iter().any(|c| c == want), "{want}: {calls:?}");
-    }
-    // Nothing of iptables, and the absent NAT table is not saved.
+    // Nothing of iptables.
     assert!(!calls.iter().any(|c| c.contains("iptables")), "{calls:?}");
-    assert!(!calls.iter().any(|c| c == "nft list table ip firewall_nat"));
     let loaded = m.loaded.lock().unwrap().clone();
     assert_eq!(
         loaded,
         vec![("nft".to_string(), texts.nft.text().to_string())]
     );
+    // `nft list ruleset` fails (a table nft cannot print): the backup lists
+    // the own tables one by one instead; the absent NAT table is not listed.
+    let m = Mock {
+        detect: (0, "nftables\n"),
+        nft_readback: Some(texts.nft.clone()),
+        nft_ruleset_fails: true,
+        ..Mock::new()
+    };
+    m.nft_tables.lock().unwrap().push("inet firewall".into());
+    let _ = run(&m, &model(), &texts, &opts()).unwrap();
+    let calls = m.calls();
+    for want in [
+        "nft list ruleset",
+        "nft list tables",
+        "nft list table inet firewall",
+    ] {
+        assert!(calls.iter().any(|c| c == want), "{want}: {calls:?}");
+    }
+    assert!(!calls.iter().any(|c| c == "nft list table ip firewall_nat"));
     // Chosen explicitly: no detection.
     let m = Mock {
         nft_readback: Some(texts.nft.clone()),
@@ -416,9 +476,9 @@ fn nftables_applies_and_verifies() {
 }
 
 /// nftables: a rejected rule names its line and statement (through the
-/// printer's map), and everything is rolled back; a read-back that differs
-/// (a missing table, a chain with other rules, an extra table) is a
-/// verification failure, rolled back too.
+/// printer's map), and everything is rolled back; a load whose echo differs
+/// from what was printed (no chains, a chain with other rules) or that left
+/// an extra own table is a verification failure, rolled back too.
 #[test]
 fn nftables_failures_name_the_statement_and_roll_back() {
     let texts = t();
@@ -430,7 +490,7 @@ fn nftables_failures_name_the_statement_and_roll_back() {
     let m = Mock {
         fail: Some((
             "nft",
-            format!("/dev/stdin:{line}:3-25: Error: Could not process rule: Operation not supported\n\t\toifname \"eth0\" masquerade\n\t\t^^^^^^^^\n"),
+            format!("/tmp/firewall.1.2/load.nft:{line}:3-25: Error: Could not process rule: Operation not supported\n\t\toifname \"eth0\" masquerade\n\t\t^^^^^^^^\n"),
         )),
         ..Mock::new()
     };
@@ -461,16 +521,38 @@ fn nftables_failures_name_the_statement_and_roll_back() {
     };
     let e = run(&m, &model(), &texts, &o).unwrap_err();
     assert!(e.to_string().contains("expected"), "{e}");
-    // The NAT table of an earlier policy still there: an extra table.
+    // A policy without NAT over a host without the NAT table: the echo shows
+    // the file's placeholder of it created (and the file deletes it again):
+    // nothing more is read.
     let host = Texts::render(&compiled("extif eth0; open tcp 22, 80;"));
+    let host_model = compiled("extif eth0; open tcp 22, 80;");
     let m = Mock {
         nft_readback: Some(host.nft.clone()),
         ..Mock::new()
     };
-    let host_model = compiled("extif eth0; open tcp 22, 80;");
     let _ = run(&m, &host_model, &host, &o).unwrap();
+    assert!(
+        !m.calls().iter().any(|c| c == "nft list tables"),
+        "{:?}",
+        m.calls()
+    );
+    // The NAT table of an earlier policy: the echo cannot show its deletion,
+    // so one `nft list tables` after the load checks that it is gone ...
+    let earlier = || vec!["inet firewall".to_string(), "ip firewall_nat".to_string()];
     let m = Mock {
         nft_readback: Some(host.nft.clone()),
+        nft_tables: Mutex::new(earlier()),
+        ..Mock::new()
+    };
+    let _ = run(&m, &host_model, &host, &o).unwrap();
+    let calls = m.calls();
+    let load = calls.iter().position(|c| c.starts_with("nft -e -j -f"));
+    let listed = calls.iter().position(|c| c == "nft list tables");
+    assert!(load.is_some() && listed > load, "{calls:?}");
+    // ... and finds it still there: an extra table.
+    let m = Mock {
+        nft_readback: Some(host.nft.clone()),
+        nft_tables: Mutex::new(earlier()),
         nft_survives: Some("ip firewall_nat"),
         ..Mock::new()
     };
@@ -481,6 +563,7 @@ fn nftables_failures_name_the_statement_and_roll_back() {
             .contains("table ip firewall_nat exists, but the policy has none"),
         "{e}"
     );
+    assert!(m.calls().iter().any(|c| c.contains(" rollback ")));
 }
 
 #[test]
@@ -1216,6 +1299,9 @@ fn a_timeout_is_named() {
         }
         fn read_file(&self, path: &str) -> io::Result<String> {
             self.0.read_file(path)
+        }
+        fn read_gz(&self, path: &str) -> io::Result<String> {
+            self.0.read_gz(path)
         }
         fn exists(&self, path: &str) -> bool {
             self.0.exists(path)

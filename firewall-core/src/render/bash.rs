@@ -234,7 +234,7 @@ pub fn script(model: &Model, ipv4: &str, ipv6: &str, nft: &str) -> String {
          #      one applier at a time; waits FIREWALL_LOCK_WAIT seconds (default 10);\n\
          #   - saves what it replaces and net.ipv4.ip_forward into a private directory\n\
          #      (mktemp -d): nftables: the firewall's own tables (inet firewall,\n\
-         #      ip firewall_nat; nothing else of the host's nftables ruleset is read\n\
+         #      ip firewall_nat; nothing else of the host's nftables ruleset is saved\n\
          #      or changed); iptables: what the firewall owns of the IPv4 and IPv6\n\
          #      rules (every rule when exclusive);\n\
          #   - arms a detached watchdog (it survives this script, even SIGKILL, and its\n\
