@@ -196,6 +196,9 @@ fn self_exe() -> String {
     format!("/proc/{}/exe", std::process::id())
 }
 
+/// The bound of one namespace's address and route set-up.
+const TOPOLOGY_TIMEOUT_SECS: u32 = 180;
+
 fn must(what: &str, out: Output) -> Output {
     assert!(out.status.success(), "{}", describe(what, &out));
     out
@@ -326,12 +329,18 @@ ip route add default via 203.0.113.1
 ip -6 route add default via 2001:db8:2::1
 "
         );
-        must("configure outside", self.run_script(Ns::Outside, &outside));
-        must(
-            "configure firewall",
-            self.run_script(Ns::Firewall, &firewall),
-        );
-        must("configure inside", self.run_script(Ns::Inside, &inside));
+        // A longer bound than other commands: while other tests' namespaces
+        // and dockerds are torn down, the kernel's netlink lock can hold these
+        // few `ip` calls past COMMAND_TIMEOUT_SECS (seen in CI).
+        let configure = |ns: Ns, what: &str, script: &str| {
+            let out =
+                self.netns(ns)
+                    .exec_bounded(&["bash", "-s"], Some(script), TOPOLOGY_TIMEOUT_SECS);
+            must(what, out);
+        };
+        configure(Ns::Outside, "configure outside", &outside);
+        configure(Ns::Firewall, "configure firewall", &firewall);
+        configure(Ns::Inside, "configure inside", &inside);
         // veth carrier comes up asynchronously: wait (bounded) until the
         // direct neighbours answer, so the first test packet is not lost.
         for (ns, peer) in [
